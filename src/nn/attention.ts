@@ -1,0 +1,66 @@
+/**
+ * Multi-head self-attention, laid out as Hugging Face's BertAttention so its
+ * parameters carry the same names: self.query/key/value, output.dense.
+ * (The output LayerNorm and residual belong to the caller, since Pre-LN and
+ * Post-LN place them differently.)
+ */
+import { Rng } from '../tensor/rng.js';
+import { Tensor } from '../tensor/tensor.js';
+import * as ops from '../tensor/ops.js';
+import { UntieError } from '../errors.js';
+import { Module } from './module.js';
+import { Dropout, Linear } from './layers.js';
+
+class SelfProjections extends Module {
+  readonly query: Linear;
+  readonly key: Linear;
+  readonly value: Linear;
+  constructor(hidden: number, rng: Rng, std: number) {
+    super();
+    this.query = this.child('query', new Linear(hidden, hidden, rng, { std }));
+    this.key = this.child('key', new Linear(hidden, hidden, rng, { std }));
+    this.value = this.child('value', new Linear(hidden, hidden, rng, { std }));
+  }
+}
+
+class OutputProjection extends Module {
+  readonly dense: Linear;
+  constructor(hidden: number, rng: Rng, std: number) {
+    super();
+    this.dense = this.child('dense', new Linear(hidden, hidden, rng, { std }));
+  }
+}
+
+export class MultiHeadSelfAttention extends Module {
+  readonly self: SelfProjections;
+  readonly output: OutputProjection;
+  private readonly attnDropout: Dropout;
+  readonly headDim: number;
+
+  constructor(readonly hidden: number, readonly heads: number, dropoutP: number, rng: Rng, std = 0.02) {
+    super();
+    if (hidden % heads !== 0) throw new UntieError(`hidden size ${hidden} is not divisible by the number of heads ${heads}`);
+    this.headDim = hidden / heads;
+    this.self = this.child('self', new SelfProjections(hidden, rng, std));
+    this.output = this.child('output', new OutputProjection(hidden, rng, std));
+    this.attnDropout = this.child('attn_dropout', new Dropout(dropoutP, rng));
+  }
+
+  /**
+   * x (B, T, C); keyMask (B, T) additive (0 to attend, -1e4 or -Infinity to
+   * ignore) or null. Returns (B, T, C), before the residual.
+   */
+  forward(x: Tensor, keyMask: Float32Array | null): Tensor {
+    const [B, T, C] = x.shape;
+    const H = this.heads, D = this.headDim;
+    const split = (t: Tensor) => ops.permute(ops.reshape(t, [B, T, H, D]), [0, 2, 1, 3]); // (B, H, T, D)
+    const q = split(this.self.query.forward(x));
+    const k = split(this.self.key.forward(x));
+    const v = split(this.self.value.forward(x));
+    const scores = ops.matmul(q, k, { transB: true }); // (B, H, T, T)
+    const probs = this.attnDropout.forward(ops.softmax(scores, { scale: 1 / Math.sqrt(D), mask: keyMask, maskGroup: H * T }));
+    const context = ops.matmul(probs, v); // (B, H, T, D)
+    const merged = ops.reshape(ops.permute(context, [0, 2, 1, 3]), [B, T, C]);
+    return this.output.dense.forward(merged);
+  }
+}

@@ -1,0 +1,229 @@
+/**
+ * Untying criteria: small objects with one question each. Given the step
+ * that just completed and, on check steps, the per-layer gradient statistics,
+ * should the tied groups be untied (SWE-F, SWE-A) or split (SWE-M)?
+ *
+ * Every criterion's state is a plain JSON object, written into checkpoints,
+ * and its decisions can be replayed from the logged statistics (`replay`).
+ */
+import { UntieError } from '../errors.js';
+import type { Groups } from './plan.js';
+
+/** Gradient agreement of two adjacent members of a group, measured on one step. */
+export interface PairStat {
+  /** Layer positions of the pair (a before b in the group). */
+  a: number;
+  b: number;
+  /** Cosine similarity of the two layers' whole flattened gradients (all tensors pooled). */
+  cosine: number;
+  /** Cosine similarity per parameter tensor, by name within the layer. */
+  perTensor: Record<string, number>;
+}
+
+export interface CheckStats {
+  step: number;
+  pairs: PairStat[];
+}
+
+export type Decision =
+  | { action: 'none' }
+  | { action: 'untie' }
+  /** Split the group holding `a` between members a and b, for each pair listed. */
+  | { action: 'split'; between: [number, number][] };
+
+export interface Criterion {
+  readonly kind: string;
+  /** True when the statistics of update `step` (0-based) should be computed. */
+  wantsStats(step: number): boolean;
+  /** Called after update `step` completes, with its statistics on check steps. */
+  decide(step: number, groups: Groups, stats: CheckStats | null): Decision;
+  /** A JSON-able description of the settings, for config.json and logs. */
+  describe(): Record<string, unknown>;
+  getState(): Record<string, unknown>;
+  setState(state: Record<string, unknown>): void;
+}
+
+export interface AdaptiveOptions {
+  /** Correlation threshold rho (paper: 0.5). */
+  threshold: number;
+  /** Consecutive checks below threshold needed (paper: 3). */
+  patience: number;
+  /** Check every K steps. */
+  every: number;
+}
+
+/** `never`: stay tied to the end (ALBERT-style when the plan ties layers). */
+export class NeverCriterion implements Criterion {
+  readonly kind = 'never';
+  wantsStats(): boolean {
+    return false;
+  }
+  decide(): Decision {
+    return { action: 'none' };
+  }
+  describe() {
+    return { kind: this.kind };
+  }
+  getState() {
+    return {};
+  }
+  setState() {}
+}
+
+/** SWE-F: untie once `untieAt` updates have been made tied. */
+export class FixedCriterion implements Criterion {
+  readonly kind = 'fixed';
+  constructor(readonly untieAt: number) {
+    if (!Number.isInteger(untieAt) || untieAt < 0) throw new UntieError(`--untie step:N needs a whole number of steps >= 0, got ${untieAt}`);
+  }
+  wantsStats(): boolean {
+    return false;
+  }
+  decide(step: number, groups: Groups): Decision {
+    const tied = groups.some((g) => g.length > 1);
+    return tied && step + 1 >= this.untieAt ? { action: 'untie' } : { action: 'none' };
+  }
+  describe() {
+    return { kind: this.kind, untieAt: this.untieAt };
+  }
+  getState() {
+    return {};
+  }
+  setState() {}
+}
+
+function checkAdaptive(o: AdaptiveOptions): void {
+  if (!(o.threshold > -1 && o.threshold < 1)) throw new UntieError(`the untie threshold rho must be in (-1, 1), got ${o.threshold}`);
+  if (!Number.isInteger(o.patience) || o.patience < 1) throw new UntieError(`the untie patience C must be a whole number >= 1, got ${o.patience}`);
+  if (!Number.isInteger(o.every) || o.every < 1) throw new UntieError(`the check interval K must be a whole number >= 1, got ${o.every}`);
+}
+
+/**
+ * SWE-A: every K steps, look at the adjacent-pair correlations of all tied
+ * groups; when more than half are below rho at C consecutive checks, untie
+ * everything. The decision uses the pooled cosine: one number per pair that
+ * weighs each tensor by its size, which is what "the correlation between the
+ * gradients of two layers" means for a whole layer. Per-tensor values are
+ * logged alongside so the choice can be revisited.
+ */
+export class AdaptiveCriterion implements Criterion {
+  readonly kind = 'adaptive';
+  private streak = 0;
+  constructor(readonly options: AdaptiveOptions) {
+    checkAdaptive(options);
+  }
+  wantsStats(step: number): boolean {
+    return (step + 1) % this.options.every === 0;
+  }
+  decide(_step: number, groups: Groups, stats: CheckStats | null): Decision {
+    if (!stats || !groups.some((g) => g.length > 1) || stats.pairs.length === 0) return { action: 'none' };
+    const below = stats.pairs.filter((p) => p.cosine < this.options.threshold).length;
+    this.streak = below > stats.pairs.length / 2 ? this.streak + 1 : 0;
+    return this.streak >= this.options.patience ? { action: 'untie' } : { action: 'none' };
+  }
+  describe() {
+    return { kind: this.kind, ...this.options };
+  }
+  getState() {
+    return { streak: this.streak };
+  }
+  setState(state: Record<string, unknown>) {
+    this.streak = Number(state.streak ?? 0);
+  }
+}
+
+/**
+ * SWE-M: split a group between adjacent members a, b once their correlation
+ * has been below rho at C consecutive checks (C = 1 is the paper's literal
+ * rule; the default C matches SWE-A so one noisy check does not split).
+ */
+export class MultiCriterion implements Criterion {
+  readonly kind = 'multi';
+  private streaks: Record<string, number> = {};
+  constructor(readonly options: AdaptiveOptions) {
+    checkAdaptive(options);
+  }
+  wantsStats(step: number): boolean {
+    return (step + 1) % this.options.every === 0;
+  }
+  decide(_step: number, _groups: Groups, stats: CheckStats | null): Decision {
+    if (!stats) return { action: 'none' };
+    const next: Record<string, number> = {};
+    const between: [number, number][] = [];
+    for (const p of stats.pairs) {
+      const key = `${p.a}-${p.b}`;
+      const streak = p.cosine < this.options.threshold ? (this.streaks[key] ?? 0) + 1 : 0;
+      if (streak >= this.options.patience) between.push([p.a, p.b]);
+      else next[key] = streak;
+    }
+    this.streaks = next;
+    return between.length > 0 ? { action: 'split', between } : { action: 'none' };
+  }
+  describe() {
+    return { kind: this.kind, ...this.options };
+  }
+  getState() {
+    return { streaks: { ...this.streaks } };
+  }
+  setState(state: Record<string, unknown>) {
+    this.streaks = { ...((state.streaks as Record<string, number> | undefined) ?? {}) };
+  }
+}
+
+export interface CriterionDefaults {
+  /** The run's total number of updates (for fraction:F and the default K). */
+  totalSteps: number;
+  threshold?: number;
+  patience?: number;
+  every?: number;
+}
+
+/**
+ * The default check interval: the paper checks every 1k of 500k steps and
+ * would untie at 10% (50k), i.e. 50 checks before the fixed point. We keep at
+ * least ~20 checks before 10% of the run.
+ */
+export function defaultCheckEvery(totalSteps: number): number {
+  return Math.max(1, Math.floor((0.1 * totalSteps) / 20));
+}
+
+/**
+ * Parses `--untie`: never | step:N | fraction:F | adaptive | multi.
+ */
+export function parseCriterion(text: string, d: CriterionDefaults): Criterion {
+  const options: AdaptiveOptions = {
+    threshold: d.threshold ?? 0.5,
+    patience: d.patience ?? 3,
+    every: d.every ?? defaultCheckEvery(d.totalSteps),
+  };
+  const t = text.trim();
+  if (t === 'never') return new NeverCriterion();
+  if (t === 'adaptive') return new AdaptiveCriterion(options);
+  if (t === 'multi') return new MultiCriterion(options);
+  const step = /^step:(\d+)$/.exec(t);
+  if (step) return new FixedCriterion(Number(step[1]));
+  const frac = /^fraction:([0-9]*\.?[0-9]+)$/.exec(t);
+  if (frac) {
+    const f = Number(frac[1]);
+    if (!(f >= 0 && f <= 1)) throw new UntieError(`--untie fraction:F needs F in [0, 1], got ${f}`);
+    return new FixedCriterion(Math.round(f * d.totalSteps));
+  }
+  throw new UntieError(`--untie "${text}" is not one of: never, step:N, fraction:F, adaptive, multi`);
+}
+
+/**
+ * Re-runs a criterion's decisions from logged check statistics (as written to
+ * metrics.jsonl), to audit a run: returns the step of every non-trivial decision.
+ */
+export function replay(criterion: Criterion, initialGroups: Groups, checks: CheckStats[]): { step: number; decision: Decision }[] {
+  const out: { step: number; decision: Decision }[] = [];
+  let groups = initialGroups;
+  for (const c of checks) {
+    const decision = criterion.decide(c.step, groups, c);
+    if (decision.action !== 'none') {
+      out.push({ step: c.step, decision });
+      if (decision.action === 'untie') groups = groups.flat().map((p) => [p]);
+    }
+  }
+  return out;
+}

@@ -1,0 +1,80 @@
+/** Shared test helpers: random tensors, finite-difference gradient checks, comparisons. */
+import assert from 'node:assert/strict';
+import { Rng } from '../src/tensor/rng.js';
+import { Tensor, backward, noGrad } from '../src/tensor/tensor.js';
+import * as ops from '../src/tensor/ops.js';
+
+export function randTensor(shape: number[], rng: Rng, std = 1, requiresGrad = true): Tensor {
+  return Tensor.randn(shape, rng, std, 0, requiresGrad);
+}
+
+export function randArray(n: number, rng: Rng, std = 1): Float32Array {
+  const a = new Float32Array(n);
+  for (let i = 0; i < n; i++) a[i] = std * rng.normal();
+  return a;
+}
+
+/** max |a - b| / (atol + rtol * |b|) over elements; <= 1 means "close". */
+export function closeness(a: ArrayLike<number>, b: ArrayLike<number>, rtol: number, atol: number): { worst: number; at: number } {
+  assert.equal(a.length, b.length, 'length mismatch');
+  let worst = 0, at = -1;
+  for (let i = 0; i < a.length; i++) {
+    const r = Math.abs(a[i] - b[i]) / (atol + rtol * Math.abs(b[i]));
+    if (!(r <= worst)) {
+      worst = Number.isNaN(r) ? Infinity : r;
+      at = i;
+    }
+  }
+  return { worst, at };
+}
+
+export function assertClose(a: ArrayLike<number>, b: ArrayLike<number>, rtol: number, atol: number, what: string): void {
+  const { worst, at } = closeness(a, b, rtol, atol);
+  assert.ok(worst <= 1, `${what}: element ${at} differs: ${a[at]} vs ${b[at]} (rtol ${rtol}, atol ${atol})`);
+}
+
+/**
+ * Checks the gradients of `f(inputs)` (any shape) against central finite
+ * differences of L = sum(f(inputs) * R) for a fixed random R, with the loss
+ * accumulated in float64 so that only the op's own float32 rounding is noise.
+ */
+export function gradCheck(
+  f: (inputs: Tensor[]) => Tensor,
+  inputs: Tensor[],
+  opts: { h?: number; rtol?: number; atol?: number; seed?: number; what: string },
+): void {
+  const h = opts.h ?? 1e-2, rtol = opts.rtol ?? 2e-2, atol = opts.atol ?? 2e-3;
+  const rng = new Rng(opts.seed ?? 99);
+  const probe = noGrad(() => f(inputs));
+  const R = randArray(probe.size, rng);
+  const lossOf = (out: Tensor) => {
+    let s = 0;
+    for (let i = 0; i < out.size; i++) s += out.data[i] * R[i];
+    return s;
+  };
+  for (const t of inputs) t.grad = null;
+  const out = f(inputs);
+  // L = sum(out * R): seed the tape with R by a weighted-sum op built from mul + sum.
+  const weighted = weightedSum(out, R);
+  backward(weighted);
+  for (const [idx, t] of inputs.entries()) {
+    if (!t.requiresGrad) continue;
+    assert.ok(t.grad, `${opts.what}: input ${idx} received no gradient`);
+    const numeric = new Float64Array(t.size);
+    for (let i = 0; i < t.size; i++) {
+      const orig = t.data[i];
+      t.data[i] = orig + h;
+      const plus = lossOf(noGrad(() => f(inputs)));
+      t.data[i] = orig - h;
+      const minus = lossOf(noGrad(() => f(inputs)));
+      t.data[i] = orig;
+      numeric[i] = (plus - minus) / (2 * h);
+    }
+    assertClose(t.grad, numeric, rtol, atol, `${opts.what}: d/d input ${idx}`);
+  }
+}
+
+
+function weightedSum(out: Tensor, R: Float32Array): Tensor {
+  return ops.sum(ops.mul(out, new Tensor(R, out.shape)));
+}
