@@ -1,15 +1,15 @@
 /**
  * Multi-head self-attention, laid out as Hugging Face's BertAttention so its
  * parameters carry the same names: self.query/key/value, output.dense.
- * (The output LayerNorm and residual belong to the caller, since Pre-LN and
- * Post-LN place them differently.)
+ * The residual and output.LayerNorm are applied by the caller, since Pre-LN and
+ * Post-LN place them differently.
  */
 import { Rng } from '../tensor/rng.js';
 import { Tensor } from '../tensor/tensor.js';
 import * as ops from '../tensor/ops.js';
 import { UntieError } from '../errors.js';
 import { Module } from './module.js';
-import { Dropout, Linear } from './layers.js';
+import { Dropout, LayerNorm, Linear } from './layers.js';
 
 class SelfProjections extends Module {
   readonly query: Linear;
@@ -23,11 +23,18 @@ class SelfProjections extends Module {
   }
 }
 
+/**
+ * The output projection, and (as in Hugging Face's BertSelfOutput) the
+ * LayerNorm that follows the residual. The LayerNorm is applied by the
+ * caller; it lives here so parameter names match.
+ */
 class OutputProjection extends Module {
   readonly dense: Linear;
-  constructor(hidden: number, rng: Rng, std: number) {
+  readonly LayerNorm: LayerNorm;
+  constructor(hidden: number, rng: Rng, std: number, eps: number) {
     super();
     this.dense = this.child('dense', new Linear(hidden, hidden, rng, { std }));
+    this.LayerNorm = this.child('LayerNorm', new LayerNorm(hidden, eps));
   }
 }
 
@@ -37,13 +44,14 @@ export class MultiHeadSelfAttention extends Module {
   private readonly attnDropout: Dropout;
   readonly headDim: number;
 
-  constructor(readonly hidden: number, readonly heads: number, dropoutP: number, rng: Rng, std = 0.02) {
+  constructor(readonly hidden: number, readonly heads: number, dropoutP: number, rng: Rng, opts: { std?: number; eps?: number; dropoutRng?: Rng } = {}) {
     super();
+    const std = opts.std ?? 0.02;
     if (hidden % heads !== 0) throw new UntieError(`hidden size ${hidden} is not divisible by the number of heads ${heads}`);
     this.headDim = hidden / heads;
     this.self = this.child('self', new SelfProjections(hidden, rng, std));
-    this.output = this.child('output', new OutputProjection(hidden, rng, std));
-    this.attnDropout = this.child('attn_dropout', new Dropout(dropoutP, rng));
+    this.output = this.child('output', new OutputProjection(hidden, rng, std, opts.eps ?? 1e-12));
+    this.attnDropout = this.child('attn_dropout', new Dropout(dropoutP, opts.dropoutRng ?? rng));
   }
 
   /**

@@ -1,0 +1,257 @@
+/**
+ * BERT for masked-LM pre-training, with Hugging Face's module tree so that
+ * parameter names are BertForMaskedLM's ("bert.encoder.layer.3.attention.self.query.weight").
+ *
+ * Post-LN (as Hugging Face BERT, so export is exact) by default; Pre-LN (as
+ * the paper) as an option, with a final LayerNorm after the stack.
+ * The encoder's layers are declared as a RepeatedStack for src/sharing.
+ */
+import { UntieError } from '../errors.js';
+import { Dropout, Embedding, LayerNorm, Linear } from '../nn/layers.js';
+import { MultiHeadSelfAttention } from '../nn/attention.js';
+import { Module } from '../nn/module.js';
+import type { RepeatedStack } from '../sharing/controller.js';
+import { Rng } from '../tensor/rng.js';
+import { Tensor } from '../tensor/tensor.js';
+import * as ops from '../tensor/ops.js';
+
+export interface BertConfig {
+  vocabSize: number;
+  hidden: number;
+  layers: number;
+  heads: number;
+  intermediate: number;
+  maxPositions: number;
+  typeVocabSize: number;
+  /** hidden_dropout_prob */
+  dropout: number;
+  /** attention_probs_dropout_prob */
+  attentionDropout: number;
+  layerNormEps: number;
+  initStd: number;
+  /** 'post' (Hugging Face BERT) or 'pre' (the paper's Pre-LN). */
+  norm: 'post' | 'pre';
+}
+
+export function defaultBertConfig(): BertConfig {
+  return {
+    vocabSize: 8192, hidden: 128, layers: 6, heads: 4, intermediate: 512, maxPositions: 128,
+    typeVocabSize: 2, dropout: 0.1, attentionDropout: 0.1, layerNormEps: 1e-12, initStd: 0.02, norm: 'post',
+  };
+}
+
+export function validateBertConfig(c: BertConfig): void {
+  const positive = ['vocabSize', 'hidden', 'layers', 'heads', 'intermediate', 'maxPositions', 'typeVocabSize'] as const;
+  for (const k of positive) {
+    if (!Number.isInteger(c[k]) || c[k] < 1) throw new UntieError(`model setting ${k} must be a positive whole number, got ${c[k]}`);
+  }
+  if (c.hidden % c.heads !== 0) throw new UntieError(`hidden size ${c.hidden} is not divisible by heads ${c.heads}: pick heads that divide it`);
+  for (const k of ['dropout', 'attentionDropout'] as const) {
+    if (!(c[k] >= 0 && c[k] < 1)) throw new UntieError(`${k} must be in [0, 1), got ${c[k]}`);
+  }
+  if (c.norm !== 'post' && c.norm !== 'pre') throw new UntieError(`norm must be "post" or "pre", got "${String(c.norm)}"`);
+}
+
+/** One batch of token ids, flattened (batch, seq). */
+export interface TokenBatch {
+  inputIds: Int32Array;
+  tokenTypeIds: Int32Array;
+  /** 1 for real tokens, 0 for padding. */
+  attentionMask: Float32Array;
+  batchSize: number;
+  seqLen: number;
+}
+
+export interface MlmBatch extends TokenBatch {
+  /** Target id at masked positions, -100 elsewhere. */
+  labels: Int32Array;
+}
+
+class Embeddings extends Module {
+  readonly word_embeddings: Embedding;
+  readonly position_embeddings: Embedding;
+  readonly token_type_embeddings: Embedding;
+  readonly LayerNorm: LayerNorm;
+  private readonly drop: Dropout;
+  constructor(c: BertConfig, rng: Rng, dropRng: Rng) {
+    super();
+    this.word_embeddings = this.child('word_embeddings', new Embedding(c.vocabSize, c.hidden, rng, c.initStd));
+    this.position_embeddings = this.child('position_embeddings', new Embedding(c.maxPositions, c.hidden, rng, c.initStd));
+    this.token_type_embeddings = this.child('token_type_embeddings', new Embedding(c.typeVocabSize, c.hidden, rng, c.initStd));
+    this.LayerNorm = this.child('LayerNorm', new LayerNorm(c.hidden, c.layerNormEps));
+    this.drop = this.child('dropout', new Dropout(c.dropout, dropRng));
+  }
+  forward(b: TokenBatch): Tensor {
+    const { batchSize: B, seqLen: T } = b;
+    const positions = new Int32Array(B * T);
+    for (let i = 0; i < B; i++) for (let t = 0; t < T; t++) positions[i * T + t] = t;
+    let x = this.word_embeddings.forward(b.inputIds, [B, T]);
+    x = ops.add(x, this.position_embeddings.forward(positions, [B, T]));
+    x = ops.add(x, this.token_type_embeddings.forward(b.tokenTypeIds, [B, T]));
+    return this.drop.forward(this.LayerNorm.forward(x));
+  }
+}
+
+class DenseOnly extends Module {
+  readonly dense: Linear;
+  constructor(inF: number, outF: number, rng: Rng, std: number) {
+    super();
+    this.dense = this.child('dense', new Linear(inF, outF, rng, { std }));
+  }
+}
+
+class DenseNorm extends Module {
+  readonly dense: Linear;
+  readonly LayerNorm: LayerNorm;
+  constructor(inF: number, outF: number, rng: Rng, std: number, eps: number) {
+    super();
+    this.dense = this.child('dense', new Linear(inF, outF, rng, { std }));
+    this.LayerNorm = this.child('LayerNorm', new LayerNorm(outF, eps));
+  }
+}
+
+export class BertLayer extends Module {
+  readonly attention: MultiHeadSelfAttention;
+  readonly intermediate: DenseOnly;
+  readonly output: DenseNorm;
+  private readonly drop1: Dropout;
+  private readonly drop2: Dropout;
+  constructor(readonly c: BertConfig, rng: Rng, dropRng: Rng) {
+    super();
+    this.attention = this.child('attention', new MultiHeadSelfAttention(c.hidden, c.heads, c.attentionDropout, rng, { std: c.initStd, eps: c.layerNormEps, dropoutRng: dropRng }));
+    this.intermediate = this.child('intermediate', new DenseOnly(c.hidden, c.intermediate, rng, c.initStd));
+    this.output = this.child('output', new DenseNorm(c.intermediate, c.hidden, rng, c.initStd, c.layerNormEps));
+    this.drop1 = this.child('dropout1', new Dropout(c.dropout, dropRng));
+    this.drop2 = this.child('dropout2', new Dropout(c.dropout, dropRng));
+  }
+
+  /** x (B, T, C) -> (B, T, C). */
+  forward(x: Tensor, keyMask: Float32Array | null): Tensor {
+    const attnNorm = this.attention.output.LayerNorm, ffnNorm = this.output.LayerNorm;
+    const ffn = (h: Tensor) => this.output.dense.forward(ops.gelu(this.intermediate.dense.forward(h)));
+    if (this.c.norm === 'post') {
+      const h = attnNorm.forward(ops.add(x, this.drop1.forward(this.attention.forward(x, keyMask))));
+      return ffnNorm.forward(ops.add(h, this.drop2.forward(ffn(h))));
+    }
+    const h = ops.add(x, this.drop1.forward(this.attention.forward(attnNorm.forward(x), keyMask)));
+    return ops.add(h, this.drop2.forward(ffn(ffnNorm.forward(h))));
+  }
+}
+
+class Encoder extends Module {
+  readonly layer: BertLayer[] = [];
+  readonly finalNorm: LayerNorm | null;
+  constructor(c: BertConfig, rng: Rng, dropRng: Rng) {
+    super();
+    for (let i = 0; i < c.layers; i++) this.layer.push(this.child(`layer.${i}`, new BertLayer(c, rng, dropRng)));
+    this.finalNorm = c.norm === 'pre' ? this.child('final_layer_norm', new LayerNorm(c.hidden, c.layerNormEps)) : null;
+  }
+}
+
+class BertBody extends Module {
+  readonly embeddings: Embeddings;
+  readonly encoder: Encoder;
+  constructor(c: BertConfig, rng: Rng, dropRng: Rng) {
+    super();
+    this.embeddings = this.child('embeddings', new Embeddings(c, rng, dropRng));
+    this.encoder = this.child('encoder', new Encoder(c, rng, dropRng));
+  }
+}
+
+class PredictionHead extends Module {
+  readonly transform: DenseNorm;
+  readonly bias: Tensor;
+  constructor(c: BertConfig, rng: Rng) {
+    super();
+    this.transform = this.child('transform', new DenseNorm(c.hidden, c.hidden, rng, c.initStd, c.layerNormEps));
+    this.bias = this.param('bias', Tensor.zeros([c.vocabSize]));
+  }
+}
+
+class MlmHeads extends Module {
+  readonly predictions: PredictionHead;
+  constructor(c: BertConfig, rng: Rng) {
+    super();
+    this.predictions = this.child('predictions', new PredictionHead(c, rng));
+  }
+}
+
+export interface MlmOutput {
+  loss: Tensor;
+  /** Masked positions predicted correctly, and how many there were. */
+  correct: number;
+  count: number;
+}
+
+/** BertForMaskedLM: encoder plus the MLM head, decoder tied to the word embeddings. */
+export class BertForMaskedLM extends Module {
+  readonly bert: BertBody;
+  readonly cls: MlmHeads;
+  /** Every dropout mask draws its seed from this; its state goes into checkpoints. */
+  readonly dropoutRng: Rng;
+
+  /** Weights are drawn from `seed`'s "init" stream, dropout seeds from its "dropout" stream. */
+  constructor(readonly config: BertConfig, seed: number) {
+    super();
+    validateBertConfig(config);
+    const rng = Rng.derive(seed, 'init');
+    this.dropoutRng = Rng.derive(seed, 'dropout');
+    this.bert = this.child('bert', new BertBody(config, rng, this.dropoutRng));
+    this.cls = this.child('cls', new MlmHeads(config, rng));
+  }
+
+  /** The encoder's layers, for the sharing controller. */
+  stack(): RepeatedStack {
+    return {
+      layers: this.bert.encoder.layer.map((l) => l.namedParameters()),
+      prefix: (i) => `bert.encoder.layer.${i}.`,
+    };
+  }
+
+  /** Final hidden states (B, T, C). */
+  encode(b: TokenBatch): Tensor {
+    const c = this.config;
+    if (b.seqLen > c.maxPositions) throw new UntieError(`sequence length ${b.seqLen} exceeds max positions ${c.maxPositions}`);
+    if (b.inputIds.length !== b.batchSize * b.seqLen) throw new UntieError(`inputIds has ${b.inputIds.length} entries, expected batch ${b.batchSize} x seq ${b.seqLen}`);
+    const keyMask = new Float32Array(b.attentionMask.length);
+    for (let i = 0; i < keyMask.length; i++) keyMask[i] = b.attentionMask[i] > 0 ? 0 : -1e9;
+    let x = this.bert.embeddings.forward(b);
+    for (const layer of this.bert.encoder.layer) x = layer.forward(x, keyMask);
+    if (this.bert.encoder.finalNorm) x = this.bert.encoder.finalNorm.forward(x);
+    return x;
+  }
+
+  /**
+   * MLM logits (positions.length, vocab) at the given flat positions of the
+   * hidden states. Only the positions asked for are projected onto the vocab:
+   * in training those are the ~15% masked ones.
+   */
+  logitsAt(hidden: Tensor, positions: Int32Array): Tensor {
+    const C = this.config.hidden;
+    const flat = ops.reshape(hidden, [hidden.size / C, C]);
+    const rows = ops.embedding(flat, positions); // gather rows, scatter-add backward
+    const t = this.cls.predictions.transform;
+    const h = t.LayerNorm.forward(ops.gelu(t.dense.forward(rows)));
+    return ops.linear(h, this.bert.embeddings.word_embeddings.weight, this.cls.predictions.bias);
+  }
+
+  /** Masked-LM loss (mean over masked positions) and accuracy counts. */
+  mlm(b: MlmBatch): MlmOutput {
+    const hidden = this.encode(b);
+    const positions: number[] = [];
+    for (let i = 0; i < b.labels.length; i++) if (b.labels[i] !== -100) positions.push(i);
+    if (positions.length === 0) throw new UntieError('this batch has no masked positions: the masking probability or the sequences are too small');
+    const pos = Int32Array.from(positions);
+    const targets = Int32Array.from(positions, (p) => b.labels[p]);
+    const logits = this.logitsAt(hidden, pos);
+    const loss = ops.crossEntropy(logits, targets);
+    const V = this.config.vocabSize;
+    let correct = 0;
+    for (let r = 0; r < targets.length; r++) {
+      let best = 0;
+      for (let v = 1; v < V; v++) if (logits.data[r * V + v] > logits.data[r * V + best]) best = v;
+      if (best === targets[r]) correct++;
+    }
+    return { loss, correct, count: targets.length };
+  }
+}
