@@ -1,0 +1,62 @@
+/**
+ * The `untie` command line: picks a subcommand and runs it. Each subcommand
+ * lives in its own file exporting `run(argv)` and `summary`; all they do is
+ * parse arguments, call the library, and print.
+ */
+import { UntieError } from '../errors.js';
+
+interface Command {
+  summary: string;
+  run(argv: string[]): Promise<number>;
+}
+
+const commands: Record<string, () => Promise<Command>> = {
+  train: () => import('./train.js'),
+  eval: () => import('./eval.js'),
+  'fill-mask': () => import('./fillmask.js'),
+  export: () => import('./export.js'),
+  linear: () => import('./linear.js'),
+};
+
+const summaries: Record<string, string> = {
+  train: 'pre-train a BERT encoder with masked LM (shared layers, then untied)',
+  eval: 'validation MLM loss and accuracy of a run or checkpoint',
+  'fill-mask': 'most likely tokens for each [MASK] in a text',
+  export: 'write a checkpoint as a Hugging Face BertForMaskedLM folder',
+  linear: 'deep linear networks: the theory of the method, simulated and plotted',
+};
+
+function usage(): string {
+  const width = Math.max(...Object.keys(summaries).map((k) => k.length));
+  return [
+    'usage: untie <command> [options]',
+    '',
+    'commands:',
+    ...Object.entries(summaries).map(([k, s]) => `  ${k.padEnd(width)}  ${s}`),
+    '',
+    'Run `untie <command> --help` for a command\'s options.',
+  ].join('\n');
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    console.log(usage());
+    return name ? 0 : 1;
+  }
+  const load = commands[name];
+  if (!load) {
+    console.error(`untie: unknown command "${name}"\n\n${usage()}`);
+    return 2;
+  }
+  try {
+    const command = await load();
+    return await command.run(rest);
+  } catch (err) {
+    if (err instanceof UntieError) {
+      console.error(`untie ${name}: error: ${err.message}`);
+      return 1;
+    }
+    throw err;
+  }
+}
