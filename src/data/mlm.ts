@@ -62,14 +62,24 @@ export function maskingConfig(tokenizer: Pick<WordPieceTokenizer, 'vocabSize' | 
 
 /**
  * Every sentence of every document as token ids without special tokens
- * (docs -> sentences -> ids), in one batched call to the tokenizer.
+ * (docs -> sentences -> ids), encoded in large batches (the tokenizer
+ * parallelises inside a batch; chunks bound the memory of the intermediate
+ * Encoding objects on big corpora).
  */
-export async function tokenizeDocuments(tokenizer: WordPieceTokenizer, docs: readonly Document[]): Promise<Int32Array[][]> {
+export async function tokenizeDocuments(
+  tokenizer: WordPieceTokenizer,
+  docs: readonly Document[],
+  chunkSize = 50_000,
+): Promise<Int32Array[][]> {
   const texts: string[] = [];
   for (const doc of docs) for (const sentence of doc.sentences) texts.push(sentenceText(sentence));
-  const ids = await tokenizer.encodeBatch(texts, { addSpecialTokens: false });
+  const ids: Int32Array[] = [];
+  for (let start = 0; start < texts.length; start += chunkSize) {
+    const chunk = await tokenizer.encodeBatch(texts.slice(start, start + chunkSize), { addSpecialTokens: false });
+    for (const sentenceIds of chunk) ids.push(Int32Array.from(sentenceIds));
+  }
   let k = 0;
-  return docs.map((doc) => doc.sentences.map(() => Int32Array.from(ids[k++])));
+  return docs.map((doc) => doc.sentences.map(() => ids[k++]));
 }
 
 export interface PackOptions {

@@ -33,4 +33,19 @@ export function writeFileAtomic(file: string, data: string | Uint8Array | readon
     fs.rmSync(tmp, { force: true });
     throw err;
   }
+  syncDirectory(dir);
 }
+
+/** Best effort: make a rename in dir durable (not possible on every platform, e.g. Windows). */
+function syncDirectory(dir: string): void {
+  let fd: number | undefined;
+  try {
+    fd = fs.openSync(dir, 'r');
+    fs.fsyncSync(fd);
+  } catch {
+    // The file itself is complete either way; only the rename's durability is at stake.
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd);
+  }
+}
+
