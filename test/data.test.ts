@@ -243,7 +243,7 @@ test('tokenizer save/load: HF files, identical ids, reused when present', async 
   assertUntieError(() => loadTokenizer(tmp), /truncated or corrupted/);
 });
 
-test('tokenizer encodes the whole Brown corpus in seconds (batched)', async () => {
+test('tokenizer encodes the whole Brown corpus in seconds (batched)', async (t) => {
   const texts = brown.flatMap((d) => d.sentences.map(sentenceText));
   const start = performance.now();
   const ids = await tokenizer.encodeBatch(texts, { addSpecialTokens: false });
@@ -251,7 +251,10 @@ test('tokenizer encodes the whole Brown corpus in seconds (batched)', async () =
   assert.equal(ids.length, texts.length);
   const tokens = ids.reduce((n, x) => n + x.length, 0);
   assert.ok(tokens > 1_161_192, `${tokens} tokens`); // wordpieces outnumber words
-  assert.ok(seconds < 20, `${seconds.toFixed(1)} s`);
+  t.diagnostic(`encoded ${texts.length} sentences, ${tokens} tokens in ${seconds.toFixed(2)} s`);
+  // About 2-4 s on 2 idle cores; the bound is loose so a busy CI machine does not flake, yet
+  // catches a fall back to one call per sentence (minutes).
+  assert.ok(seconds < 60, `${seconds.toFixed(1)} s`);
 });
 
 // --- Masked LM ---
