@@ -15,7 +15,8 @@ export interface ParamState {
 }
 
 export interface OptimizerConfig {
-  kind: 'adamw' | 'lamb';
+  /** 'sgd' is plain gradient descent (p -= lr * g, no momentum, no decay): the deep linear theory is about it. */
+  kind: 'adamw' | 'lamb' | 'sgd';
   beta1: number;
   beta2: number;
   eps: number;
@@ -35,8 +36,8 @@ export class Optimizer {
   private readonly state = new Map<Tensor, ParamState>();
 
   constructor(readonly config: OptimizerConfig) {
-    if (config.kind !== 'adamw' && config.kind !== 'lamb') {
-      throw new UntieError(`unknown optimizer "${String(config.kind)}": use "adamw" or "lamb"`);
+    if (config.kind !== 'adamw' && config.kind !== 'lamb' && config.kind !== 'sgd') {
+      throw new UntieError(`unknown optimizer "${String(config.kind)}": use "adamw", "lamb" or "sgd"`);
     }
   }
 
@@ -77,6 +78,11 @@ export class Optimizer {
       if (!p.grad) continue;
       const s = this.stateOf(p);
       s.step += 1;
+      if (this.config.kind === 'sgd') {
+        // The state (unused moments) is kept so tying and untying copy it like any other.
+        K.axpy(p.data, p.grad, -lr);
+        continue;
+      }
       const bc1 = 1 - Math.pow(beta1, s.step), bc2 = 1 - Math.pow(beta2, s.step);
       const wd = decays(names[i]) ? weightDecay : 0;
       if (this.config.kind === 'adamw') {
