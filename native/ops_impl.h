@@ -1,0 +1,453 @@
+// Kernel bodies, compiled once per instruction set: ops.cc includes this file
+// inside namespace untie::isa_<name> with VBYTES (vector width in bytes) set
+// and the matching `#pragma GCC target`. No include guard on purpose.
+//
+// Math is done in double wherever the reference (plain TypeScript, which
+// computes in double and rounds on store) does, in the same order, so most
+// results match it bit for bit; exp is our own vectorised one (accurate to
+// about 1 ulp in double), so exp-based kernels may differ in the last float bit.
+
+typedef double vd __attribute__((vector_size(VBYTES)));
+typedef float vf __attribute__((vector_size(VBYTES / 2)));
+typedef long long vl __attribute__((vector_size(VBYTES)));
+constexpr int VL = VBYTES / 8;  // doubles per vector
+
+static inline vd bc(double x) { return vd{} + x; }
+static inline vd loadf(const float* p) {
+  vf t;
+  __builtin_memcpy(&t, p, sizeof t);
+  return __builtin_convertvector(t, vd);
+}
+static inline void storef(float* p, vd x) {
+  vf t = __builtin_convertvector(x, vf);
+  __builtin_memcpy(p, &t, sizeof t);
+}
+static inline double hsum(vd v) {
+  double s = 0.0;
+  for (int l = 0; l < VL; l++) s += v[l];
+  return s;
+}
+
+// exp(x) in double: x = n ln2 + r, |r| <= ln2/2, exp(r) by its Taylor series
+// to r^12 (truncation error < 2e-16), times 2^n built in the exponent bits.
+// Clamped to [-708, 709], so exp(-inf) gives ~3e-308 (0 once rounded to
+// float) rather than a subnormal; NaN stays NaN.
+static inline vd vexp(vd x) {
+  const vd lo = bc(-708.0), hi = bc(709.0);
+  x = x < lo ? lo : x;
+  x = x > hi ? hi : x;
+  const double shifter = 6755399441055744.0;  // 1.5 * 2^52: adding it rounds to an integer
+  const vd t = x * 1.4426950408889634 + shifter;
+  const vd n = t - shifter;
+  vd r = x - n * 6.93147180369123816490e-01;  // ln2 high part: n * it is exact
+  r = r - n * 1.90821492927058770002e-10;     // ln2 low part
+  vd p = bc(1.0 / 479001600.0);
+  p = p * r + 1.0 / 39916800.0;
+  p = p * r + 1.0 / 3628800.0;
+  p = p * r + 1.0 / 362880.0;
+  p = p * r + 1.0 / 40320.0;
+  p = p * r + 1.0 / 5040.0;
+  p = p * r + 1.0 / 720.0;
+  p = p * r + 1.0 / 120.0;
+  p = p * r + 1.0 / 24.0;
+  p = p * r + 1.0 / 6.0;
+  p = p * r + 0.5;
+  p = p * r + 1.0;
+  p = p * r + 1.0;
+  vl bits = (vl)t - (vl)bc(shifter);
+  bits = (bits + 1023) << 52;
+  return p * (vd)bits;
+}
+
+// erf as the reference computes it (Numerical Recipes' erfc fit, |error| < 1.2e-7).
+static inline vd verf(vd x) {
+  const vd z = x < 0.0 ? -x : x;
+  const vd t = 1.0 / (1.0 + 0.5 * z);
+  const vd r = t * vexp(-z * z - 1.26551223 +
+                        t * (1.00002368 +
+                             t * (0.37409196 +
+                                  t * (0.09678418 +
+                                       t * (-0.18628806 +
+                                            t * (0.27886807 +
+                                                 t * (-1.13520398 +
+                                                      t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))));
+  return x >= 0.0 ? 1.0 - r : r - 1.0;
+}
+
+// out[i] = f(x[i]) for i < n, in vectors of VL; the tail is padded so that
+// every element goes through the same vector code.
+template <class F>
+static inline void map1(const float* x, float* out, int64_t n, F f) {
+  int64_t i = 0;
+  for (; i + VL <= n; i += VL) storef(out + i, f(loadf(x + i)));
+  if (i < n) {
+    float tx[VL] = {}, to[VL];
+    const int64_t rest = n - i;
+    __builtin_memcpy(tx, x + i, rest * sizeof(float));
+    storef(to, f(loadf(tx)));
+    __builtin_memcpy(out + i, to, rest * sizeof(float));
+  }
+}
+template <class F>
+static inline void map2(const float* x, const float* y, float* out, int64_t n, F f) {
+  int64_t i = 0;
+  for (; i + VL <= n; i += VL) storef(out + i, f(loadf(x + i), loadf(y + i)));
+  if (i < n) {
+    float tx[VL] = {}, ty[VL] = {}, to[VL];
+    const int64_t rest = n - i;
+    __builtin_memcpy(tx, x + i, rest * sizeof(float));
+    __builtin_memcpy(ty, y + i, rest * sizeof(float));
+    storef(to, f(loadf(tx), loadf(ty)));
+    __builtin_memcpy(out + i, to, rest * sizeof(float));
+  }
+}
+
+// ---- elementwise (float ops give the same result as the reference's double ops then rounding)
+
+static void add(const float* a, const float* b, float* out, int64_t n) {
+  for (int64_t i = 0; i < n; i++) out[i] = a[i] + b[i];
+}
+static void mul(const float* a, const float* b, float* out, int64_t n) {
+  for (int64_t i = 0; i < n; i++) out[i] = a[i] * b[i];
+}
+static void scale(const float* a, double s, float* out, int64_t n) {
+  for (int64_t i = 0; i < n; i++) out[i] = (float)(s * (double)a[i]);
+}
+static void axpy(float* dst, const float* src, double s, int64_t n) {
+  for (int64_t i = 0; i < n; i++) dst[i] = (float)((double)dst[i] + s * (double)src[i]);
+}
+// x (rows, cols), bias (cols), out (rows, cols)
+static void add_row_vector(const float* x, const float* bias, float* out, int64_t r0, int64_t r1, int64_t cols) {
+  for (int64_t r = r0; r < r1; r++) {
+    const float* xr = x + r * cols;
+    float* orow = out + r * cols;
+    for (int64_t c = 0; c < cols; c++) orow[c] = xr[c] + bias[c];
+  }
+}
+// x (rows, cols), out (cols): columns [c0, c1), rows summed in order, in double.
+static void sum_rows(const float* x, float* out, int64_t rows, int64_t cols, int64_t c0, int64_t c1, double* acc) {
+  const int64_t w = c1 - c0;
+  for (int64_t c = 0; c < w; c++) acc[c] = 0.0;
+  for (int64_t r = 0; r < rows; r++) {
+    const float* xr = x + r * cols + c0;
+    for (int64_t c = 0; c < w; c++) acc[c] += (double)xr[c];
+  }
+  for (int64_t c = 0; c < w; c++) out[c0 + c] = (float)acc[c];
+}
+
+// ---- activations
+
+static void gelu_forward(const float* x, float* out, int64_t n) {
+  map1(x, out, n, [](vd v) { return 0.5 * v * (1.0 + verf(v * 0.7071067811865476)); });
+}
+static void gelu_backward(const float* x, const float* dy, float* dx, int64_t n) {
+  map2(x, dy, dx, n, [](vd v, vd g) {
+    const vd cdf = 0.5 * (1.0 + verf(v * 0.7071067811865476));
+    const vd pdf = 0.3989422804014327 * vexp(-0.5 * v * v);
+    return g * (cdf + v * pdf);
+  });
+}
+static void tanh_forward(const float* x, float* out, int64_t n) {
+  for (int64_t i = 0; i < n; i++) out[i] = (float)__builtin_tanh((double)x[i]);
+}
+static void tanh_backward(const float* y, const float* dy, float* dx, int64_t n) {
+  for (int64_t i = 0; i < n; i++) {
+    const double yi = y[i];
+    dx[i] = (float)((double)dy[i] * (1.0 - yi * yi));
+  }
+}
+
+// Elements [i0, i1) of the dropout mask; keep iff (hash >> 8) >= threshold,
+// which is dropoutUniform(seed, i) >= p with threshold = ceil(p * 2^24).
+static void dropout_forward(const float* x, float* out, float* mask, int64_t i0, int64_t i1, uint32_t threshold,
+                            float keep, uint32_t seed) {
+  for (int64_t i = i0; i < i1; i++) {
+    uint32_t h = seed ^ ((uint32_t)i * 0x9e3779b1u);
+    h ^= h >> 16;
+    h *= 0x85ebca6bu;
+    h ^= h >> 13;
+    h *= 0xc2b2ae35u;
+    h ^= h >> 16;
+    const float mk = (h >> 8) >= threshold ? keep : 0.0f;
+    mask[i] = mk;
+    out[i] = x[i] * mk;
+  }
+}
+
+// ---- softmax: rows [r0, r1); row is scratch of cols doubles
+
+static void softmax_forward(const float* x, float* out, int64_t r0, int64_t r1, int64_t cols, double scale,
+                            const float* mask, int64_t group, double* row) {
+  const double ninf = -__builtin_inf();
+  for (int64_t r = r0; r < r1; r++) {
+    const float* xr = x + r * cols;
+    const float* mr = mask ? mask + (r / group) * cols : nullptr;
+    float* orow = out + r * cols;
+    vd vmax = bc(ninf);
+    double max = ninf;
+    int64_t c = 0;
+    for (; c + VL <= cols; c += VL) {
+      vd v = scale * loadf(xr + c);
+      v = v + (mr ? loadf(mr + c) : bc(0.0));
+      __builtin_memcpy(row + c, &v, sizeof v);
+      vmax = v > vmax ? v : vmax;
+    }
+    for (; c < cols; c++) {
+      const double v = scale * (double)xr[c] + (mr ? (double)mr[c] : 0.0);
+      row[c] = v;
+      if (v > max) max = v;
+    }
+    for (int l = 0; l < VL; l++)
+      if (vmax[l] > max) max = vmax[l];
+    if (max == ninf) {
+      for (c = 0; c < cols; c++) orow[c] = 0.0f;
+      continue;
+    }
+    vd vsum = bc(0.0);
+    const vd vm = bc(max);
+    for (c = 0; c + VL <= cols; c += VL) {
+      vd v;
+      __builtin_memcpy(&v, row + c, sizeof v);
+      v = vexp(v - vm);
+      __builtin_memcpy(row + c, &v, sizeof v);
+      vsum += v;
+    }
+    if (c < cols) {
+      vd v = bc(ninf);
+      for (int64_t j = c; j < cols; j++) v[j - c] = row[j];
+      v = vexp(v - vm);
+      for (int64_t j = c; j < cols; j++) { row[j] = v[j - c]; vsum[j - c] += v[j - c]; }
+    }
+    const vd vs = bc(hsum(vsum));
+    for (c = 0; c + VL <= cols; c += VL) {
+      vd v;
+      __builtin_memcpy(&v, row + c, sizeof v);
+      storef(orow + c, v / vs);
+    }
+    for (; c < cols; c++) orow[c] = (float)(row[c] / vs[0]);
+  }
+}
+
+static void softmax_backward(const float* y, const float* dy, float* dx, int64_t r0, int64_t r1, int64_t cols,
+                             double scale) {
+  for (int64_t r = r0; r < r1; r++) {
+    const float* yr = y + r * cols;
+    const float* gr = dy + r * cols;
+    float* dr = dx + r * cols;
+    vd vdot = bc(0.0);
+    int64_t c = 0;
+    for (; c + VL <= cols; c += VL) vdot += loadf(gr + c) * loadf(yr + c);
+    double dot = hsum(vdot);
+    for (; c < cols; c++) dot += (double)gr[c] * (double)yr[c];
+    const vd vdt = bc(dot);
+    map2(yr, gr, dr, cols, [&](vd yv, vd gv) { return scale * yv * (gv - vdt); });
+  }
+}
+
+// ---- layernorm
+
+static void layernorm_forward(const float* x, const float* gamma, const float* beta, float* out, float* mean,
+                              float* rstd, int64_t r0, int64_t r1, int64_t cols, double eps) {
+  for (int64_t r = r0; r < r1; r++) {
+    const float* xr = x + r * cols;
+    vd vs = bc(0.0);
+    int64_t c = 0;
+    for (; c + VL <= cols; c += VL) vs += loadf(xr + c);
+    double mu = hsum(vs);
+    for (; c < cols; c++) mu += (double)xr[c];
+    mu /= (double)cols;
+    const vd vmu = bc(mu);
+    vd vv = bc(0.0);
+    for (c = 0; c + VL <= cols; c += VL) {
+      const vd d = loadf(xr + c) - vmu;
+      vv += d * d;
+    }
+    double var = hsum(vv);
+    for (; c < cols; c++) {
+      const double d = (double)xr[c] - mu;
+      var += d * d;
+    }
+    var /= (double)cols;
+    const double rs = 1.0 / __builtin_sqrt(var + eps);
+    mean[r] = (float)mu;
+    rstd[r] = (float)rs;
+    float* orow = out + r * cols;
+    const vd vrs = bc(rs);
+    for (c = 0; c + VL <= cols; c += VL)
+      storef(orow + c, (loadf(xr + c) - vmu) * vrs * loadf(gamma + c) + loadf(beta + c));
+    for (; c < cols; c++) orow[c] = (float)(((double)xr[c] - mu) * rs * (double)gamma[c] + (double)beta[c]);
+  }
+}
+
+// dx for rows [r0, r1).
+static void layernorm_backward_dx(const float* x, const float* gamma, const float* mean, const float* rstd,
+                                  const float* dy, float* dx, int64_t r0, int64_t r1, int64_t cols) {
+  for (int64_t r = r0; r < r1; r++) {
+    const float* xr = x + r * cols;
+    const float* gr = dy + r * cols;
+    float* dr = dx + r * cols;
+    const double mu = mean[r], rs = rstd[r];
+    const vd vmu = bc(mu), vrs = bc(rs);
+    vd vg = bc(0.0), vgx = bc(0.0);
+    int64_t c = 0;
+    for (; c + VL <= cols; c += VL) {
+      const vd xhat = (loadf(xr + c) - vmu) * vrs;
+      const vd g = loadf(gr + c) * loadf(gamma + c);
+      vg += g;
+      vgx += g * xhat;
+    }
+    double mg = hsum(vg), mgx = hsum(vgx);
+    for (; c < cols; c++) {
+      const double xhat = ((double)xr[c] - mu) * rs;
+      const double g = (double)gr[c] * (double)gamma[c];
+      mg += g;
+      mgx += g * xhat;
+    }
+    mg /= (double)cols;
+    mgx /= (double)cols;
+    const vd vmg = bc(mg), vmgx = bc(mgx);
+    for (c = 0; c + VL <= cols; c += VL) {
+      const vd xhat = (loadf(xr + c) - vmu) * vrs;
+      const vd g = loadf(gr + c) * loadf(gamma + c);
+      storef(dr + c, vrs * (g - vmg - xhat * vmgx));
+    }
+    for (; c < cols; c++) {
+      const double xhat = ((double)xr[c] - mu) * rs;
+      const double g = (double)gr[c] * (double)gamma[c];
+      dr[c] = (float)(rs * (g - mg - xhat * mgx));
+    }
+  }
+}
+
+// dgamma, dbeta for columns [c0, c1), rows summed in order. acc: 2 * (c1 - c0) doubles.
+static void layernorm_backward_dgb(const float* x, const float* mean, const float* rstd, const float* dy,
+                                   float* dgamma, float* dbeta, int64_t rows, int64_t cols, int64_t c0, int64_t c1,
+                                   double* acc) {
+  const int64_t w = c1 - c0;
+  double* dg = acc;
+  double* db = acc + w;
+  for (int64_t c = 0; c < w; c++) dg[c] = db[c] = 0.0;
+  for (int64_t r = 0; r < rows; r++) {
+    const float* xr = x + r * cols + c0;
+    const float* gr = dy + r * cols + c0;
+    const double mu = mean[r], rs = rstd[r];
+    for (int64_t c = 0; c < w; c++) {
+      const double xhat = ((double)xr[c] - mu) * rs;
+      dg[c] += (double)gr[c] * xhat;
+      db[c] += (double)gr[c];
+    }
+  }
+  for (int64_t c = 0; c < w; c++) {
+    dgamma[c0 + c] = (float)dg[c];
+    dbeta[c0 + c] = (float)db[c];
+  }
+}
+
+// ---- cross-entropy: rows [r0, r1); targets already validated
+
+static void cross_entropy_forward(const float* logits, const int32_t* targets, float* losses, float* lse, int64_t r0,
+                                  int64_t r1, int64_t cols, int64_t ignore) {
+  for (int64_t r = r0; r < r1; r++) {
+    const int64_t t = targets[r];
+    if (t == ignore) {
+      losses[r] = 0.0f;
+      lse[r] = 0.0f;
+      continue;
+    }
+    const float* lr = logits + r * cols;
+    float max = -__builtin_inff();
+    for (int64_t c = 0; c < cols; c++) max = lr[c] > max ? lr[c] : max;
+    const vd vm = bc((double)max);
+    vd vs = bc(0.0);
+    int64_t c = 0;
+    for (; c + VL <= cols; c += VL) vs += vexp(loadf(lr + c) - vm);
+    if (c < cols) {
+      vd v = bc(-__builtin_inf());
+      for (int64_t j = c; j < cols; j++) v[j - c] = lr[j];
+      v = vexp(v - vm);
+      for (int64_t j = c; j < cols; j++) vs[j - c] += v[j - c];
+    }
+    const double l = (double)max + __builtin_log(hsum(vs));
+    lse[r] = (float)l;
+    losses[r] = (float)(l - (double)lr[t]);
+  }
+}
+
+static void cross_entropy_backward(const float* logits, const int32_t* targets, const float* lse, float* dlogits,
+                                   int64_t r0, int64_t r1, int64_t cols, int64_t ignore, double grad_scale) {
+  for (int64_t r = r0; r < r1; r++) {
+    const int64_t t = targets[r];
+    float* dr = dlogits + r * cols;
+    if (t == ignore) {
+      for (int64_t c = 0; c < cols; c++) dr[c] = 0.0f;
+      continue;
+    }
+    const float* lr = logits + r * cols;
+    const vd vl_ = bc((double)lse[r]);
+    map1(lr, dr, cols, [&](vd v) { return grad_scale * (vexp(v - vl_) - 0.0); });
+    const vd pt = vexp(bc((double)lr[t]) - vl_);
+    dr[t] = (float)(grad_scale * (pt[0] - 1.0));
+  }
+}
+
+// ---- optimizer
+
+static void adamw_step(float* param, const float* grad, float* m, float* v, int64_t i0, int64_t i1, double decay,
+                       double beta1, double beta2, double step_size, double sqrt_bc2, double eps) {
+  const double one_b1 = 1.0 - beta1, one_b2 = 1.0 - beta2;
+  for (int64_t i = i0; i < i1; i++) {
+    const double g = grad[i];
+    const float p = (float)((double)param[i] * decay);
+    const float mi = (float)(beta1 * (double)m[i] + one_b1 * g);
+    const float vi = (float)(beta2 * (double)v[i] + one_b2 * g * g);
+    m[i] = mi;
+    v[i] = vi;
+    param[i] = (float)((double)p - step_size * (double)mi / (__builtin_sqrt((double)vi) / sqrt_bc2 + eps));
+  }
+}
+
+// ---- reductions over one chunk
+
+static double sum(const float* a, int64_t n) {
+  vd s = bc(0.0);
+  int64_t i = 0;
+  for (; i + VL <= n; i += VL) s += loadf(a + i);
+  double r = hsum(s);
+  for (; i < n; i++) r += (double)a[i];
+  return r;
+}
+static double dot(const float* a, const float* b, int64_t n) {
+  vd s = bc(0.0);
+  int64_t i = 0;
+  for (; i + VL <= n; i += VL) s += loadf(a + i) * loadf(b + i);
+  double r = hsum(s);
+  for (; i < n; i++) r += (double)a[i] * (double)b[i];
+  return r;
+}
+static double sum_squares(const float* a, int64_t n) {
+  vd s = bc(0.0);
+  int64_t i = 0;
+  for (; i + VL <= n; i += VL) {
+    const vd x = loadf(a + i);
+    s += x * x;
+  }
+  double r = hsum(s);
+  for (; i < n; i++) r += (double)a[i] * (double)a[i];
+  return r;
+}
+// x * 0 is 0 for finite x and NaN for infinities and NaN.
+static bool all_finite(const float* a, int64_t n) {
+  vd s = bc(0.0);
+  int64_t i = 0;
+  for (; i + VL <= n; i += VL) s += loadf(a + i) * 0.0;
+  double r = hsum(s);
+  for (; i < n; i++) r += (double)a[i] * 0.0;
+  return r == 0.0;
+}
+
+static const OpsTable table = {
+    add, mul, scale, axpy, add_row_vector, sum_rows, gelu_forward, gelu_backward, tanh_forward, tanh_backward,
+    dropout_forward, softmax_forward, softmax_backward, layernorm_forward, layernorm_backward_dx,
+    layernorm_backward_dgb, cross_entropy_forward, cross_entropy_backward, adamw_step, sum, dot, sum_squares,
+    all_finite,
+};
