@@ -1,0 +1,33 @@
+/** `untie eval RUN_OR_CHECKPOINT`: validation MLM loss and accuracy. */
+import { UntieError } from '../errors.js';
+import { defaultRunConfig, mergeConfig, type RunConfig } from '../train/config.js';
+import { prepareData } from '../train/data.js';
+import { load } from '../train/load.js';
+import { evaluate } from '../train/trainer.js';
+import { helpText, parse, type Flags } from './args.js';
+
+export const summary = 'validation MLM loss and accuracy of a run or checkpoint';
+const flags: Flags = {
+  json: { type: 'boolean', help: 'print {"val_loss", "val_acc", "tokens", "checkpoint"} as JSON' },
+};
+
+export async function run(argv: string[]): Promise<number> {
+  const { values, positionals } = parse('eval', argv, flags);
+  if (values.help) {
+    console.log(helpText('eval', 'RUN_OR_CHECKPOINT', flags, `${summary}, on the run's own validation set (same corpus, split and masking as in training).`));
+    return 0;
+  }
+  if (positionals.length !== 1) throw new UntieError('usage: untie eval RUN_OR_CHECKPOINT');
+  const loaded = load(positionals[0]);
+  if (!loaded.runDir || !loaded.runConfig) throw new UntieError(`${positionals[0]} is not part of a run folder, so its validation set is unknown. Pass the run folder or one of its checkpoint-<step> folders.`);
+  const base = defaultRunConfig(loaded.runConfig.preset);
+  const cfg: RunConfig = mergeConfig(base, loaded.runConfig, 'config');
+  const data = await prepareData(cfg.data, cfg.train.seed, loaded.runDir, cfg.train.batchSize);
+  const result = evaluate(loaded.model, data.validation);
+  if (values.json) {
+    console.log(JSON.stringify({ val_loss: result.loss, val_acc: result.accuracy, tokens: result.tokens, checkpoint: loaded.modelDir }));
+  } else {
+    console.log(`${loaded.modelDir}: validation loss ${result.loss.toFixed(4)}, accuracy ${(100 * result.accuracy).toFixed(2)}% over ${result.tokens} masked tokens`);
+  }
+  return 0;
+}

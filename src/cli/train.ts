@@ -1,0 +1,135 @@
+/** `untie train`: pre-train BERT with masked LM, sharing layers and then untying them. */
+import fs from 'node:fs';
+import path from 'node:path';
+import { UntieError } from '../errors.js';
+import { defaultRunConfig, mergeConfig, readConfigFile, PRESETS, type RunConfig } from '../train/config.js';
+import { train } from '../train/trainer.js';
+import { helpText, numberFlag, parse, type Flags } from './args.js';
+
+export const summary = 'pre-train a BERT encoder with masked LM (shared layers, then untied)';
+
+const d = defaultRunConfig('tiny');
+
+/** Flags that set a numeric config field: flag -> [section, key, integer]. */
+const NUMERIC: Record<string, [keyof RunConfig, string, boolean, string]> = {
+  steps: ['train', 'steps', true, 'training steps (optimizer updates)'],
+  seed: ['train', 'seed', true, 'random seed (init, dropout, data order, masking)'],
+  'batch-size': ['train', 'batchSize', true, 'sequences per micro-batch'],
+  'grad-accum': ['train', 'gradAccum', true, 'micro-batches per update'],
+  lr: ['train', 'lr', false, 'peak learning rate (preset-dependent)'],
+  warmup: ['train', 'warmupSteps', true, 'linear warmup steps (0 = 10% of the steps)'],
+  'weight-decay': ['train', 'weightDecay', false, 'decoupled weight decay (not on biases and LayerNorm)'],
+  clip: ['train', 'clip', false, 'global gradient-norm clip (0 = off)'],
+  threads: ['train', 'threads', true, 'kernel threads (0 = all cores)'],
+  'log-every': ['train', 'logEvery', true, 'steps between metrics.jsonl train records'],
+  'eval-every': ['train', 'evalEvery', true, 'steps between validations (0 = only at the end)'],
+  'save-every': ['train', 'saveEvery', true, 'steps between checkpoints (0 = only at the end)'],
+  'keep-last': ['train', 'keepLast', true, 'checkpoints kept'],
+  'seq-len': ['data', 'seqLen', true, 'tokens per sequence'],
+  'vocab-size': ['data', 'vocabSize', true, 'WordPiece vocabulary size'],
+  'eval-batches': ['data', 'evalBatches', true, 'validation batches per evaluation (0 = all)'],
+  layers: ['model', 'layers', true, 'encoder layers (preset-dependent)'],
+  hidden: ['model', 'hidden', true, 'hidden size (preset-dependent)'],
+  heads: ['model', 'heads', true, 'attention heads (preset-dependent)'],
+  intermediate: ['model', 'intermediate', true, 'feed-forward size (preset-dependent)'],
+  'max-positions': ['model', 'maxPositions', true, 'position-embedding table size'],
+  dropout: ['model', 'dropout', false, 'hidden and attention dropout'],
+  'untie-threshold': ['sharing', 'threshold', false, 'rho: adjacent-layer gradient cosine below which layers disagree'],
+  'untie-patience': ['sharing', 'patience', true, 'C: consecutive checks below rho before untying'],
+  'check-every': ['sharing', 'checkEvery', true, 'K: steps between checks (0 = ~20 checks before 10% of the run)'],
+};
+
+const STRINGS: Record<string, [keyof RunConfig | null, string, string]> = {
+  corpus: ['data', 'corpus', '"brown" (built in) or a text file or folder of .txt files'],
+  out: [null, 'outDir', 'folder that holds run folders'],
+  name: [null, 'name', 'run folder name (default: <preset>-<date>)'],
+  optimizer: ['train', 'optimizer', 'adamw | lamb'],
+  norm: ['model', 'norm', 'post (Hugging Face BERT) | pre (the paper\'s Pre-LN)'],
+  share: ['sharing', 'share', 'tying plan AxB: a unit of A layers repeated B times (default 1x<layers>: all tied)'],
+  untie: ['sharing', 'untie', 'never | step:N | fraction:F | adaptive | multi'],
+  'shared-grad': ['sharing', 'sharedGrad', 'mean (the paper) | sum (ALBERT)'],
+  'untie-optimizer': ['sharing', 'untieOptimizer', 'copy (each layer continues the shared state) | reset'],
+};
+
+function flags(): Flags {
+  const f: Flags = {
+    preset: { type: 'string', help: `model size: ${Object.keys(PRESETS).join(' | ')}`, default: 'tiny' },
+    config: { type: 'string', help: 'JSON config file (same keys as a run\'s config.json); flags override it' },
+    resume: { type: 'string', help: 'continue the run in this folder from its newest checkpoint' },
+    json: { type: 'boolean', help: 'print a JSON summary at the end' },
+    quiet: { type: 'boolean', help: 'no progress output' },
+  };
+  for (const [flag, [section, key, , help]] of Object.entries(NUMERIC)) {
+    const def = (d[section] as unknown as Record<string, unknown>)[key];
+    f[flag] = { type: 'string', help, default: String(def) };
+  }
+  for (const [flag, [section, key, help]] of Object.entries(STRINGS)) {
+    const def = section ? (d[section] as unknown as Record<string, unknown>)[key] : (d as unknown as Record<string, unknown>)[key];
+    f[flag] = { type: 'string', help, default: def === '' ? undefined : String(def) };
+  }
+  return f;
+}
+
+/** Builds the run config: preset, then config file, then flags. */
+export function configFromFlags(values: Record<string, string | boolean | undefined>): RunConfig {
+  const fileCfg = typeof values.config === 'string' ? readConfigFile(values.config) : undefined;
+  const preset = typeof values.preset === 'string' ? values.preset
+    : fileCfg && typeof (fileCfg as { preset?: unknown }).preset === 'string' ? (fileCfg as { preset: string }).preset : 'tiny';
+  let cfg = defaultRunConfig(preset);
+  if (fileCfg !== undefined) cfg = mergeConfig(cfg, fileCfg, 'config');
+  cfg.preset = preset;
+  for (const [flag, [section, key, integer]] of Object.entries(NUMERIC)) {
+    const v = numberFlag(flag, values[flag], { integer });
+    if (v !== undefined) (cfg[section] as unknown as Record<string, unknown>)[key] = v;
+  }
+  for (const [flag, [section, key]] of Object.entries(STRINGS)) {
+    const v = values[flag];
+    if (typeof v !== 'string') continue;
+    if (section) (cfg[section] as unknown as Record<string, unknown>)[key] = v;
+    else (cfg as unknown as Record<string, unknown>)[key] = v;
+  }
+  if (!cfg.name) cfg.name = `${cfg.preset}-${new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19)}`;
+  return cfg;
+}
+
+/** The config of an existing run, with the few settings a resume may change. */
+function resumeConfig(dir: string, values: Record<string, string | boolean | undefined>): RunConfig {
+  const file = path.join(dir, 'config.json');
+  if (!fs.existsSync(file)) throw new UntieError(`${dir} is not a run folder (no config.json). Pass the folder that \`untie train\` created.`);
+  const saved = readConfigFile(file) as RunConfig;
+  const cfg = mergeConfig(defaultRunConfig(saved.preset in PRESETS ? saved.preset : 'tiny'), saved, 'config');
+  cfg.outDir = path.dirname(dir);
+  cfg.name = path.basename(dir);
+  const allowed = new Set(['resume', 'json', 'quiet', 'threads', 'steps', 'eval-every', 'save-every', 'keep-last', 'log-every']);
+  for (const [k, v] of Object.entries(values)) {
+    if (v !== undefined && !allowed.has(k)) throw new UntieError(`--${k} cannot change on --resume: the run keeps its saved config.json (only --steps, --threads and the logging/saving intervals can change)`);
+  }
+  for (const flag of ['steps', 'threads', 'eval-every', 'save-every', 'keep-last', 'log-every']) {
+    const v = numberFlag(flag, values[flag], { integer: true });
+    if (v !== undefined) (cfg.train as unknown as Record<string, unknown>)[NUMERIC[flag][1]] = v;
+  }
+  return cfg;
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const f = flags();
+  const { values } = parse('train', argv, f);
+  if (values.help) {
+    console.log(helpText('train', '[options]', f, summary + '.\nDefaults are those of the tiny preset; other presets change the model size and learning rate.'));
+    return 0;
+  }
+  const resumeDir = typeof values.resume === 'string' ? values.resume : null;
+  const config = resumeDir ? resumeConfig(resumeDir, values) : configFromFlags(values);
+  const result = await train({ config, resume: resumeDir !== null, progress: !values.quiet && !values.json });
+  if (values.json) {
+    console.log(JSON.stringify({
+      run_dir: result.runDir, steps: result.steps, final_val_loss: result.finalValLoss, final_val_acc: result.finalValAcc,
+      seconds: result.seconds, untied_at: result.untiedAt, parameters: result.parameters, unique_parameters: result.uniqueParameters,
+    }));
+  } else {
+    console.log(`run folder: ${result.runDir}`);
+    console.log(`steps: ${result.steps}   final validation loss: ${result.finalValLoss.toFixed(4)}   accuracy: ${(100 * result.finalValAcc).toFixed(2)}%`);
+    console.log(`layers ${result.untiedAt === null ? 'stayed tied' : `untied after step ${result.untiedAt}`}; ${result.uniqueParameters.toLocaleString('en-US')} unique of ${result.parameters.toLocaleString('en-US')} parameters at the end; ${result.seconds.toFixed(1)} s of training`);
+  }
+  return 0;
+}

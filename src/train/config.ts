@@ -1,0 +1,173 @@
+/**
+ * A run's configuration: one tree of plain values, each part with its
+ * defaults, resolved from a preset, then a JSON config file, then flags (in
+ * that order), validated, and written whole into the run folder.
+ */
+import fs from 'node:fs';
+import { UntieError } from '../errors.js';
+import { defaultBertConfig, validateBertConfig, type BertConfig } from '../models/bert.js';
+
+export interface DataConfig {
+  /** "brown" (the built-in corpus) or a path to a text file or folder. */
+  corpus: string;
+  validationFraction: number;
+  /** Seed of the train/validation split, kept apart from the training seed so runs with different seeds validate on the same documents. */
+  splitSeed: number;
+  /** Tokens per training sequence, [CLS] and [SEP] included. */
+  seqLen: number;
+  vocabSize: number;
+  /** Validation batches used per evaluation (0 = all). */
+  evalBatches: number;
+}
+
+export interface TrainConfig {
+  steps: number;
+  batchSize: number;
+  gradAccum: number;
+  optimizer: 'adamw' | 'lamb';
+  lr: number;
+  /** Linear warmup steps; the rest decays linearly to 0. */
+  warmupSteps: number;
+  schedule: 'linear' | 'constant';
+  weightDecay: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  /** Global gradient-norm clip (0 = off). */
+  clip: number;
+  seed: number;
+  /** Kernel threads (0 = all cores). */
+  threads: number;
+  logEvery: number;
+  evalEvery: number;
+  saveEvery: number;
+  keepLast: number;
+}
+
+export interface SharingConfig {
+  /** "AxB": a unit of A layers repeated B times; "" means 1 x layers (all tied). */
+  share: string;
+  /** never | step:N | fraction:F | adaptive | multi */
+  untie: string;
+  sharedGrad: 'mean' | 'sum';
+  untieOptimizer: 'copy' | 'reset';
+  /** rho, C and K of SWE-A / SWE-M (K = 0: chosen from the run length). */
+  threshold: number;
+  patience: number;
+  checkEvery: number;
+}
+
+export interface RunConfig {
+  preset: string;
+  /** Run folder name under outDir ("" = derived from the preset and time). */
+  name: string;
+  outDir: string;
+  model: Omit<BertConfig, 'vocabSize'>;
+  data: DataConfig;
+  train: TrainConfig;
+  sharing: SharingConfig;
+}
+
+type ModelPreset = Pick<BertConfig, 'layers' | 'hidden' | 'heads' | 'intermediate'>;
+
+export const PRESETS: Record<string, { model: ModelPreset; train: Partial<TrainConfig> }> = {
+  tiny: { model: { layers: 6, hidden: 128, heads: 4, intermediate: 512 }, train: { lr: 1e-3 } },
+  mini: { model: { layers: 12, hidden: 256, heads: 4, intermediate: 1024 }, train: { lr: 5e-4 } },
+  small: { model: { layers: 12, hidden: 512, heads: 8, intermediate: 2048 }, train: { lr: 3e-4 } },
+};
+
+export function defaultRunConfig(preset = 'tiny'): RunConfig {
+  const p = PRESETS[preset];
+  if (!p) throw new UntieError(`unknown preset "${preset}": use one of ${Object.keys(PRESETS).join(', ')}`);
+  const { vocabSize: _v, ...model } = defaultBertConfig();
+  return {
+    preset,
+    name: '',
+    outDir: 'runs',
+    model: { ...model, ...p.model },
+    data: { corpus: 'brown', validationFraction: 0.05, splitSeed: 0, seqLen: 128, vocabSize: 8192, evalBatches: 8 },
+    train: {
+      steps: 1000, batchSize: 32, gradAccum: 1, optimizer: 'adamw', lr: 1e-3, warmupSteps: 0, schedule: 'linear',
+      weightDecay: 0.01, beta1: 0.9, beta2: 0.999, eps: 1e-6, clip: 1.0, seed: 0, threads: 0,
+      logEvery: 10, evalEvery: 200, saveEvery: 500, keepLast: 2, ...p.train,
+    },
+    sharing: { share: '', untie: 'adaptive', sharedGrad: 'mean', untieOptimizer: 'copy', threshold: 0.5, patience: 3, checkEvery: 0 },
+  };
+}
+
+/** The model config the BERT class takes, with the data-dependent fields filled in. */
+export function bertConfigOf(cfg: RunConfig, vocabSize: number): BertConfig {
+  return { ...cfg.model, vocabSize };
+}
+
+/** Warmup: 10% of the steps unless set (0 in the config means "default"). */
+export function warmupOf(cfg: RunConfig): number {
+  return cfg.train.warmupSteps > 0 ? cfg.train.warmupSteps : Math.round(0.1 * cfg.train.steps);
+}
+
+/**
+ * Deep-merges `patch` into `base`, refusing keys the base does not have and
+ * values of the wrong type, so a typo in a config file is an error, not a
+ * silently ignored setting.
+ */
+export function mergeConfig<T extends object>(base: T, patch: unknown, where: string): T {
+  if (patch === null || typeof patch !== 'object' || Array.isArray(patch)) throw new UntieError(`${where} must be a JSON object`);
+  const out: Record<string, unknown> = { ...(base as Record<string, unknown>) };
+  for (const [k, v] of Object.entries(patch as Record<string, unknown>)) {
+    if (!(k in out)) throw new UntieError(`unknown config key "${where === 'config' ? k : `${where}.${k}`}"; known keys: ${Object.keys(out).join(', ')}`);
+    const cur = out[k];
+    if (cur !== null && typeof cur === 'object') out[k] = mergeConfig(cur as object, v, where === 'config' ? k : `${where}.${k}`);
+    else {
+      if (typeof v !== typeof cur) throw new UntieError(`config key "${where === 'config' ? k : `${where}.${k}`}" must be a ${typeof cur}, got ${JSON.stringify(v)}`);
+      out[k] = v;
+    }
+  }
+  return out as T;
+}
+
+export function readConfigFile(file: string): unknown {
+  if (!fs.existsSync(file)) throw new UntieError(`config file ${file} does not exist`);
+  try {
+    return JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new UntieError(`config file ${file} is not valid JSON: ${(err as Error).message}`);
+  }
+}
+
+/** Checks every value that could make a run fail later, with a message saying what to change. */
+export function validateRunConfig(cfg: RunConfig): void {
+  if (!PRESETS[cfg.preset]) throw new UntieError(`unknown preset "${cfg.preset}": use one of ${Object.keys(PRESETS).join(', ')}`);
+  validateBertConfig(bertConfigOf(cfg, cfg.data.vocabSize));
+  const t = cfg.train, d = cfg.data;
+  const whole = (name: string, v: number, min: number) => {
+    if (!Number.isInteger(v) || v < min) throw new UntieError(`${name} must be a whole number >= ${min}, got ${v}`);
+  };
+  whole('train.steps', t.steps, 1);
+  whole('train.batchSize', t.batchSize, 1);
+  whole('train.gradAccum', t.gradAccum, 1);
+  whole('train.warmupSteps', t.warmupSteps, 0);
+  whole('train.threads', t.threads, 0);
+  whole('train.logEvery', t.logEvery, 1);
+  whole('train.evalEvery', t.evalEvery, 0);
+  whole('train.saveEvery', t.saveEvery, 0);
+  whole('train.keepLast', t.keepLast, 1);
+  whole('train.seed', t.seed, 0);
+  whole('data.seqLen', d.seqLen, 8);
+  if (d.seqLen > cfg.model.maxPositions) {
+    throw new UntieError(`data.seqLen ${d.seqLen} is longer than the model's position table (model.maxPositions ${cfg.model.maxPositions}): shorten the sequences or raise maxPositions`);
+  }
+  whole('data.vocabSize', d.vocabSize, 100);
+  whole('data.evalBatches', d.evalBatches, 0);
+  whole('data.splitSeed', d.splitSeed, 0);
+  if (!(t.lr > 0)) throw new UntieError(`train.lr must be > 0, got ${t.lr}`);
+  if (t.optimizer !== 'adamw' && t.optimizer !== 'lamb') throw new UntieError(`train.optimizer must be "adamw" or "lamb", got "${t.optimizer}"`);
+  if (t.schedule !== 'linear' && t.schedule !== 'constant') throw new UntieError(`train.schedule must be "linear" or "constant", got "${t.schedule}"`);
+  if (!(d.validationFraction > 0 && d.validationFraction < 1)) throw new UntieError(`data.validationFraction must be in (0, 1), got ${d.validationFraction}`);
+  if (cfg.sharing.sharedGrad !== 'mean' && cfg.sharing.sharedGrad !== 'sum') throw new UntieError(`--shared-grad must be "mean" or "sum", got "${cfg.sharing.sharedGrad}"`);
+  if (cfg.sharing.untieOptimizer !== 'copy' && cfg.sharing.untieOptimizer !== 'reset') throw new UntieError(`--untie-optimizer must be "copy" or "reset", got "${cfg.sharing.untieOptimizer}"`);
+}
+
+/** "AxB" of the config, defaulting to all layers tied. */
+export function shareOf(cfg: RunConfig): string {
+  return cfg.sharing.share || `1x${cfg.model.layers}`;
+}
