@@ -32,6 +32,10 @@ struct KernelCfg {
 
 // ---------------------------------------------------------------- packing
 
+#if defined(__x86_64__)
+void pack_transpose_avx2(const float* src, int64_t ld, int rows, int64_t kc, int W, float* dst);
+#endif
+
 // op(A) rows [i0, i0+mc), cols [p0, p0+kc) -> panels of MR rows, each stored
 // k-major (MR floats per k), rows past mc zero-filled.
 template <int MR>
@@ -41,6 +45,12 @@ void pack_a(const float* A, int64_t lda, bool trans, int64_t i0, int64_t mc, int
     float* dst = Ap + ip * kc;
     if (!trans) {
       // A is (m, k): row i at A + i*lda.
+#if defined(__x86_64__)
+      if (simd_level() >= kAvx2) {
+        pack_transpose_avx2(A + (i0 + ip) * lda + p0, lda, mr, kc, MR, dst);
+        continue;
+      }
+#endif
       for (int r = 0; r < mr; r++) {
         const float* src = A + (i0 + ip + r) * lda + p0;
         for (int64_t p = 0; p < kc; p++) dst[p * MR + r] = src[p];
@@ -84,6 +94,12 @@ void pack_b(const float* B, int64_t ldb, bool trans, int64_t p0, int64_t kc, int
       }
     } else {
       // B is (n, k): op(B)[p][j] = B[j*ldb + p].
+#if defined(__x86_64__)
+      if (simd_level() >= kAvx2) {
+        pack_transpose_avx2(B + (j0 + jj) * ldb + p0, ldb, nr, kc, NR, dst);
+        continue;
+      }
+#endif
       for (int c = 0; c < nr; c++) {
         const float* src = B + (j0 + jj + c) * ldb + p0;
         for (int64_t p = 0; p < kc; p++) dst[p * NR + c] = src[p];
@@ -93,6 +109,58 @@ void pack_b(const float* B, int64_t ldb, bool trans, int64_t p0, int64_t kc, int
     }
   }
 }
+
+#if defined(__x86_64__)
+// Transposing pack with 8x8 AVX transposes: src holds `rows` rows (of a panel
+// of width W <= 32) of ld-strided floats, kc of them each; writes dst[p*W + r]
+// for r < W (rows past `rows` as zeros), p < kc. This is the slow direction of
+// packing (A not transposed, B transposed); done float by float it costs as
+// much as a small GEMM's arithmetic.
+__attribute__((target("avx2,fma"))) void pack_transpose_avx2(const float* src, int64_t ld, int rows, int64_t kc,
+                                                              int W, float* dst) {
+  alignas(32) static const int32_t ramp[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
+  for (int r0 = 0; r0 < W; r0 += 8) {
+    const int w = W - r0 < 8 ? W - r0 : 8;  // lanes stored
+    const __m256i wmask = _mm256_loadu_si256((const __m256i*)(ramp + 8 - w));
+    const int nr = rows - r0 < 0 ? 0 : rows - r0 < 8 ? rows - r0 : 8;  // rows loaded
+    for (int64_t p0 = 0; p0 < kc; p0 += 8) {
+      const int np = kc - p0 < 8 ? (int)(kc - p0) : 8;
+      const __m256i pmask = _mm256_loadu_si256((const __m256i*)(ramp + 8 - np));
+      __m256 v[8];
+      for (int r = 0; r < 8; r++) {
+        if (r < nr) {
+          const float* s = src + (r0 + r) * ld + p0;
+          v[r] = np == 8 ? _mm256_loadu_ps(s) : _mm256_maskload_ps(s, pmask);
+        } else {
+          v[r] = _mm256_setzero_ps();
+        }
+      }
+      const __m256 t0 = _mm256_unpacklo_ps(v[0], v[1]), t1 = _mm256_unpackhi_ps(v[0], v[1]);
+      const __m256 t2 = _mm256_unpacklo_ps(v[2], v[3]), t3 = _mm256_unpackhi_ps(v[2], v[3]);
+      const __m256 t4 = _mm256_unpacklo_ps(v[4], v[5]), t5 = _mm256_unpackhi_ps(v[4], v[5]);
+      const __m256 t6 = _mm256_unpacklo_ps(v[6], v[7]), t7 = _mm256_unpackhi_ps(v[6], v[7]);
+      const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+      const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+      const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+      const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+      __m256 o[8];
+      o[0] = _mm256_permute2f128_ps(u0, u4, 0x20);
+      o[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
+      o[2] = _mm256_permute2f128_ps(u2, u6, 0x20);
+      o[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
+      o[4] = _mm256_permute2f128_ps(u0, u4, 0x31);
+      o[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
+      o[6] = _mm256_permute2f128_ps(u2, u6, 0x31);
+      o[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
+      float* d = dst + p0 * W + r0;
+      for (int j = 0; j < np; j++) {
+        if (w == 8) _mm256_storeu_ps(d + j * W, o[j]);
+        else _mm256_maskstore_ps(d + j * W, wmask, o[j]);
+      }
+    }
+  }
+}
+#endif
 
 // ---------------------------------------------------------------- microkernels
 // Each computes acc = sum_p Ap[p, 0:MR]^T Bp[p, 0:NR] in p order with one FMA
@@ -108,6 +176,11 @@ __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma"))) void ukr_avx51
   __m512 c0[MR], c1[MR];
 #pragma GCC unroll 32
   for (int r = 0; r < MR; r++) { c0[r] = _mm512_setzero_ps(); c1[r] = _mm512_setzero_ps(); }
+  // The C tile is needed only at the end: start bringing it in now.
+  for (int r = 0; r < mr; r++) {
+    _mm_prefetch((const char*)(C + r * ldc), _MM_HINT_T0);
+    _mm_prefetch((const char*)(C + r * ldc + nr - 1), _MM_HINT_T0);
+  }
   for (int64_t p = 0; p < kc; p++) {
     const __m512 b0 = _mm512_load_ps(B), b1 = _mm512_load_ps(B + 16);
 #pragma GCC unroll 32

@@ -1,0 +1,158 @@
+/**
+ * GEMM GFLOP/s: untie's native matmul against PyTorch (OpenBLAS) on the same
+ * machine, on the shapes of a BERT step: (M, K, N) = (4096, 256, 256),
+ * (4096, 256, 1024), (4096, 1024, 256), (512, 512, 512), and the batched
+ * attention shape 64 x (128x64 @ 64x128), each at 1 and 2 threads.
+ *
+ * Both sides are timed the same way (bench/torch_gemm.py mirrors timeOne):
+ * warm-up, then the median of several timed loops of calls, each loop lasting
+ * at least minSeconds, into a preallocated output. PyTorch runs at its best
+ * (docs/design.md, "Benchmarking against PyTorch fairly"): OpenBLAS and OpenMP
+ * capped at the same thread count, passive OpenMP waiting, and none of this
+ * machine's OpenBLAS overrides. The machine may be shared: compare the ratio
+ * of figures from one run, not figures across runs.
+ *
+ *   node --import tsx bench/gemm.ts [--quick] [--json] [--threads 1,2]
+ */
+import { spawnSync } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { loadNative, nativeInfo } from '../src/backend/native.js';
+import type { Kernels } from '../src/backend/kernels.js';
+import { findTorchPython, torchEnv } from './torch-python.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+
+/** [batch, M, K, N]: C (M, N) = A (M, K) @ B (K, N), batch times. */
+export type GemmShape = [number, number, number, number];
+
+export const GEMM_SHAPES: GemmShape[] = [
+  [1, 4096, 256, 256],
+  [1, 4096, 256, 1024],
+  [1, 4096, 1024, 256],
+  [1, 512, 512, 512],
+  [64, 128, 64, 128],
+];
+
+export interface GemmBenchOptions {
+  /** Thread counts to measure (default [1, 2]). */
+  threads?: number[];
+  shapes?: GemmShape[];
+  /** Fewer, shorter timed loops. */
+  quick?: boolean;
+  /** Skip PyTorch even if it is installed. */
+  noTorch?: boolean;
+  /** Progress lines (default: to stderr). */
+  log?: (line: string) => void;
+}
+
+export interface GemmBenchRow {
+  shape: string;
+  threads: number;
+  untie_gflops: number;
+  torch_gflops: number | null;
+}
+
+export function shapeLabel([batch, m, k, n]: GemmShape): string {
+  const one = `${m}x${k} @ ${k}x${n}`;
+  return batch === 1 ? one : `${batch} x (${one})`;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
+function randomUniform(n: number, seed: number): Float32Array {
+  const a = new Float32Array(n);
+  let s = seed >>> 0;
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    a[i] = (s / 4294967296) * 2 - 1;
+  }
+  return a;
+}
+
+/** GFLOP/s of one shape: median over `reps` timed loops of at least `minSeconds` each. */
+function timeOne(k: Kernels, [batch, m, kk, n]: GemmShape, reps: number, minSeconds: number): number {
+  const a = randomUniform(batch * m * kk, 1), b = randomUniform(batch * kk * n, 2), c = new Float32Array(batch * m * n);
+  const call = () => k.matmul(a, b, c, batch, m, n, kk, false, false, m * kk, kk * n, m * n, 1, 0);
+  const flops = 2 * batch * m * n * kk;
+  const now = () => Number(process.hrtime.bigint()) / 1e9;
+  let t0 = now(), calls = 0;
+  while (calls < 3 || now() - t0 < minSeconds) {
+    call();
+    calls++;
+  }
+  const loop = Math.max(1, Math.floor(minSeconds / ((now() - t0) / calls)));
+  const times: number[] = [];
+  for (let r = 0; r < reps; r++) {
+    t0 = now();
+    for (let i = 0; i < loop; i++) call();
+    times.push((now() - t0) / loop);
+  }
+  return flops / median(times) / 1e9;
+}
+
+function torchGflops(shapes: GemmShape[], threads: number, reps: number, minSeconds: number, log: (l: string) => void): number[] | null {
+  const python = findTorchPython();
+  if (!python) return null;
+  const run = spawnSync(python, [join(here, 'torch_gemm.py'), JSON.stringify({ threads, shapes, reps, min_s: minSeconds })], {
+    encoding: 'utf8',
+    env: torchEnv(threads),
+    maxBuffer: 1 << 20,
+  });
+  if (run.status !== 0) {
+    log(`torch_gemm.py failed (${threads} threads): ${run.stderr || run.error?.message}`);
+    return null;
+  }
+  const out = JSON.parse(run.stdout.trim().split('\n').pop()!) as { gflops: number[] };
+  return out.gflops;
+}
+
+/** Measures every shape at every thread count, untie then torch (never at the same time). */
+export async function benchGemm(opts: GemmBenchOptions = {}): Promise<GemmBenchRow[]> {
+  const log = opts.log ?? ((l: string) => process.stderr.write(l + '\n'));
+  const k = loadNative();
+  if (!k) throw new Error('bench/gemm: the native addon is not built; run npm run build:native');
+  const shapes = opts.shapes ?? GEMM_SHAPES;
+  const threadCounts = opts.threads ?? [1, 2];
+  const reps = opts.quick ? 3 : 7;
+  const minSeconds = opts.quick ? 0.03 : 0.1;
+  const before = k.getThreads();
+  const rows: GemmBenchRow[] = [];
+  try {
+    for (const threads of threadCounts) {
+      k.setThreads(threads);
+      log(`GEMM, untie, ${threads} thread(s) ...`);
+      const untie = shapes.map((s) => timeOne(k, s, reps, minSeconds));
+      log(`GEMM, torch, ${threads} thread(s) ...`);
+      const torch = opts.noTorch ? null : torchGflops(shapes, threads, reps, minSeconds, log);
+      shapes.forEach((s, i) => rows.push({ shape: shapeLabel(s), threads, untie_gflops: untie[i], torch_gflops: torch ? torch[i] : null }));
+    }
+  } finally {
+    k.setThreads(before);
+  }
+  return rows;
+}
+
+async function main(): Promise<void> {
+  const args = process.argv.slice(2);
+  const ti = args.indexOf('--threads');
+  const threads = ti >= 0 ? args[ti + 1].split(',').map(Number) : undefined;
+  const rows = await benchGemm({ quick: args.includes('--quick'), noTorch: args.includes('--no-torch'), threads });
+  if (args.includes('--json')) {
+    console.log(JSON.stringify({ native: nativeInfo(), rows }));
+    return;
+  }
+  console.log(`untie native: ${JSON.stringify(nativeInfo())}`);
+  console.log('shape'.padEnd(28) + 'threads'.padStart(8) + 'untie'.padStart(9) + 'torch'.padStart(9) + 'ratio'.padStart(8) + '   (GFLOP/s)');
+  for (const r of rows) {
+    const ratio = r.torch_gflops ? (r.untie_gflops / r.torch_gflops).toFixed(2) : '-';
+    console.log(r.shape.padEnd(28) + String(r.threads).padStart(8) + r.untie_gflops.toFixed(1).padStart(9) + (r.torch_gflops?.toFixed(1) ?? '-').padStart(9) + ratio.padStart(8));
+  }
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  await main();
+}

@@ -1,0 +1,54 @@
+"""GEMM GFLOP/s in PyTorch, for bench/gemm.ts.
+
+Usage: torch_gemm.py '{"threads": 1, "shapes": [[batch, m, k, n], ...], "reps": 7, "min_s": 0.05}'
+Prints one JSON object: {"torch": version, "gflops": [per shape]}.
+Each figure is the median over `reps` timed runs (after warm-up) of a loop of
+calls lasting at least `min_s`; outputs are preallocated (out=), as untie's are.
+Thread limits come from the caller's environment (OPENBLAS_NUM_THREADS etc.)
+and torch.set_num_threads.
+"""
+import json
+import statistics
+import sys
+import time
+
+import torch
+
+
+def main():
+    opts = json.loads(sys.argv[1])
+    torch.set_num_threads(int(opts["threads"]))
+    reps = int(opts.get("reps", 7))
+    min_s = float(opts.get("min_s", 0.05))
+    gen = torch.Generator().manual_seed(0)
+    results = []
+    for batch, m, k, n in opts["shapes"]:
+        a = torch.rand(batch, m, k, generator=gen) * 2 - 1
+        b = torch.rand(batch, k, n, generator=gen) * 2 - 1
+        c = torch.empty(batch, m, n)
+        if batch == 1:
+            a2, b2, c2 = a[0], b[0], c[0]
+            call = lambda: torch.mm(a2, b2, out=c2)
+        else:
+            call = lambda: torch.bmm(a, b, out=c)
+        flops = 2.0 * batch * m * n * k
+        # warm-up, and the loop length for about min_s per timed run
+        t0 = time.perf_counter()
+        calls = 0
+        while calls < 3 or time.perf_counter() - t0 < min_s:
+            call()
+            calls += 1
+        per = (time.perf_counter() - t0) / calls
+        loop = max(1, int(min_s / per))
+        times = []
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            for _ in range(loop):
+                call()
+            times.append((time.perf_counter() - t0) / loop)
+        results.append(flops / statistics.median(times) / 1e9)
+    print(json.dumps({"torch": torch.__version__, "gflops": results}))
+
+
+if __name__ == "__main__":
+    main()
