@@ -6,6 +6,8 @@
 import fs from 'node:fs';
 import { UntieError } from '../errors.js';
 import { defaultBertConfig, validateBertConfig, type BertConfig } from '../models/bert.js';
+import { parseCriterion } from '../sharing/criteria.js';
+import { parseShare } from '../sharing/plan.js';
 
 export interface DataConfig {
   /** "brown" (the built-in corpus) or a path to a text file or folder. */
@@ -163,6 +165,8 @@ export function validateRunConfig(cfg: RunConfig): void {
   if (t.optimizer !== 'adamw' && t.optimizer !== 'lamb') throw new UntieError(`train.optimizer must be "adamw" or "lamb", got "${t.optimizer}"`);
   if (t.schedule !== 'linear' && t.schedule !== 'constant') throw new UntieError(`train.schedule must be "linear" or "constant", got "${t.schedule}"`);
   if (!(d.validationFraction > 0 && d.validationFraction < 1)) throw new UntieError(`data.validationFraction must be in (0, 1), got ${d.validationFraction}`);
+  parseShare(shareOf(cfg), cfg.model.layers);
+  parseCriterion(cfg.sharing.untie, { totalSteps: t.steps, threshold: cfg.sharing.threshold, patience: cfg.sharing.patience, every: cfg.sharing.checkEvery > 0 ? cfg.sharing.checkEvery : undefined });
   if (cfg.sharing.sharedGrad !== 'mean' && cfg.sharing.sharedGrad !== 'sum') throw new UntieError(`--shared-grad must be "mean" or "sum", got "${cfg.sharing.sharedGrad}"`);
   if (cfg.sharing.untieOptimizer !== 'copy' && cfg.sharing.untieOptimizer !== 'reset') throw new UntieError(`--untie-optimizer must be "copy" or "reset", got "${cfg.sharing.untieOptimizer}"`);
 }

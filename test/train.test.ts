@@ -1,0 +1,209 @@
+// Pre-training end to end on a small corpus: resume equality, checkpoint and
+// export round trips, validation loss falling, and clear errors for bad input.
+import { before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { loadBrown, sentenceText } from '../src/data/corpus.js';
+import { UntieError } from '../src/errors.js';
+import { defaultRunConfig, mergeConfig, validateRunConfig, type RunConfig } from '../src/train/config.js';
+import { readMetrics, type MetricRecord } from '../src/train/metrics.js';
+import { train, evaluate } from '../src/train/trainer.js';
+import { exportModel, load } from '../src/train/load.js';
+import { fillMask } from '../src/train/inference.js';
+import { readSafetensors } from '../src/train/safetensors.js';
+import { prepareData } from '../src/train/data.js';
+import { main } from '../src/cli/main.js';
+
+let root: string;
+let corpus: string;
+let tokenizerDir: string;
+
+/** A small real corpus: 40 Brown documents as plain-text files. */
+before(async () => {
+  root = fs.mkdtempSync(path.join(os.tmpdir(), 'untie-train-'));
+  corpus = path.join(root, 'corpus');
+  fs.mkdirSync(corpus);
+  for (const doc of loadBrown().slice(0, 40)) {
+    fs.writeFileSync(path.join(corpus, `${doc.id}.txt`), doc.sentences.map(sentenceText).join('\n') + '\n');
+  }
+  // Train the tokenizer once; each run folder gets a copy, so no test retrains it.
+  tokenizerDir = path.join(root, 'tok');
+  await prepareData(tinyConfig('tok').data, 0, tokenizerDir, 4);
+});
+
+function tinyConfig(name: string, patch: object = {}): RunConfig {
+  const base = defaultRunConfig('tiny');
+  const cfg = mergeConfig(base, {
+    name, outDir: root,
+    model: { layers: 4, hidden: 32, heads: 2, intermediate: 64, maxPositions: 32 },
+    data: { corpus, seqLen: 32, vocabSize: 1000, evalBatches: 3 },
+    train: { steps: 12, batchSize: 4, lr: 3e-3, threads: 1, logEvery: 1, evalEvery: 6, saveEvery: 4, keepLast: 10 },
+    sharing: { share: '1x4', untie: 'step:6' },
+  }, 'config');
+  return mergeConfig(cfg, patch, 'config');
+}
+
+function seedTokenizer(name: string): void {
+  const dir = path.join(root, name);
+  fs.mkdirSync(dir, { recursive: true });
+  for (const f of ['tokenizer.json', 'vocab.txt', 'tokenizer_config.json', 'special_tokens_map.json']) {
+    fs.copyFileSync(path.join(tokenizerDir, f), path.join(dir, f));
+  }
+}
+
+/** Metrics without the fields that measure time (or name the folder). */
+function comparable(records: MetricRecord[]): unknown[] {
+  return records.map(({ elapsed: _e, tokens_per_s: _t, path: _p, ...rest }) => rest);
+}
+
+test('an interrupted and resumed run equals the uninterrupted run, across the untie step', async () => {
+  seedTokenizer('whole');
+  seedTokenizer('cut');
+  const whole = await train({ config: tinyConfig('whole'), progress: false });
+  assert.equal(whole.untiedAt, 6);
+  // Halt at step 10 without saving (as a crash would): the newest checkpoint is step 8.
+  await train({ config: tinyConfig('cut'), haltAt: 10, progress: false });
+  assert.ok(fs.existsSync(path.join(root, 'cut', 'checkpoint-8')));
+  assert.ok(!fs.existsSync(path.join(root, 'cut', 'checkpoint-12')));
+  const resumed = await train({ config: tinyConfig('cut'), resume: true, progress: false });
+  assert.equal(resumed.finalValLoss, whole.finalValLoss);
+  const a = readSafetensors(path.join(root, 'whole', 'checkpoint-12', 'model.safetensors'));
+  const b = readSafetensors(path.join(root, 'cut', 'checkpoint-12', 'model.safetensors'));
+  for (const name of Object.keys(a.tensors)) assert.deepEqual(b.tensors[name].data, a.tensors[name].data, name);
+  assert.deepEqual(comparable(readMetrics(path.join(root, 'cut', 'metrics.jsonl'))), comparable(readMetrics(path.join(root, 'whole', 'metrics.jsonl'))));
+
+  // Also resume from the checkpoint taken before the untie step (4).
+  seedTokenizer('early');
+  await train({ config: tinyConfig('early'), haltAt: 5, progress: false });
+  const resumedEarly = await train({ config: tinyConfig('early'), resume: true, progress: false });
+  assert.equal(resumedEarly.finalValLoss, whole.finalValLoss);
+  assert.equal(resumedEarly.untiedAt, 6);
+});
+
+test('a checkpoint loads back with the same outputs, and the run folder is complete', async () => {
+  const runDir = path.join(root, 'whole');
+  for (const f of ['config.json', 'metrics.jsonl', 'tokenizer.json', 'vocab.txt']) assert.ok(fs.existsSync(path.join(runDir, f)), f);
+  assert.ok(fs.readdirSync(runDir).some((f) => f.startsWith('events.out.tfevents.')));
+  const loaded = load(runDir);
+  assert.equal(path.basename(loaded.modelDir), 'checkpoint-12');
+  const data = await prepareData(tinyConfig('whole').data, 0, runDir, 4);
+  const ev = evaluate(loaded.model, data.validation);
+  const last = readMetrics(path.join(runDir, 'metrics.jsonl')).filter((r) => r.type === 'eval').pop()!;
+  assert.equal(ev.loss, last.val_loss);
+  const state = JSON.parse(fs.readFileSync(path.join(loaded.modelDir, 'trainer_state.json'), 'utf8'));
+  assert.equal(state.step, 12);
+  assert.deepEqual(state.sharing.groups, [[0], [1], [2], [3]]);
+});
+
+test('export writes a Hugging Face BertForMaskedLM folder that loads back identically', async () => {
+  const out = path.join(root, 'exported');
+  const files = exportModel(path.join(root, 'whole', 'checkpoint-12'), out);
+  for (const f of ['config.json', 'model.safetensors', 'tokenizer.json', 'vocab.txt', 'tokenizer_config.json', 'special_tokens_map.json']) assert.ok(files.includes(f), f);
+  const st = readSafetensors(path.join(out, 'model.safetensors'));
+  assert.deepEqual(st.metadata, { format: 'pt' });
+  assert.deepEqual(st.tensors['bert.encoder.layer.3.attention.self.query.weight'].shape, [32, 32]);
+  assert.deepEqual(st.tensors['bert.encoder.layer.0.intermediate.dense.weight'].shape, [64, 32]); // Linear weights are [out, in]
+  assert.ok(st.tensors['cls.predictions.transform.LayerNorm.weight']);
+  const hf = JSON.parse(fs.readFileSync(path.join(out, 'config.json'), 'utf8'));
+  assert.equal(hf.model_type, 'bert');
+  assert.deepEqual(hf.architectures, ['BertForMaskedLM']);
+  assert.equal(hf.num_hidden_layers, 4);
+  assert.equal(hf.hidden_act, 'gelu');
+  // Header bytes: 8-byte little-endian length, JSON padded to a multiple of 8.
+  const bytes = fs.readFileSync(path.join(out, 'model.safetensors'));
+  const headerLen = Number(bytes.readBigUInt64LE(0));
+  assert.equal(headerLen % 8, 0);
+  assert.equal(JSON.parse(bytes.subarray(8, 8 + headerLen).toString('utf8')).__metadata__.format, 'pt');
+  // untie reads the exported folder back to the same model.
+  const a = load(path.join(root, 'whole')), b = load(out);
+  for (const [[name, ta], [, tb]] of a.model.namedParameters().map((p, i) => [p, b.model.namedParameters()[i]] as const)) assert.deepEqual(tb.data, ta.data, name);
+});
+
+test('fill-mask returns the top-k tokens per mask, most likely first', async () => {
+  const preds = await fillMask(load(path.join(root, 'whole')), 'the jury said that the [MASK] was good .', 4);
+  assert.equal(preds.length, 1);
+  assert.equal(preds[0].length, 4);
+  for (let i = 1; i < 4; i++) assert.ok(preds[0][i - 1].score >= preds[0][i].score);
+  assert.ok(preds[0].reduce((s, p) => s + p.score, 0) <= 1 + 1e-6);
+  await assert.rejects(fillMask(load(path.join(root, 'whole')), 'no mask here'), /no \[MASK\]/);
+});
+
+test('validation loss of a tiny model falls over a short run', async () => {
+  seedTokenizer('learn');
+  await train({ config: tinyConfig('learn', { train: { steps: 60, evalEvery: 3, saveEvery: 0 }, sharing: { untie: 'never' } }), progress: false });
+  const evals = readMetrics(path.join(root, 'learn', 'metrics.jsonl')).filter((r) => r.type === 'eval');
+  const first = evals[0].val_loss as number, last = evals[evals.length - 1].val_loss as number;
+  assert.ok(last < first - 0.5, `validation loss went from ${first} to ${last}`);
+});
+
+test('bad configs fail with a message saying what to change', () => {
+  assert.throws(() => defaultRunConfig('huge'), /unknown preset "huge"/);
+  assert.throws(() => mergeConfig(defaultRunConfig(), { train: { stepz: 3 } }, 'config'), /unknown config key "train.stepz"/);
+  assert.throws(() => mergeConfig(defaultRunConfig(), { train: { steps: '3' } }, 'config'), /must be a number/);
+  assert.throws(() => validateRunConfig(tinyConfig('x', { model: { hidden: 30, heads: 4 } })), /not divisible by heads/);
+  assert.throws(() => validateRunConfig(tinyConfig('x', { data: { seqLen: 64 } })), /longer than the model's position table/);
+  assert.throws(() => validateRunConfig(tinyConfig('x', { sharing: { share: '3x2' } })), UntieError);
+});
+
+test('resume errors: no checkpoint, corrupted checkpoint; nothing already saved is touched', async () => {
+  fs.mkdirSync(path.join(root, 'empty'));
+  await assert.rejects(train({ config: tinyConfig('empty'), resume: true, progress: false }), /no checkpoint-<step> folder to resume from/);
+  // Copy a finished run and truncate its newest model file.
+  const src = path.join(root, 'whole'), dst = path.join(root, 'broken');
+  fs.cpSync(src, dst, { recursive: true });
+  const model = path.join(dst, 'checkpoint-12', 'model.safetensors');
+  const full = fs.readFileSync(model);
+  fs.writeFileSync(model, full.subarray(0, full.length - 100));
+  const before = fs.readFileSync(model);
+  await assert.rejects(train({ config: tinyConfig('broken', { train: { steps: 16 } }), resume: true, progress: false }), /truncated or corrupted/);
+  assert.deepEqual(fs.readFileSync(model), before);
+  assert.ok(fs.existsSync(path.join(dst, 'checkpoint-8', 'model.safetensors')));
+});
+
+test('a loss that becomes NaN stops the run with a clear error and leaves the checkpoints intact', async () => {
+  seedTokenizer('nan');
+  const cfg = tinyConfig('nan', { train: { steps: 30, lr: 1e9, clip: 0, saveEvery: 1, warmupSteps: 1 } });
+  await assert.rejects(train({ config: cfg, progress: false }), /the loss became (NaN|Infinity)/);
+  const ckpts = fs.readdirSync(path.join(root, 'nan')).filter((f) => f.startsWith('checkpoint-'));
+  assert.ok(ckpts.length >= 1, 'the first step(s) were saved before the loss blew up');
+  for (const c of ckpts) readSafetensors(path.join(root, 'nan', c, 'model.safetensors'));
+});
+
+test('the CLI: --help lists every flag with its default, and --json prints the summary', async () => {
+  const logs: string[] = [];
+  const orig = console.log;
+  console.log = (...a: unknown[]) => logs.push(a.join(' '));
+  try {
+    assert.equal(await main(['train', '--help']), 0);
+    const help = logs.join('\n');
+    for (const flag of ['--preset', '--config', '--corpus', '--out', '--steps', '--seed', '--eval-every', '--save-every', '--resume', '--threads', '--json', '--share', '--untie']) {
+      assert.ok(help.includes(flag), `help lists ${flag}`);
+    }
+    assert.match(help, /--steps VALUE\s+training steps \(optimizer updates\) \(default: 1000\)/);
+    logs.length = 0;
+    seedTokenizer('cli');
+    const code = await main(['train', '--json', '--out', root, '--name', 'cli', '--corpus', corpus, '--steps', '3', '--layers', '2', '--hidden', '16',
+      '--heads', '2', '--intermediate', '32', '--seq-len', '32', '--max-positions', '32', '--batch-size', '2', '--vocab-size', '1000', '--eval-batches', '1', '--threads', '1']);
+    assert.equal(code, 0);
+    const summary = JSON.parse(logs[logs.length - 1]);
+    assert.deepEqual(Object.keys(summary).slice(0, 5), ['run_dir', 'steps', 'final_val_loss', 'final_val_acc', 'seconds']);
+    assert.equal(summary.steps, 3);
+    const errs: string[] = [];
+    const origErr = console.error;
+    console.error = (...a: unknown[]) => errs.push(a.join(' '));
+    try {
+      assert.equal(await main(['train', '--preset', 'huge']), 1);
+      assert.equal(await main(['train', '--stepz', '3']), 1);
+      assert.equal(await main(['train', '--resume', path.join(root, 'nope')]), 1);
+    } finally {
+      console.error = origErr;
+    }
+    assert.match(errs[0], /unknown preset "huge"/);
+    assert.match(errs[1], /Unknown option '--stepz'/);
+    assert.match(errs[2], /not a run folder/);
+  } finally {
+    console.log = orig;
+  }
+});
