@@ -72,6 +72,8 @@ test('Lemma 1: PD target, identity init: every layer gets the same gradient W^{L
   const L = 6, d = 8, lr = 0.05;
   const target = buildTarget('far', d, 2);
   const phi = new Tensor(Float32Array.from(target.phi), [d, d]);
+  // Tolerances: float32 rounding, relative to a gradient that shrinks ~100x over these
+  // 25 updates (the reference kernels reach 7e-6); a real difference between layers is O(1).
   for (const share of [`1x${L}`, `${L}x1`]) {
     const net = new DeepLinearNetwork(L, d, 'identity');
     const ctrl = new SharingController(net.stack(), { groups: planGroups(parseShare(share, L)), criterion: new NeverCriterion(), sharedGrad: 'mean', untieOptimizer: 'copy' });
@@ -87,8 +89,8 @@ test('Lemma 1: PD target, identity init: every layer gets the same gradient W^{L
       const expected = matMul64(WL1, WL.map((v, j) => v - target.phi[j]), d);
       for (let l = 0; l < L; l++) {
         const g = net.layers[l].weight.grad!;
-        assert.ok(relErr(g, net.layers[0].weight.grad!) < 1e-5, `${share} step ${i}: layer ${l + 1}'s gradient differs from layer 1's`);
-        assert.ok(relErr(g, expected) < 1e-4, `${share} step ${i}: layer ${l + 1}'s gradient is not W^{L-1}(W^L - Phi)`);
+        assert.ok(relErr(g, net.layers[0].weight.grad!) < 1e-4, `${share} step ${i}: layer ${l + 1}'s gradient differs from layer 1's`);
+        assert.ok(relErr(g, expected) < 5e-4, `${share} step ${i}: layer ${l + 1}'s gradient is not W^{L-1}(W^L - Phi)`);
       }
       ctrl.beforeUpdate(i);
       const trainable = ctrl.trainable(net.namedParameters());
@@ -96,7 +98,7 @@ test('Lemma 1: PD target, identity init: every layer gets the same gradient W^{L
       ctrl.afterUpdate(i, opt);
     }
     // the untied run stayed (numerically) shared, and it did train
-    for (let l = 1; l < L; l++) assert.ok(relErr(net.layers[l].weight.data, net.layers[0].weight.data) < 1e-5);
+    for (let l = 1; l < L; l++) assert.ok(relErr(net.layers[l].weight.data, net.layers[0].weight.data) < 1e-4);
     assert.ok(net.loss(phi).item() < 0.5 * new DeepLinearNetwork(L, d, 'identity').loss(phi).item());
   }
   // and runLinear's own check agrees, on the symmetric targets
@@ -107,7 +109,7 @@ test('Lemma 1: PD target, identity init: every layer gets the same gradient W^{L
 });
 
 test('at one learning rate, sharing reaches eps in fewer updates than untied (zero-asymmetric) training at L = 8', () => {
-  const lr = 2 ** -8; // stable for every method and depth in the default experiment
+  const lr = 2 ** -8; // stable for both methods at L = 8 on every seed tried
   // The PD target near the identity. On the `far` target (eigenvalues up to 5) the two are
   // close at L = 8 and untied is ahead on seed 0 (251 against 281 updates): the report shows it.
   for (const kind of ['near'] as const) {
@@ -127,10 +129,10 @@ test('with its best learning rate, zero-asymmetric untied GD solves the whitened
   // A measured property, not a theorem of the paper: at W_1..W_{L-1} = I, W_L = 0 the loss
   // in W_L is 1/2 ||W_L - Phi||^2, whose gradient step at lr 1 lands on Phi exactly while
   // the other layers' gradients are zero. So the lr search finds 1 update at every depth.
-  const { maxSteps, ...base } = spec('far', 'untied', 8, 1, 500);
-  const s = searchLr({ ...base, maxSteps }, [1, 0.5, 0.25, 0.125]);
+  const { target, ...base } = spec('far', 'untied', 8, 1, 500);
+  const s = searchLr(base, [target, buildTarget('far', 16, 1)], [1, 0.5, 0.25, 0.125]);
   assert.equal(s.chosen, 1);
-  assert.equal(s.best.stepsToEps, 1);
+  assert.deepEqual(s.best.map((r) => r.stepsToEps), [1, 1]);
 });
 
 test('det Phi < 0 with even L: always-shared training stays above eps, whatever the learning rate', () => {

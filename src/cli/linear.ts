@@ -21,7 +21,7 @@ const defaults = defaultLinearConfig();
 const flags: Flags = {
   L: { type: 'string', help: 'depths, comma-separated', default: defaults.depths.join(',') },
   d: { type: 'string', help: 'width of each W_l (d x d)', default: String(defaults.d) },
-  seeds: { type: 'string', help: 'number of seeds (each draws its own target Phi); the lr search uses seed 0', default: String(defaults.seeds.length) },
+  seeds: { type: 'string', help: 'number of seeds (each draws its own target Phi); the lr search scores the worst seed', default: String(defaults.seeds.length) },
   eps: { type: 'string', help: 'a run is done when R <= eps * R(0)', default: String(defaults.eps) },
   'max-steps': { type: 'string', help: 'updates before a run counts as "never"', default: String(defaults.maxSteps) },
   targets: { type: 'string', help: `targets, comma-separated, from: ${TARGET_KINDS.join(', ')}`, default: defaults.targets.join(',') },
@@ -126,7 +126,7 @@ export function formatResults(res: LinearResults): string {
       out.push(`SWE-A untied in ${untied} of ${swe.length} runs${untied > 0 ? ` (after ${swe.filter((r) => r.untieStep !== null).map((r) => r.untieStep).join(', ')} updates)` : ''}`);
     }
     const spreads = Object.entries(t.lemma1.maxSpread).map(([v, s]) => `${v} ${s!.toExponential(1)}`);
-    if (spreads.length > 0) out.push(`Lemma 1 (identity init, first ${t.lemma1.steps} updates), max ||g_l - g_1||/||g_1||: ${spreads.join(', ')}`);
+    if (spreads.length > 0) out.push(`Lemma 1 (identity init, first ${t.lemma1.steps} updates, ${t.lemma1.study} runs), max ||g_l - g_1||/||g_1||: ${spreads.join(', ')}`);
   }
   return out.join('\n');
 }

@@ -135,7 +135,7 @@ export function variantInit(v: Variant): LinearInit {
 export interface LinearConfig {
   depths: number[];
   d: number;
-  /** Seeds; each draws its own Phi. The lr search runs on the first. */
+  /** Seeds; each draws its own Phi. The lr search scores every seed. */
   seeds: number[];
   eps: number;
   maxSteps: number;
@@ -173,7 +173,7 @@ export function defaultLinearConfig(): LinearConfig {
     variants: [...VARIANTS],
     optimizer: 'gd',
     lrGrid: powersOfTwo(0, -10),
-    equalLr: Math.pow(2, -8),
+    equalLr: Math.pow(2, -9),
     // The paper's rho = 0.5 and C = 3; K = 1k of 500k steps there, 10 here,
     // where runs last tens to thousands of updates.
     swe: { threshold: 0.5, patience: 3, every: 10 },
@@ -286,6 +286,7 @@ export function runLinear(spec: RunSpec): RunResult {
   let nextCurveStep = 0;
   let r0 = NaN, ratio = NaN, stepsToEps: number | null = null, diverged = false;
   let untieStep: number | null = null, minCosine: number | null = null, lemma1Spread: number | null = lemmaSteps > 0 ? 0 : null;
+  let trainableFor: unknown = null, trainableTensors: Tensor[] = [], trainableNames: string[] = [];
   let step = 0;
   for (; ; step++) {
     net.zeroGrad();
@@ -311,8 +312,14 @@ export function runLinear(spec: RunSpec): RunResult {
       for (let l = 1; l < L; l++) lemma1Spread = Math.max(lemma1Spread!, relDiff(net.layers[l].weight.grad!, g0));
     }
     ctrl.beforeUpdate(step);
-    const trainable = ctrl.trainable(net.namedParameters());
-    opt.step(trainable.map(([, t]) => t), trainable.map(([n]) => n), lr);
+    if (ctrl.groups !== trainableFor) {
+      // The controller replaces `groups` when it unties: only then does the set change.
+      trainableFor = ctrl.groups;
+      const trainable = ctrl.trainable(net.namedParameters());
+      trainableTensors = trainable.map(([, t]) => t);
+      trainableNames = trainable.map(([n]) => n);
+    }
+    opt.step(trainableTensors, trainableNames, lr);
     for (const e of ctrl.afterUpdate(step, opt)) {
       if (e.type === 'sharing_check') for (const p of e.pairs) minCosine = minCosine === null ? p.cosine : Math.min(minCosine, p.cosine);
       if (e.type === 'untie') untieStep = step + 1;
@@ -329,55 +336,75 @@ export function runLinear(spec: RunSpec): RunResult {
 
 export interface SearchTrial {
   lr: number;
-  stepsToEps: number | null;
-  finalRatio: number;
+  /** Per seed (in the order of the targets searched on). */
+  stepsToEps: (number | null)[];
+  /** The score: the most updates any seed needed; null if some seed never reached eps. */
+  worstSteps: number | null;
+  meanFinalRatio: number;
+  /** True when some seed diverged. */
   diverged: boolean;
-  /** The cut-off this trial ran under (the best step count so far). */
+  /** The cut-off this trial ran under (the best score so far). */
   cap: number;
 }
 
 export interface LrSearch {
   variant: Variant;
   L: number;
-  seed: number;
+  seeds: number[];
   chosen: number;
   trials: SearchTrial[];
-  /** The chosen trial's run (reused as the first seed's run). */
-  best: RunResult;
+  /** The chosen trial's runs, one per seed. */
+  best: RunResult[];
 }
 
 /**
- * Scans the grid from the largest rate down on one seed. The winner is the
- * rate with the fewest updates to eps (ties: the larger rate, found first);
- * if none reaches eps, the one with the lowest final R / R(0). Diverged
- * rates are rejected. Two shortcuts keep it cheap, both stated in the report:
- * a trial runs only up to the best step count so far (it cannot win after
- * that), and the scan stops after two consecutive non-diverged rates that do
- * not improve on the best (steps to eps grow like 1/lr once lr is small).
+ * Scans the grid from the largest rate down, running every seed at each rate.
+ * A rate is rejected if any seed diverges. The winner needs the fewest
+ * updates to eps on its worst seed (ties: the larger rate, found first); if
+ * no rate gets every seed to eps, the one with the lowest mean final R/R(0).
+ * Scoring the worst seed keeps the choice off the edge of stability, where
+ * one seed's best rate makes another's oscillate. Two shortcuts keep it
+ * cheap, both stated in the report: a trial runs only up to the best score
+ * so far (it cannot win after that), and the scan stops after two
+ * consecutive non-diverged rates that do not improve on the best (updates to
+ * eps grow like 1/lr once lr is small).
  */
-export function searchLr(base: Omit<RunSpec, 'lr' | 'cap'>, grid: number[]): LrSearch {
+export function searchLr(base: Omit<RunSpec, 'lr' | 'cap' | 'target'>, targets: Target[], grid: number[]): LrSearch {
   const lrs = [...new Set(grid)].sort((a, b) => b - a);
   const trials: SearchTrial[] = [];
-  let best: RunResult | null = null;
+  let best: { trial: SearchTrial; runs: RunResult[] } | null = null;
   let worse = 0;
   for (const lr of lrs) {
-    const cap = best?.stepsToEps ?? base.maxSteps;
-    const r = runLinear({ ...base, lr, cap });
-    trials.push({ lr, stepsToEps: r.stepsToEps, finalRatio: r.finalRatio, diverged: r.diverged, cap });
-    if (r.diverged) continue;
-    const better = best === null
-      || (r.stepsToEps !== null && (best.stepsToEps === null || r.stepsToEps < best.stepsToEps))
-      || (r.stepsToEps === null && best.stepsToEps === null && r.finalRatio < best.finalRatio);
+    const cap = best?.trial.worstSteps ?? base.maxSteps;
+    const runs: RunResult[] = [];
+    for (const target of targets) {
+      const r = runLinear({ ...base, target, lr, cap });
+      runs.push(r);
+      if (r.diverged || (r.stepsToEps === null && cap < base.maxSteps)) break; // cannot win: skip the other seeds
+    }
+    const complete = runs.length === targets.length;
+    const trial: SearchTrial = {
+      lr, cap, stepsToEps: runs.map((r) => r.stepsToEps), diverged: runs.some((r) => r.diverged),
+      worstSteps: complete && runs.every((r) => r.stepsToEps !== null) ? Math.max(...runs.map((r) => r.stepsToEps!)) : null,
+      meanFinalRatio: runs.reduce((a, r) => a + r.finalRatio, 0) / runs.length,
+    };
+    trials.push(trial);
+    if (trial.diverged) continue;
+    const b = best?.trial;
+    const better = complete && (b === undefined
+      || (trial.worstSteps !== null && (b.worstSteps === null || trial.worstSteps < b.worstSteps))
+      || (trial.worstSteps === null && b.worstSteps === null && trial.meanFinalRatio < b.meanFinalRatio));
     if (better) {
-      best = r;
+      best = { trial, runs };
       worse = 0;
     } else if (++worse >= 2) break;
   }
   if (!best) {
-    // Every rate diverged: report the smallest one's run so the table still has a row.
-    best = runLinear({ ...base, lr: lrs[lrs.length - 1] });
+    // Every rate diverged: report the smallest one's runs so the table still has rows.
+    const lr = lrs[lrs.length - 1];
+    return { variant: base.variant, L: base.L, seeds: targets.map((t) => t.seed), chosen: lr, trials, best: targets.map((target) => runLinear({ ...base, target, lr })) };
   }
-  return { variant: base.variant, L: base.L, seed: base.target.seed, chosen: best.lr, trials, best };
+  return { variant: base.variant, L: base.L, seeds: targets.map((t) => t.seed), chosen: best.trial.lr, trials, best: best.runs };
 }
 
 // ------------------------------------------------------------------ studies
@@ -400,8 +427,12 @@ export interface TargetResult {
   example: { eigenvalues: number[]; det: number; symmetric: boolean };
   search: Study & { lrSearch: LrSearch[] };
   equalLr: (Study & { lr: number }) | null;
-  /** Largest per-layer gradient spread of identity-init runs over their first lemmaSteps updates. */
-  lemma1: { steps: number; maxSpread: Partial<Record<Variant, number>> };
+  /**
+   * Largest per-layer gradient spread of identity-init runs over their first
+   * lemmaSteps updates, from the equal-lr study (small steps, the lemma's
+   * setting) or, without it, the searched runs.
+   */
+  lemma1: { steps: number; study: Study['kind']; maxSpread: Partial<Record<Variant, number>> };
 }
 
 export interface LinearResults {
@@ -467,21 +498,16 @@ export function runLinearExperiment(config: LinearConfig, progress: Progress = (
       if (r.lemma1Spread !== null) lemmaSpread[r.variant] = Math.max(lemmaSpread[r.variant] ?? 0, r.lemma1Spread);
     };
 
-    // Study 1: lr searched per method and depth on the first seed, then reused.
+    // Study 1: lr searched per method and depth (over all seeds together).
     const searches: LrSearch[] = [];
     const searchRuns: RunResult[] = [];
     for (const variant of config.variants) {
       for (const L of config.depths) {
         progress(`${kind}: lr search, ${variant}, L=${L}`);
-        const s = searchLr({ ...common, target: targets[0], variant, L }, config.lrGrid);
+        const s = searchLr({ ...common, variant, L }, targets, config.lrGrid);
         searches.push(s);
-        searchRuns.push(s.best);
-        noteLemma(s.best);
-        for (const t of targets.slice(1)) {
-          const r = runLinear({ ...common, target: t, variant, L, lr: s.chosen });
-          searchRuns.push(r);
-          noteLemma(r);
-        }
+        searchRuns.push(...s.best);
+        if (config.equalLr === null) s.best.forEach(noteLemma);
       }
     }
 
@@ -507,7 +533,7 @@ export function runLinearExperiment(config: LinearConfig, progress: Progress = (
       example: { eigenvalues: targets[0].eigenvalues, det: targets[0].det, symmetric: targets[0].symmetric },
       search: { ...study('search', searchRuns, config.variants), lrSearch: searches },
       equalLr: equal,
-      lemma1: { steps: config.lemmaSteps, maxSpread: lemmaSpread },
+      lemma1: { steps: config.lemmaSteps, study: config.equalLr === null ? 'search' : 'equal-lr', maxSpread: lemmaSpread },
     });
   }
   return { config, targets: out, seconds: (performance.now() - t0) / 1000 };
@@ -553,11 +579,11 @@ function targetJson(t: TargetResult, c: LinearConfig): Record<string, unknown> {
     runs: t.search.runs.map(runJson),
     slopes: slopesJson(t.search.slopes),
     lr_search: t.search.lrSearch.map((s) => ({
-      method: variantMethod(s.variant), init: variantInit(s.variant), L: s.L, seed: s.seed, chosen: s.chosen,
-      trials: s.trials.map((x) => ({ lr: x.lr, steps_to_eps: x.stepsToEps, final_ratio: x.finalRatio, diverged: x.diverged, cap: x.cap })),
+      method: variantMethod(s.variant), init: variantInit(s.variant), L: s.L, seeds: s.seeds, chosen: s.chosen,
+      trials: s.trials.map((x) => ({ lr: x.lr, steps_to_eps: x.stepsToEps, worst_steps: x.worstSteps, mean_final_ratio: x.meanFinalRatio, diverged: x.diverged, cap: x.cap })),
     })),
     equal_lr: t.equalLr && { lr: t.equalLr.lr, runs: t.equalLr.runs.map(runJson), slopes: slopesJson(t.equalLr.slopes) },
-    lemma1: { steps: t.lemma1.steps, max_spread: t.lemma1.maxSpread },
+    lemma1: { steps: t.lemma1.steps, study: t.lemma1.study, max_spread: t.lemma1.maxSpread },
   };
 }
 

@@ -81,11 +81,11 @@ function searchTable(searches: LrSearch[]): string {
   const rows = searches.map((s) => [
     esc(variantLabel(s.variant)), String(s.L), fmtLr(s.chosen),
     s.trials.map((t) => {
-      const what = t.diverged ? 'div' : t.stepsToEps !== null ? String(t.stepsToEps) : `&gt;${t.cap} (R/R0 ${t.finalRatio.toExponential(1)})`;
+      const what = t.diverged ? 'div' : t.stepsToEps.map((n) => (n === null ? `&gt;${t.cap}` : String(n))).join('/') + (t.worstSteps === null ? ` (R/R0 ${t.meanFinalRatio.toExponential(1)})` : '');
       return `${fmtLr(t.lr)}: ${what}`;
     }).join('; '),
   ]);
-  return table(['method', 'L', 'chosen lr', 'trials (lr: updates to eps)'], rows);
+  return table(['method', 'L', 'chosen lr', 'trials (lr: updates to eps per seed)'], rows);
 }
 
 function sweTable(runs: RunResult[]): string {
@@ -100,7 +100,7 @@ function studySection(study: Study, heading: string, intro: string, eps: number,
 ${stepsTable(study)}
 <div class="plots">${slopePlot(study, `${heading}: updates to eps against depth`)}</div>
 <details open><summary>Loss curves</summary><div class="plots">${curvePlots(study, eps, seed)}</div></details>
-${searches ? `<details><summary>Learning-rate search (seed ${seed})</summary>${searchTable(searches)}</details>` : ''}
+${searches ? `<details><summary>Learning-rate search</summary>${searchTable(searches)}</details>` : ''}
 <details><summary>SWE-A checks</summary>${sweTable(study.runs)}</details>`;
 }
 
@@ -111,9 +111,9 @@ function targetSection(t: TargetResult, res: LinearResults): string {
   const lemma = Object.entries(t.lemma1.maxSpread).map(([v, s]) => `${esc(variantLabel(v as Variant))}: ${s!.toExponential(1)}`).join('; ');
   let html = `<h2>Target: ${esc(t.target)}</h2>
 <p>Seed ${seed}'s Phi: ${t.example.symmetric ? 'symmetric' : 'not symmetric'}, eigenvalues${t.example.symmetric ? '' : ' of its PD factor'} in [${Math.min(...eig).toFixed(3)}, ${Math.max(...eig).toFixed(3)}]${eig.some((e) => e < 0) ? ` (one negative: ${eig.find((e) => e < 0)!.toFixed(3)})` : ''}, det = ${t.example.det.toExponential(2)}.</p>
-<p><b>Lemma 1 check</b> (identity init, first ${t.lemma1.steps} updates): largest ||g<sub>l</sub> − g<sub>1</sub>|| / ||g<sub>1</sub>|| over layers, seeds, depths: ${lemma || '—'}.${t.example.symmetric ? ' Lemma 1 predicts 0 (float32 rounding aside) for any symmetric Phi.' : ' Phi is not symmetric, so Lemma 1 does not apply.'}</p>`;
+<p><b>Lemma 1 check</b> (identity init, first ${t.lemma1.steps} updates, ${t.lemma1.study === 'equal-lr' ? 'equal-lr study' : 'searched-lr runs'}): largest ||g<sub>l</sub> − g<sub>1</sub>|| / ||g<sub>1</sub>|| over layers, seeds, depths: ${lemma || '—'}.${t.example.symmetric ? ' Lemma 1 predicts 0 (float32 rounding aside) for any symmetric Phi.' : ' Phi is not symmetric, so Lemma 1 does not apply.'}</p>`;
   html += studySection(t.search, 'Learning rate searched per method and depth',
-    `Each method and depth gets the best rate from the grid on seed ${seed}, reused for the other seeds. Cells list each seed's updates to R ≤ ${c.eps}·R(0) (never: not within ${c.maxSteps}; div: diverged).`,
+    `Each method and depth gets the best rate from the grid, scored on its worst seed. Cells list each seed's updates to R ≤ ${c.eps}·R(0) (never: not within ${c.maxSteps}; div: diverged).`,
     c.eps, seed, t.search.lrSearch);
   if (t.equalLr) {
     html += studySection(t.equalLr, `One learning rate for all (${fmtLr(t.equalLr.lr)})`,
@@ -153,7 +153,7 @@ A run counts the updates until R ≤ ${c.eps}·R(0), giving up after ${c.maxStep
 <li><b>untied</b>: every layer its own; zero-asymmetric init (W<sub>1..L−1</sub> = I, W<sub>L</sub> = 0; Wu et al. 2019), the no-sharing theorem's setting. <b>untied (identity init)</b>: untied from W = I.</li>
 <li><b>shared</b>: all layers tied from W = I for the whole run, updated with the mean of the per-layer gradients.</li>
 <li><b>SWE-A</b>: shared from W = I; every ${c.swe.every} updates the cosine of each adjacent pair of layer gradients is measured; when more than half are below ρ = ${c.swe.threshold} at ${c.swe.patience} consecutive checks, the layers are untied and continue on their own.</li>
-<li><b>lr search</b>: the grid ${grid.map(fmtLr).join(', ')} is scanned from the largest rate down on the first seed; diverged rates are rejected; the winner has the fewest updates to eps (ties: the larger rate), or, if none reaches eps, the lowest final R/R(0). A trial stops once it has used as many updates as the best so far, and the scan stops after two consecutive non-diverged rates that do not improve.</li>
+<li><b>lr search</b>: the grid ${grid.map(fmtLr).join(', ')} is scanned from the largest rate down, every seed at each rate; a rate where any seed diverges is rejected; the winner needs the fewest updates to eps on its worst seed (ties: the larger rate), or, if no rate gets every seed there, has the lowest mean final R/R(0). A trial stops once it has used as many updates as the best so far, and the scan stops after two consecutive non-diverged rates that do not improve.</li>
 <li><b>slope</b>: least-squares slope of log(updates to eps) against log L over the depths where every seed reached eps (geometric mean over seeds). The theorems say about L<sup>3</sup> for untied GD (slope 3 at their step sizes) and L for shared GD.</li>
 </ul>
 <h2>Slopes</h2>
