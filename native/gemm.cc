@@ -170,8 +170,11 @@ __attribute__((target("avx2,fma"))) void pack_transpose_avx2(const float* src, i
 
 #if defined(__x86_64__)
 
-template <int MR>
-__attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma"))) void ukr_avx512(
+// MR rows x NV*16 columns of C, from A panels with AS floats per k step (AS =
+// the packing's MR; MR < AS for the last, partial panel, so that no
+// arithmetic is spent on padding rows) and B panels of 32 floats per k step.
+template <int MR, int NV, int AS>
+__attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma"))) void ukr_avx512_t(
     int64_t kc, const float* A, const float* B, float* C, int64_t ldc, int mr, int nr, float alpha, float beta) {
   __m512 c0[MR], c1[MR];
 #pragma GCC unroll 32
@@ -182,14 +185,15 @@ __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma"))) void ukr_avx51
     _mm_prefetch((const char*)(C + r * ldc + nr - 1), _MM_HINT_T0);
   }
   for (int64_t p = 0; p < kc; p++) {
-    const __m512 b0 = _mm512_load_ps(B), b1 = _mm512_load_ps(B + 16);
+    const __m512 b0 = _mm512_load_ps(B);
+    const __m512 b1 = NV == 2 ? _mm512_load_ps(B + 16) : b0;
 #pragma GCC unroll 32
     for (int r = 0; r < MR; r++) {
       const __m512 a = _mm512_set1_ps(A[r]);
       c0[r] = _mm512_fmadd_ps(a, b0, c0[r]);
-      c1[r] = _mm512_fmadd_ps(a, b1, c1[r]);
+      if (NV == 2) c1[r] = _mm512_fmadd_ps(a, b1, c1[r]);
     }
-    A += MR;
+    A += AS;
     B += 32;
   }
   const __mmask16 m0 = nr >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nr) - 1);
@@ -200,7 +204,7 @@ __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma"))) void ukr_avx51
     for (int r = 0; r < MR; r++) {
       if (r < mr) {
         _mm512_mask_storeu_ps(C + r * ldc, m0, _mm512_mul_ps(va, c0[r]));
-        _mm512_mask_storeu_ps(C + r * ldc + 16, m1, _mm512_mul_ps(va, c1[r]));
+        if (NV == 2) _mm512_mask_storeu_ps(C + r * ldc + 16, m1, _mm512_mul_ps(va, c1[r]));
       }
     }
   } else {
@@ -209,12 +213,28 @@ __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma"))) void ukr_avx51
     for (int r = 0; r < MR; r++) {
       if (r < mr) {
         const __m512 o0 = _mm512_maskz_loadu_ps(m0, C + r * ldc);
-        const __m512 o1 = _mm512_maskz_loadu_ps(m1, C + r * ldc + 16);
         _mm512_mask_storeu_ps(C + r * ldc, m0, _mm512_fmadd_ps(va, c0[r], _mm512_mul_ps(vb, o0)));
-        _mm512_mask_storeu_ps(C + r * ldc + 16, m1, _mm512_fmadd_ps(va, c1[r], _mm512_mul_ps(vb, o1)));
+        if (NV == 2) {
+          const __m512 o1 = _mm512_maskz_loadu_ps(m1, C + r * ldc + 16);
+          _mm512_mask_storeu_ps(C + r * ldc + 16, m1, _mm512_fmadd_ps(va, c1[r], _mm512_mul_ps(vb, o1)));
+        }
       }
     }
   }
+}
+
+constexpr int kAvx512MR = 14;
+#define UKR_PAIR(mr) {ukr_avx512_t<mr, 1, kAvx512MR>, ukr_avx512_t<mr, 2, kAvx512MR>}
+const MicroKernel avx512_kernels[kAvx512MR + 1][2] = {
+    {nullptr, nullptr}, UKR_PAIR(1), UKR_PAIR(2), UKR_PAIR(3),  UKR_PAIR(4),  UKR_PAIR(5),  UKR_PAIR(6), UKR_PAIR(7),
+    UKR_PAIR(8),        UKR_PAIR(9), UKR_PAIR(10), UKR_PAIR(11), UKR_PAIR(12), UKR_PAIR(13), UKR_PAIR(14),
+};
+#undef UKR_PAIR
+
+// 14 x 32, or the smallest kernel that covers an edge tile (mr x nr).
+void ukr_avx512(int64_t kc, const float* A, const float* B, float* C, int64_t ldc, int mr, int nr, float alpha,
+                float beta) {
+  avx512_kernels[mr][nr > 16](kc, A, B, C, ldc, mr, nr, alpha, beta);
 }
 
 // 6 x 16: 12 accumulators in ymm registers.
@@ -300,8 +320,7 @@ void ukr_scalar(int64_t kc, const float* A, const float* B, float* C, int64_t ld
 
 // KC x NR floats of B stay in L1 while the A panels stream from L2.
 #if defined(__x86_64__)
-constexpr int kAvx512MR = 14;
-const KernelCfg cfg_avx512 = {kAvx512MR, 32, 256, 14 * 24, 4096, ukr_avx512<kAvx512MR>};
+const KernelCfg cfg_avx512 = {kAvx512MR, 32, 256, 14 * 24, 4096, ukr_avx512};
 const KernelCfg cfg_avx2 = {6, 16, 256, 6 * 48, 4096, ukr_avx2};
 #endif
 const KernelCfg cfg_scalar = {kScalarMR, kScalarNR, 256, 4 * 64, 4096, ukr_scalar};

@@ -55,6 +55,17 @@ Pool* pool() {
 
 thread_local bool in_region = false;
 
+// Waits for done() by spinning, then (if the wait drags on, as when the
+// machine is oversubscribed and the thread we wait for is not running)
+// yielding the core between checks.
+template <class Done>
+inline void spin_until(Done done) {
+  for (int spins = 0; !done(); spins++) {
+    if (spins < (1 << 14)) cpu_relax();
+    else std::this_thread::yield();
+  }
+}
+
 // `seen` is the generation current when the worker was created: a job
 // published after that is the worker's to run.
 void worker_main(Pool* P, int tid, uint64_t seen) {
@@ -139,7 +150,7 @@ void pool_run(RegionFn fn, void* ctx, int want) {
   in_region = true;
   fn(ctx, 0, T);
   in_region = false;
-  while (P->pending.load(std::memory_order_acquire) != 0) cpu_relax();
+  spin_until([P] { return P->pending.load(std::memory_order_acquire) == 0; });
 }
 
 void pool_barrier(int nthreads) {
@@ -150,7 +161,7 @@ void pool_barrier(int nthreads) {
     P->bar_count.store(0, std::memory_order_relaxed);
     P->bar_phase.store(phase + 1, std::memory_order_release);
   } else {
-    while (P->bar_phase.load(std::memory_order_acquire) == phase) cpu_relax();
+    spin_until([P, phase] { return P->bar_phase.load(std::memory_order_acquire) != phase; });
   }
 }
 
