@@ -318,9 +318,11 @@ void ukr_scalar(int64_t kc, const float* A, const float* B, float* C, int64_t ld
 
 // ---------------------------------------------------------------- configs
 
-// KC x NR floats of B stay in L1 while the A panels stream from L2.
+// Blocking, measured on Zen 5 (48 KB L1, 1 MB L2): the MC x KC block of A
+// stays in L2; KC = 512 beat 256 and 384 for k = 1024 (fewer passes over C)
+// although a 512 x 32 B panel (64 KB) then streams from L2 rather than L1.
 #if defined(__x86_64__)
-const KernelCfg cfg_avx512 = {kAvx512MR, 32, 256, 14 * 24, 4096, ukr_avx512};
+const KernelCfg cfg_avx512 = {kAvx512MR, 32, 512, 14 * 24, 4096, ukr_avx512};
 const KernelCfg cfg_avx2 = {6, 16, 256, 6 * 48, 4096, ukr_avx2};
 #endif
 const KernelCfg cfg_scalar = {kScalarMR, kScalarNR, 256, 4 * 64, 4096, ukr_scalar};
