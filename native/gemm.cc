@@ -382,6 +382,15 @@ inline int64_t kc_block(const KernelCfg& K, int64_t k) {
   return cdiv(k, nkb);
 }
 
+// Packing buffer sizes for one problem: one KC x NC block of B (the shared B
+// buffer holds two), one MC x KC block of A.
+int64_t b_block_floats(const KernelCfg& K, int64_t n, int64_t k) {
+  const int64_t nc = n < K.NC ? n : K.NC;
+  return kc_block(K, k) * cdiv(nc, K.NR) * K.NR;
+}
+size_t b_buf_size(const KernelCfg& K, int64_t n, int64_t k) { return 2 * (size_t)b_block_floats(K, n, k); }
+size_t a_buf_size(const KernelCfg& K, int64_t k) { return (size_t)K.MC * (size_t)kc_block(K, k); }
+
 // One batch item, computed by T threads together (T may be 1). Bbuf is shared
 // by the T threads and holds two KC x NC blocks (double-buffered, so one
 // barrier per block suffices); Abuf is this thread's own.
@@ -391,7 +400,7 @@ void gemm_item(const KernelCfg& K, const Problem& P, int tid, int T, float* Bbuf
   const int64_t lda = P.ta ? m : k, ldb = P.tb ? k : n, ldc = n;
   const int64_t kcb = kc_block(K, k);
   const int64_t NCmax = (int64_t)K.NC;
-  const int64_t bstride = (int64_t)K.KC * NCmax;
+  const int64_t bstride = b_block_floats(K, n, k);
   int it = 0;
   for (int64_t jc = 0; jc < n; jc += NCmax) {
     const int64_t nc = n - jc < NCmax ? n - jc : NCmax;
@@ -435,8 +444,6 @@ void gemm_item(const KernelCfg& K, const Problem& P, int tid, int T, float* Bbuf
   }
 }
 
-size_t a_buf_size(const KernelCfg& K) { return (size_t)K.MC * K.KC; }
-size_t b_buf_size(const KernelCfg& K) { return 2 * (size_t)K.KC * ((K.NC + K.NR - 1) / K.NR * K.NR); }
 
 const KernelCfg& current_cfg() {
 #if defined(__x86_64__)
@@ -476,8 +483,8 @@ void gemm(const float* a, const float* b, float* c, int64_t batch, int64_t m, in
   if (!overlapping && (tiny || (batch >= threads && (batch % threads == 0 || batch >= 3 * threads || flops < 4e6)))) {
     // Whole batch items per thread.
     auto body = [&](int tid, int T) {
-      float* Abuf = tls_a.get(a_buf_size(K));
-      float* Bbuf = tls_b.get(b_buf_size(K));
+      float* Abuf = tls_a.get(a_buf_size(K, k));
+      float* Bbuf = tls_b.get(b_buf_size(K, n, k));
       const int64_t b0 = batch * tid / T, b1 = batch * (tid + 1) / T;
       for (int64_t bi = b0; bi < b1; bi++) gemm_item(K, item(bi), 0, 1, Bbuf, Abuf);
     };
@@ -486,10 +493,10 @@ void gemm(const float* a, const float* b, float* c, int64_t batch, int64_t m, in
   }
   // Each batch item split over the threads.
   const int T = flops < 5e5 ? 1 : threads;
-  float* shared_b = tls_b.get(b_buf_size(K));
+  float* shared_b = tls_b.get(b_buf_size(K, n, k));
   for (int64_t bi = 0; bi < batch; bi++) {
     const Problem P = item(bi);
-    auto body = [&](int tid, int nt) { gemm_item(K, P, tid, nt, shared_b, tls_a.get(a_buf_size(K))); };
+    auto body = [&](int tid, int nt) { gemm_item(K, P, tid, nt, shared_b, tls_a.get(a_buf_size(K, k))); };
     parallel_region(T, body);
   }
 }
