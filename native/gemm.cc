@@ -15,7 +15,7 @@
 #include "pool.h"
 #include "simd.h"
 
-#if defined(__x86_64__)
+#if defined(UNTIE_X86)
 #include <immintrin.h>
 #endif
 
@@ -32,7 +32,7 @@ struct KernelCfg {
 
 // ---------------------------------------------------------------- packing
 
-#if defined(__x86_64__)
+#if defined(UNTIE_X86)
 void pack_transpose_avx2(const float* src, int64_t ld, int rows, int64_t kc, int W, float* dst);
 #endif
 
@@ -45,7 +45,7 @@ void pack_a(const float* A, int64_t lda, bool trans, int64_t i0, int64_t mc, int
     float* dst = Ap + ip * kc;
     if (!trans) {
       // A is (m, k): row i at A + i*lda.
-#if defined(__x86_64__)
+#if defined(UNTIE_X86)
       if (simd_level() >= kAvx2) {
         pack_transpose_avx2(A + (i0 + ip) * lda + p0, lda, mr, kc, MR, dst);
         continue;
@@ -94,7 +94,7 @@ void pack_b(const float* B, int64_t ldb, bool trans, int64_t p0, int64_t kc, int
       }
     } else {
       // B is (n, k): op(B)[p][j] = B[j*ldb + p].
-#if defined(__x86_64__)
+#if defined(UNTIE_X86)
       if (simd_level() >= kAvx2) {
         pack_transpose_avx2(B + (j0 + jj) * ldb + p0, ldb, nr, kc, NR, dst);
         continue;
@@ -110,7 +110,7 @@ void pack_b(const float* B, int64_t ldb, bool trans, int64_t p0, int64_t kc, int
   }
 }
 
-#if defined(__x86_64__)
+#if defined(UNTIE_X86)
 // Transposing pack with 8x8 AVX transposes: src holds `rows` rows (of a panel
 // of width W <= 32) of ld-strided floats, kc of them each; writes dst[p*W + r]
 // for r < W (rows past `rows` as zeros), p < kc. This is the slow direction of
@@ -168,7 +168,7 @@ __attribute__((target("avx2,fma"))) void pack_transpose_avx2(const float* src, i
 //   beta == 0: C = alpha * acc   (C not read)
 //   otherwise: C = alpha * acc + beta * C, with one rounding (fma).
 
-#if defined(__x86_64__)
+#if defined(UNTIE_X86)
 
 // MR rows x NV*16 columns of C, from A panels with AS floats per k step (AS =
 // the packing's MR; MR < AS for the last, partial panel, so that no
@@ -286,7 +286,7 @@ __attribute__((target("avx2,fma"))) void ukr_avx2(int64_t kc, const float* A, co
     for (int c = 0; c < nr; c++) C[r * ldc + c] = tile[r * 16 + c];
 }
 
-#endif  // __x86_64__
+#endif  // UNTIE_X86
 
 // Portable kernel: plain loops that the compiler vectorises (SSE2 on baseline
 // x86-64, NEON on arm64).
@@ -321,7 +321,7 @@ void ukr_scalar(int64_t kc, const float* A, const float* B, float* C, int64_t ld
 // Blocking, measured on Zen 5 (48 KB L1, 1 MB L2): the MC x KC block of A
 // stays in L2; KC = 512 beat 256 and 384 for k = 1024 (fewer passes over C)
 // although a 512 x 32 B panel (64 KB) then streams from L2 rather than L1.
-#if defined(__x86_64__)
+#if defined(UNTIE_X86)
 const KernelCfg cfg_avx512 = {kAvx512MR, 32, 512, 14 * 24, 4096, ukr_avx512};
 const KernelCfg cfg_avx2 = {6, 16, 256, 6 * 48, 4096, ukr_avx2};
 #endif
@@ -446,7 +446,7 @@ void gemm_item(const KernelCfg& K, const Problem& P, int tid, int T, float* Bbuf
 
 
 const KernelCfg& current_cfg() {
-#if defined(__x86_64__)
+#if defined(UNTIE_X86)
   switch (simd_level()) {
     case kAvx512: return cfg_avx512;
     case kAvx2: return cfg_avx2;

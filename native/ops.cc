@@ -49,7 +49,7 @@ struct OpsTable {
   bool (*all_finite)(const float*, int64_t);
 };
 
-#if defined(__x86_64__)
+#if defined(UNTIE_X86)
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512dq,avx512bw,avx512vl,avx2,fma")
 namespace isa_avx512 {
@@ -78,7 +78,7 @@ namespace isa_scalar {
 namespace {
 
 const OpsTable& T() {
-#if defined(__x86_64__)
+#if defined(UNTIE_X86)
   switch (simd_level()) {
     case kAvx512: return isa_avx512::table;
     case kAvx2: return isa_avx2::table;

@@ -61,7 +61,7 @@ thread_local bool in_region = false;
 template <class Done>
 inline void spin_until(Done done) {
   for (int spins = 0; !done(); spins++) {
-    if (spins < (1 << 14)) cpu_relax();
+    if (spins < (1 << 10)) cpu_relax();
     else std::this_thread::yield();
   }
 }

@@ -6,7 +6,7 @@
 namespace untie {
 
 static SimdLevel cpu_best() {
-#if defined(__x86_64__)
+#if defined(UNTIE_X86)
   __builtin_cpu_init();
   if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
       __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&

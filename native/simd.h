@@ -3,6 +3,12 @@
 // compiled with target attributes and is only called when the CPU has it.
 #pragma once
 
+// x86 SIMD code is compiled only where UNTIE_X86 is set; building with
+// -DUNTIE_FORCE_PORTABLE checks the portable path (as on arm64) on x86.
+#if defined(__x86_64__) && !defined(UNTIE_FORCE_PORTABLE)
+#define UNTIE_X86 1
+#endif
+
 namespace untie {
 
 enum SimdLevel { kScalar = 0, kAvx2 = 1, kAvx512 = 2 };
