@@ -186,20 +186,27 @@ BINDING(matmul) {
   const double alpha = c.num(12, "alpha"), beta = c.num(13, "beta");
   if (!c.ok) return nullptr;
   if (batch > 0) {
-    char what[200];
     const int64_t mk = c.mul(m, k), kn = c.mul(k, n), mn = c.mul(m, n);
     const int64_t last_a = c.mul(batch - 1, mk == 0 ? 0 : sa), last_b = c.mul(batch - 1, kn == 0 ? 0 : sb),
                   last_c = c.mul(batch - 1, mn == 0 ? 0 : sc);
     if (!c.ok) return nullptr;
-    std::snprintf(what, sizeof what, "batch=%lld m=%lld k=%lld strideA=%lld (transA=%s)", (long long)batch,
-                  (long long)m, (long long)k, (long long)sa, ta ? "true" : "false");
-    if (mk > 0) c.need("a", la, last_a + mk, what);
-    std::snprintf(what, sizeof what, "batch=%lld k=%lld n=%lld strideB=%lld (transB=%s)", (long long)batch,
-                  (long long)k, (long long)n, (long long)sb, tb ? "true" : "false");
-    if (kn > 0) c.need("b", lb, last_b + kn, what);
-    std::snprintf(what, sizeof what, "batch=%lld m=%lld n=%lld strideC=%lld", (long long)batch, (long long)m,
-                  (long long)n, (long long)sc);
-    if (mn > 0) c.need("c", lc, last_c + mn, what);
+    // The explanation is formatted only on failure: this runs on every call.
+    char what[200];
+    if (mk > 0 && la < last_a + mk) {
+      std::snprintf(what, sizeof what, "batch=%lld m=%lld k=%lld strideA=%lld (transA=%s)", (long long)batch,
+                    (long long)m, (long long)k, (long long)sa, ta ? "true" : "false");
+      c.need("a", la, last_a + mk, what);
+    }
+    if (kn > 0 && lb < last_b + kn) {
+      std::snprintf(what, sizeof what, "batch=%lld k=%lld n=%lld strideB=%lld (transB=%s)", (long long)batch,
+                    (long long)k, (long long)n, (long long)sb, tb ? "true" : "false");
+      c.need("b", lb, last_b + kn, what);
+    }
+    if (mn > 0 && lc < last_c + mn) {
+      std::snprintf(what, sizeof what, "batch=%lld m=%lld n=%lld strideC=%lld", (long long)batch, (long long)m,
+                    (long long)n, (long long)sc);
+      c.need("c", lc, last_c + mn, what);
+    }
     if (!c.ok) return nullptr;
     gemm(a, b, out, batch, m, n, k, ta, tb, sa, sb, sc, (float)alpha, (float)beta);
   }
