@@ -235,8 +235,12 @@ export class BertForMaskedLM extends Module {
     return ops.linear(h, this.bert.embeddings.word_embeddings.weight, this.cls.predictions.bias);
   }
 
-  /** Masked-LM loss (mean over masked positions) and accuracy counts. */
-  mlm(b: MlmBatch): MlmOutput {
+  /**
+   * Masked-LM loss (mean over masked positions) and accuracy counts. The
+   * argmax over the vocabulary costs a few ms, so training skips it
+   * (`accuracy: false` leaves `correct` at 0).
+   */
+  mlm(b: MlmBatch, opts: { accuracy?: boolean } = {}): MlmOutput {
     const hidden = this.encode(b);
     const positions: number[] = [];
     for (let i = 0; i < b.labels.length; i++) if (b.labels[i] !== -100) positions.push(i);
@@ -247,7 +251,7 @@ export class BertForMaskedLM extends Module {
     const loss = ops.crossEntropy(logits, targets);
     const V = this.config.vocabSize;
     let correct = 0;
-    for (let r = 0; r < targets.length; r++) {
+    for (let r = 0; opts.accuracy !== false && r < targets.length; r++) {
       let best = 0;
       for (let v = 1; v < V; v++) if (logits.data[r * V + v] > logits.data[r * V + best]) best = v;
       if (best === targets[r]) correct++;

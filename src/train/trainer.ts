@@ -153,7 +153,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       model.zeroGrad();
       let loss = 0;
       for (let micro = 0; micro < t.gradAccum; micro++) {
-        const out = model.mlm(data.train.nextBatch(t.batchSize));
+        const out = model.mlm(data.train.nextBatch(t.batchSize), { accuracy: false });
         const value = out.loss.item();
         if (!Number.isFinite(value)) {
           clearTape();
