@@ -27,7 +27,7 @@ export function parse(command: string, argv: string[], flags: Flags): Parsed {
     return { values: values as Parsed['values'], positionals };
   } catch (err) {
     const msg = err instanceof Error ? err.message : String(err);
-    throw new UntieError(`${msg.replace(/\. To specify a positional.*$/s, '')}. Run \`untie ${command} --help\` for the options.`);
+    throw new UntieError(`${msg.replace(/\. To specify a positional.*$/s, '').replace(/\.+$/, '')}. Run \`untie ${command} --help\` for the options.`);
   }
 }
 
