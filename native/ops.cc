@@ -16,6 +16,10 @@
 #include "pool.h"
 #include "simd.h"
 
+#if defined(UNTIE_X86)
+#include <immintrin.h>
+#endif
+
 namespace untie {
 
 struct OpsTable {
@@ -30,7 +34,7 @@ struct OpsTable {
   void (*tanh_forward)(const float*, float*, int64_t);
   void (*tanh_backward)(const float*, const float*, float*, int64_t);
   void (*dropout_forward)(const float*, float*, float*, int64_t, int64_t, uint32_t, float, uint32_t);
-  void (*softmax_forward)(const float*, float*, int64_t, int64_t, int64_t, double, const float*, int64_t, double*);
+  void (*softmax_forward)(const float*, float*, int64_t, int64_t, int64_t, double, const float*, int64_t);
   void (*softmax_backward)(const float*, const float*, float*, int64_t, int64_t, int64_t, double);
   void (*layernorm_forward)(const float*, const float*, const float*, float*, float*, float*, int64_t, int64_t,
                             int64_t, double);
@@ -180,7 +184,7 @@ void op_dropout_forward(const float* x, float* out, float* mask, int64_t n, doub
 void op_softmax_forward(const float* x, float* out, int64_t rows, int64_t cols, double scale, const float* mask,
                         int64_t mask_group) {
   parallel_rows(rows, cols, kCostlyGrain, [&](int64_t r0, int64_t r1) {
-    T().softmax_forward(x, out, r0, r1, cols, scale, mask, mask_group, scratch_doubles(cols + 8));
+    T().softmax_forward(x, out, r0, r1, cols, scale, mask, mask_group);
   });
 }
 void op_softmax_backward(const float* y, const float* dy, float* dx, int64_t rows, int64_t cols, double scale) {

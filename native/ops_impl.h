@@ -73,6 +73,144 @@ static inline vd verf(vd x) {
   return x >= 0.0 ? 1.0 - r : r - 1.0;
 }
 
+// ---- float32 vector math (GELU, softmax, cross-entropy)
+//
+// These kernels are bound by exp/erf throughput, and doing them in double
+// cost 2-5 ns per element. In float, with the error terms below, they stay
+// within ~1e-6 relative of the reference's double results (measured: see
+// test/native-kernels.test.ts), and every element goes through the same
+// vector code on a given path, so results are still deterministic.
+
+typedef float vF __attribute__((vector_size(VBYTES)));
+typedef int32_t vI __attribute__((vector_size(VBYTES)));
+constexpr int FL = VBYTES / 4;  // floats per vector
+
+static inline vF bcf(float x) { return vF{} + x; }
+static inline vF ldF(const float* p) {
+  vF v;
+  __builtin_memcpy(&v, p, sizeof v);
+  return v;
+}
+static inline void stF(float* p, vF v) { __builtin_memcpy(p, &v, sizeof v); }
+static inline float hsumF(vF v) {
+  float s = 0.0f;
+  for (int l = 0; l < FL; l++) s += v[l];
+  return s;
+}
+static inline float hmaxF(vF v) {
+  float m = v[0];
+  for (int l = 1; l < FL; l++) m = v[l] > m ? v[l] : m;
+  return m;
+}
+// a * b + c, fused where the path has FMA (the build uses -ffp-contract=off,
+// so it is spelled out).
+static inline vF fmaF(vF a, vF b, vF c) {
+#if VBYTES == 64
+  return (vF)_mm512_fmadd_ps((__m512)a, (__m512)b, (__m512)c);
+#elif VBYTES == 32
+  return (vF)_mm256_fmadd_ps((__m256)a, (__m256)b, (__m256)c);
+#else
+  return a * b + c;
+#endif
+}
+// The rounding error of the product p = fl(a * b): a * b - p (exact with FMA;
+// zero, i.e. not corrected, on the portable path).
+static inline vF prod_err(vF a, vF b, vF p) {
+#if VBYTES >= 32
+  return fmaF(a, b, -p);
+#else
+  (void)a; (void)b; (void)p;
+  return vF{};
+#endif
+}
+
+// exp(x) in float: x = n ln2 + r, |r| <= ln2/2, exp(r) by Cephes' degree-7
+// polynomial (relative error ~1.5e-7), times 2^n built in the exponent bits.
+// x below -87.3 (where exp underflows float's normal range; -inf included)
+// gives 0, x above 88 is clamped; NaN stays NaN.
+static inline vF vexpf(vF x) {
+  const vF lo = bcf(-87.33654f);
+  const vF xc = x > bcf(88.0f) ? bcf(88.0f) : x;
+  const float shifter = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
+  const vF t = xc * 1.44269504088896341f + shifter;
+  const vF n = t - shifter;
+  vF r = fmaF(n, bcf(-0.693359375f), xc);  // ln2 high part: n * it is exact
+  r = fmaF(n, bcf(2.12194440e-4f), r);     // ln2 low part
+  vF p = bcf(1.9875691500e-4f);
+  p = fmaF(p, r, bcf(1.3981999507e-3f));
+  p = fmaF(p, r, bcf(8.3334519073e-3f));
+  p = fmaF(p, r, bcf(4.1665795894e-2f));
+  p = fmaF(p, r, bcf(1.6666665459e-1f));
+  p = fmaF(p, r, bcf(5.0000001201e-1f));
+  p = fmaF(p * r, r, r) + 1.0f;
+  const vI bits = (((vI)t - (vI)bcf(shifter)) + 127) << 23;
+  const vF y = p * (vF)bits;
+  return xc < lo ? bcf(0.0f) : y;
+}
+
+// 1 + erf(x / sqrt(2)) = 2 * Phi(x), as the reference computes erf (Numerical
+// Recipes' erfc fit) but without forming erf: for x < 0 the result is erfc(z)
+// itself, which 1 + erf would lose to cancellation in float. z^2 = x^2 / 2 is
+// carried with its rounding error, since exp amplifies an absolute error in
+// its argument into a relative one.
+static inline vF vgelu_cdf2(vF x) {
+  const vF z = (x < 0.0f ? -x : x) * 0.70710678118654752f;
+  const vF xx = x * x;
+  const vF xx_err = prod_err(x, x, xx);
+  const vF t = 1.0f / (1.0f + 0.5f * z);
+  vF q = bcf(0.17087277f);
+  q = fmaF(q, t, bcf(-0.82215223f));
+  q = fmaF(q, t, bcf(1.48851587f));
+  q = fmaF(q, t, bcf(-1.13520398f));
+  q = fmaF(q, t, bcf(0.27886807f));
+  q = fmaF(q, t, bcf(-0.18628806f));
+  q = fmaF(q, t, bcf(0.09678418f));
+  q = fmaF(q, t, bcf(0.37409196f));
+  q = fmaF(q, t, bcf(1.00002368f));
+  q = fmaF(q, t, bcf(-1.26551223f));
+  vF e = vexpf(q - 0.5f * xx);
+  e = fmaF(e, -0.5f * xx_err, e);  // exp(a - d) ~ exp(a) (1 - d)
+  const vF r = t * e;              // erfc(|z|)
+  return x >= 0.0f ? 2.0f - r : r;
+}
+
+// Float counterparts of map1/map2: out[i] = f(x[i]), padded tail.
+template <class F>
+static inline void mapF1(const float* x, float* out, int64_t n, F f) {
+  int64_t i = 0;
+  for (; i + 2 * FL <= n; i += 2 * FL) {
+    const vF y0 = f(ldF(x + i)), y1 = f(ldF(x + i + FL));
+    stF(out + i, y0);
+    stF(out + i + FL, y1);
+  }
+  for (; i + FL <= n; i += FL) stF(out + i, f(ldF(x + i)));
+  if (i < n) {
+    float tx[FL] = {}, to[FL];
+    const int64_t rest = n - i;
+    __builtin_memcpy(tx, x + i, rest * sizeof(float));
+    stF(to, f(ldF(tx)));
+    __builtin_memcpy(out + i, to, rest * sizeof(float));
+  }
+}
+template <class F>
+static inline void mapF2(const float* x, const float* y, float* out, int64_t n, F f) {
+  int64_t i = 0;
+  for (; i + 2 * FL <= n; i += 2 * FL) {
+    const vF z0 = f(ldF(x + i), ldF(y + i)), z1 = f(ldF(x + i + FL), ldF(y + i + FL));
+    stF(out + i, z0);
+    stF(out + i + FL, z1);
+  }
+  for (; i + FL <= n; i += FL) stF(out + i, f(ldF(x + i), ldF(y + i)));
+  if (i < n) {
+    float tx[FL] = {}, ty[FL] = {}, to[FL];
+    const int64_t rest = n - i;
+    __builtin_memcpy(tx, x + i, rest * sizeof(float));
+    __builtin_memcpy(ty, y + i, rest * sizeof(float));
+    stF(to, f(ldF(tx), ldF(ty)));
+    __builtin_memcpy(out + i, to, rest * sizeof(float));
+  }
+}
+
 // out[i] = f(x[i]) for i < n, in vectors of VL; the tail is padded so that
 // every element goes through the same vector code.
 // Four vectors per step: the exp chains are long, and independent ones side
@@ -155,13 +293,16 @@ static void sum_rows(const float* x, float* out, int64_t rows, int64_t cols, int
 // ---- activations
 
 static void gelu_forward(const float* x, float* out, int64_t n) {
-  map1(x, out, n, [](vd v) { return 0.5 * v * (1.0 + verf(v * 0.7071067811865476)); });
+  mapF1(x, out, n, [](vF v) { return 0.5f * v * vgelu_cdf2(v); });
 }
+// gelu'(x) = Phi(x) + x phi(x), phi(x) = exp(-x^2 / 2) / sqrt(2 pi).
 static void gelu_backward(const float* x, const float* dy, float* dx, int64_t n) {
-  map2(x, dy, dx, n, [](vd v, vd g) {
-    const vd cdf = 0.5 * (1.0 + verf(v * 0.7071067811865476));
-    const vd pdf = 0.3989422804014327 * vexp(-0.5 * v * v);
-    return g * (cdf + v * pdf);
+  mapF2(x, dy, dx, n, [](vF v, vF g) {
+    const vF cdf = 0.5f * vgelu_cdf2(v);
+    const vF vv = v * v;
+    vF e = vexpf(-0.5f * vv);
+    e = fmaF(e, -0.5f * prod_err(v, v, vv), e);
+    return g * fmaF(v, 0.3989422804014327f * e, cdf);
   });
 }
 static void tanh_forward(const float* x, float* out, int64_t n) {
@@ -191,57 +332,57 @@ static void dropout_forward(const float* x, float* out, float* mask, int64_t i0,
   }
 }
 
-// ---- softmax: rows [r0, r1); row is scratch of cols doubles
+// ---- softmax: rows [r0, r1), in float; out holds the row's scaled, masked
+// logits, then their exps. The tail is padded with -inf (exp gives 0).
 
 static void softmax_forward(const float* x, float* out, int64_t r0, int64_t r1, int64_t cols, double scale,
-                            const float* mask, int64_t group, double* row) {
-  const double ninf = -__builtin_inf();
+                            const float* mask, int64_t group) {
+  const float ninf = -__builtin_inff();
+  const vF vsc = bcf((float)scale);
+  const int64_t full = cols / FL * FL, rest = cols - full;
   for (int64_t r = r0; r < r1; r++) {
     const float* xr = x + r * cols;
     const float* mr = mask ? mask + (r / group) * cols : nullptr;
     float* orow = out + r * cols;
-    vd vmax = bc(ninf);
-    double max = ninf;
-    int64_t c = 0;
-    for (; c + VL <= cols; c += VL) {
-      vd v = scale * loadf(xr + c);
-      v = v + (mr ? loadf(mr + c) : bc(0.0));
-      __builtin_memcpy(row + c, &v, sizeof v);
+    vF vmax = bcf(ninf);
+    for (int64_t c = 0; c < full; c += FL) {
+      vF v = vsc * ldF(xr + c);
+      if (mr) v = v + ldF(mr + c);
+      stF(orow + c, v);
       vmax = v > vmax ? v : vmax;
     }
-    for (; c < cols; c++) {
-      const double v = scale * (double)xr[c] + (mr ? (double)mr[c] : 0.0);
-      row[c] = v;
-      if (v > max) max = v;
+    vF vtail = bcf(ninf);
+    for (int64_t j = 0; j < rest; j++) {
+      float v = (float)scale * xr[full + j];
+      if (mr) v = v + mr[full + j];
+      vtail[j] = v;
     }
-    for (int l = 0; l < VL; l++)
-      if (vmax[l] > max) max = vmax[l];
+    vmax = vtail > vmax ? vtail : vmax;
+    const float max = hmaxF(vmax);
     if (max == ninf) {
-      for (c = 0; c < cols; c++) orow[c] = 0.0f;
+      for (int64_t c = 0; c < cols; c++) orow[c] = 0.0f;
       continue;
     }
-    vd vsum = bc(0.0);
-    const vd vm = bc(max);
-    for (c = 0; c + VL <= cols; c += VL) {
-      vd v;
-      __builtin_memcpy(&v, row + c, sizeof v);
-      v = vexp(v - vm);
-      __builtin_memcpy(row + c, &v, sizeof v);
-      vsum += v;
+    const vF vm = bcf(max);
+    vF s0 = vF{}, s1 = vF{};
+    int64_t c = 0;
+    for (; c + 2 * FL <= full; c += 2 * FL) {
+      const vF e0 = vexpf(ldF(orow + c) - vm), e1 = vexpf(ldF(orow + c + FL) - vm);
+      stF(orow + c, e0);
+      stF(orow + c + FL, e1);
+      s0 += e0;
+      s1 += e1;
     }
-    if (c < cols) {
-      vd v = bc(ninf);
-      for (int64_t j = c; j < cols; j++) v[j - c] = row[j];
-      v = vexp(v - vm);
-      for (int64_t j = c; j < cols; j++) { row[j] = v[j - c]; vsum[j - c] += v[j - c]; }
+    for (; c < full; c += FL) {
+      const vF e = vexpf(ldF(orow + c) - vm);
+      stF(orow + c, e);
+      s0 += e;
     }
-    const vd vs = bc(hsum(vsum));
-    for (c = 0; c + VL <= cols; c += VL) {
-      vd v;
-      __builtin_memcpy(&v, row + c, sizeof v);
-      storef(orow + c, v / vs);
-    }
-    for (; c < cols; c++) orow[c] = (float)(row[c] / vs[0]);
+    const vF et = vexpf(vtail - vm);
+    s1 += et;
+    const vF inv = bcf(1.0f / hsumF(s0 + s1));
+    for (c = 0; c < full; c += FL) stF(orow + c, ldF(orow + c) * inv);
+    for (int64_t j = 0; j < rest; j++) orow[full + j] = et[j] * inv[0];
   }
 }
 
@@ -362,8 +503,10 @@ static void layernorm_backward_dgb(const float* x, const float* mean, const floa
 
 // ---- cross-entropy: rows [r0, r1); targets already validated
 
+// exps in float, summed in double (8192-wide rows); lse in double as the reference.
 static void cross_entropy_forward(const float* logits, const int32_t* targets, float* losses, float* lse, int64_t r0,
                                   int64_t r1, int64_t cols, int64_t ignore) {
+  const int64_t full = cols / FL * FL, rest = cols - full;
   for (int64_t r = r0; r < r1; r++) {
     const int64_t t = targets[r];
     if (t == ignore) {
@@ -372,26 +515,51 @@ static void cross_entropy_forward(const float* logits, const int32_t* targets, f
       continue;
     }
     const float* lr = logits + r * cols;
-    float max = -__builtin_inff();
-    for (int64_t c = 0; c < cols; c++) max = lr[c] > max ? lr[c] : max;
-    const vd vm = bc((double)max);
-    vd vs = bc(0.0);
-    int64_t c = 0;
-    for (; c + VL <= cols; c += VL) vs += vexp(loadf(lr + c) - vm);
-    if (c < cols) {
-      vd v = bc(-__builtin_inf());
-      for (int64_t j = c; j < cols; j++) v[j - c] = lr[j];
-      v = vexp(v - vm);
-      for (int64_t j = c; j < cols; j++) vs[j - c] += v[j - c];
+    vF vmax = bcf(-__builtin_inff());
+    for (int64_t c = 0; c < full; c += FL) {
+      const vF v = ldF(lr + c);
+      vmax = v > vmax ? v : vmax;
     }
-    const double l = (double)max + __builtin_log(hsum(vs));
+    float max = hmaxF(vmax);
+    for (int64_t j = 0; j < rest; j++) max = lr[full + j] > max ? lr[full + j] : max;
+    const vF vm = bcf(max);
+    vd s0 = bc(0.0), s1 = bc(0.0);
+    for (int64_t c = 0; c < full; c += FL) {
+      const vF e = vexpf(ldF(lr + c) - vm);
+      // both halves of e, widened to double
+      for (int h = 0; h < FL; h += VL) {
+        vf half;
+        __builtin_memcpy(&half, (const float*)&e + h, sizeof half);
+        if (h == 0) s0 += __builtin_convertvector(half, vd);
+        else s1 += __builtin_convertvector(half, vd);
+      }
+    }
+    double sum = hsum(s0 + s1);
+    if (rest) {
+      vF v = bcf(-__builtin_inff());
+      for (int64_t j = 0; j < rest; j++) v[j] = lr[full + j];
+      const vF e = vexpf(v - vm);
+      for (int64_t j = 0; j < rest; j++) sum += (double)e[j];
+    }
+    const double l = (double)max + __builtin_log(sum);
     lse[r] = (float)l;
     losses[r] = (float)(l - (double)lr[t]);
   }
 }
 
+// exp(logit - lse): the difference is formed exactly (as hi + lo, Knuth's
+// two-sum) so that its rounding does not become a relative error of exp.
+static inline vF vexp_diff(vF a, vF b) {
+  const vF d = a - b;
+  const vF bb = d - a;
+  const vF lo = (a - (d - bb)) + (-b - bb);
+  const vF e = vexpf(d);
+  return fmaF(e, lo, e);
+}
+
 static void cross_entropy_backward(const float* logits, const int32_t* targets, const float* lse, float* dlogits,
                                    int64_t r0, int64_t r1, int64_t cols, int64_t ignore, double grad_scale) {
+  const vF gs = bcf((float)grad_scale);
   for (int64_t r = r0; r < r1; r++) {
     const int64_t t = targets[r];
     float* dr = dlogits + r * cols;
@@ -400,10 +568,10 @@ static void cross_entropy_backward(const float* logits, const int32_t* targets, 
       continue;
     }
     const float* lr = logits + r * cols;
-    const vd vl_ = bc((double)lse[r]);
-    map1(lr, dr, cols, [&](vd v) { return grad_scale * (vexp(v - vl_) - 0.0); });
-    const vd pt = vexp(bc((double)lr[t]) - vl_);
-    dr[t] = (float)(grad_scale * (pt[0] - 1.0));
+    const vF vl_ = bcf(lse[r]);
+    mapF1(lr, dr, cols, [&](vF v) { return gs * vexp_diff(v, vl_); });
+    const double pt = (double)vexp_diff(bcf(lr[t]), vl_)[0];
+    dr[t] = (float)(grad_scale * (pt - 1.0));
   }
 }
 
