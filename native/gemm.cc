@@ -22,12 +22,16 @@
 namespace untie {
 namespace {
 
-typedef void (*MicroKernel)(int64_t kc, const float* A, const float* B, float* C, int64_t ldc, int mr, int nr,
-                            float alpha, float beta);
+// lda is used only by the direct-A kernels (see ukr_avx512_t); packed ones ignore it.
+typedef void (*MicroKernel)(int64_t kc, const float* A, int64_t lda, const float* B, float* C, int64_t ldc, int mr,
+                            int nr, float alpha, float beta);
 
 struct KernelCfg {
   int MR, NR, KC, MC, NC;
   MicroKernel ukr;
+  // Kernels that read op(A) in place, without packing (null if none): for
+  // A stored (m, k) and A stored (k, m). See gemm_item for when.
+  MicroKernel ukr_direct_rows, ukr_direct_cols;
 };
 
 // ---------------------------------------------------------------- packing
@@ -148,12 +152,18 @@ void pack_transpose_avx2(const float* src, int64_t ld, int rows, int64_t kc, int
 
 #if defined(UNTIE_X86)
 
-// MR rows x NV*16 columns of C, from A panels with AS floats per k step (AS =
-// the packing's MR; MR < AS for the last, partial panel, so that no
-// arithmetic is spent on padding rows) and B panels of 32 floats per k step.
-template <int MR, int NV, int AS>
+// MR rows x NV*16 columns of C, from B panels of 32 floats per k step and A:
+// - AMODE kPacked: A panels with AS floats per k step (AS = the packing's MR;
+//   MR < AS for the last, partial panel, so that no arithmetic is spent on
+//   padding rows);
+// - AMODE kRows: op(A) read in place from A stored (m, k), row r at A + r*lda;
+// - AMODE kCols: op(A) read in place from A stored (k, m), step p at A + p*lda.
+// The FMAs are the same in every mode, so the results are too.
+enum AMode { kPacked, kRows, kCols };
+template <int MR, int NV, int AS, int AMODE>
 __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma"))) void ukr_avx512_t(
-    int64_t kc, const float* A, const float* B, float* C, int64_t ldc, int mr, int nr, float alpha, float beta) {
+    int64_t kc, const float* A, int64_t lda, const float* B, float* C, int64_t ldc, int mr, int nr, float alpha,
+    float beta) {
   __m512 c0[MR], c1[MR];
 #pragma GCC unroll 32
   for (int r = 0; r < MR; r++) { c0[r] = _mm512_setzero_ps(); c1[r] = _mm512_setzero_ps(); }
@@ -167,11 +177,11 @@ __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma"))) void ukr_avx51
     const __m512 b1 = NV == 2 ? _mm512_load_ps(B + 16) : b0;
 #pragma GCC unroll 32
     for (int r = 0; r < MR; r++) {
-      const __m512 a = _mm512_set1_ps(A[r]);
+      const __m512 a = _mm512_set1_ps(AMODE == kRows ? A[r * lda] : A[r]);
       c0[r] = _mm512_fmadd_ps(a, b0, c0[r]);
       if (NV == 2) c1[r] = _mm512_fmadd_ps(a, b1, c1[r]);
     }
-    A += AS;
+    A += AMODE == kPacked ? AS : AMODE == kRows ? 1 : lda;
     B += 32;
   }
   const __mmask16 m0 = nr >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nr) - 1);
@@ -202,17 +212,29 @@ __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma"))) void ukr_avx51
 }
 
 constexpr int kAvx512MR = 14;
-#define UKR_PAIR(mr) {ukr_avx512_t<mr, 1, kAvx512MR>, ukr_avx512_t<mr, 2, kAvx512MR>}
-const MicroKernel avx512_kernels[kAvx512MR + 1][2] = {
-    {nullptr, nullptr}, UKR_PAIR(1), UKR_PAIR(2), UKR_PAIR(3),  UKR_PAIR(4),  UKR_PAIR(5),  UKR_PAIR(6), UKR_PAIR(7),
-    UKR_PAIR(8),        UKR_PAIR(9), UKR_PAIR(10), UKR_PAIR(11), UKR_PAIR(12), UKR_PAIR(13), UKR_PAIR(14),
-};
+#define UKR_PAIR(mr, mode) {ukr_avx512_t<mr, 1, kAvx512MR, mode>, ukr_avx512_t<mr, 2, kAvx512MR, mode>}
+#define UKR_TABLE(mode)                                                                                        \
+  {                                                                                                            \
+    {nullptr, nullptr}, UKR_PAIR(1, mode), UKR_PAIR(2, mode), UKR_PAIR(3, mode), UKR_PAIR(4, mode),            \
+        UKR_PAIR(5, mode), UKR_PAIR(6, mode), UKR_PAIR(7, mode), UKR_PAIR(8, mode), UKR_PAIR(9, mode),         \
+        UKR_PAIR(10, mode), UKR_PAIR(11, mode), UKR_PAIR(12, mode), UKR_PAIR(13, mode), UKR_PAIR(14, mode),    \
+  }
+const MicroKernel avx512_kernels[3][kAvx512MR + 1][2] = {UKR_TABLE(kPacked), UKR_TABLE(kRows), UKR_TABLE(kCols)};
+#undef UKR_TABLE
 #undef UKR_PAIR
 
 // 14 x 32, or the smallest kernel that covers an edge tile (mr x nr).
-void ukr_avx512(int64_t kc, const float* A, const float* B, float* C, int64_t ldc, int mr, int nr, float alpha,
-                float beta) {
-  avx512_kernels[mr][nr > 16](kc, A, B, C, ldc, mr, nr, alpha, beta);
+void ukr_avx512(int64_t kc, const float* A, int64_t lda, const float* B, float* C, int64_t ldc, int mr, int nr,
+                float alpha, float beta) {
+  avx512_kernels[kPacked][mr][nr > 16](kc, A, lda, B, C, ldc, mr, nr, alpha, beta);
+}
+void ukr_avx512_rows(int64_t kc, const float* A, int64_t lda, const float* B, float* C, int64_t ldc, int mr, int nr,
+                     float alpha, float beta) {
+  avx512_kernels[kRows][mr][nr > 16](kc, A, lda, B, C, ldc, mr, nr, alpha, beta);
+}
+void ukr_avx512_cols(int64_t kc, const float* A, int64_t lda, const float* B, float* C, int64_t ldc, int mr, int nr,
+                     float alpha, float beta) {
+  avx512_kernels[kCols][mr][nr > 16](kc, A, lda, B, C, ldc, mr, nr, alpha, beta);
 }
 
 // 6 x 16: 12 accumulators in ymm registers.
@@ -251,7 +273,7 @@ __attribute__((target("avx2,fma"))) void ukr_avx2_full(int64_t kc, const float* 
   }
 }
 
-__attribute__((target("avx2,fma"))) void ukr_avx2(int64_t kc, const float* A, const float* B, float* C,
+__attribute__((target("avx2,fma"))) void ukr_avx2(int64_t kc, const float* A, int64_t, const float* B, float* C,
                                                   int64_t ldc, int mr, int nr, float alpha, float beta) {
   if (mr == 6 && nr == 16) return ukr_avx2_full(kc, A, B, C, ldc, alpha, beta);
   // Edge tile: run the same kernel on a full temporary tile.
@@ -278,8 +300,8 @@ static inline float madd(float a, float b, float c) {
 #endif
 }
 
-void ukr_scalar(int64_t kc, const float* A, const float* B, float* C, int64_t ldc, int mr, int nr, float alpha,
-                float beta) {
+void ukr_scalar(int64_t kc, const float* A, int64_t, const float* B, float* C, int64_t ldc, int mr, int nr,
+                float alpha, float beta) {
   float acc[kScalarMR][kScalarNR] = {};
   for (int64_t p = 0; p < kc; p++) {
     for (int r = 0; r < kScalarMR; r++) {
@@ -300,10 +322,10 @@ void ukr_scalar(int64_t kc, const float* A, const float* B, float* C, int64_t ld
 // stays in L2; KC = 512 beat 256 and 384 for k = 1024 (fewer passes over C)
 // although a 512 x 32 B panel (64 KB) then streams from L2 rather than L1.
 #if defined(UNTIE_X86)
-const KernelCfg cfg_avx512 = {kAvx512MR, 32, 512, 14 * 24, 4096, ukr_avx512};
-const KernelCfg cfg_avx2 = {6, 16, 256, 6 * 48, 4096, ukr_avx2};
+const KernelCfg cfg_avx512 = {kAvx512MR, 32, 512, 14 * 24, 4096, ukr_avx512, ukr_avx512_rows, ukr_avx512_cols};
+const KernelCfg cfg_avx2 = {6, 16, 256, 6 * 48, 4096, ukr_avx2, nullptr, nullptr};
 #endif
-const KernelCfg cfg_scalar = {kScalarMR, kScalarNR, 256, 4 * 64, 4096, ukr_scalar};
+const KernelCfg cfg_scalar = {kScalarMR, kScalarNR, 256, 4 * 64, 4096, ukr_scalar, nullptr, nullptr};
 
 void do_pack_a(const KernelCfg& K, const float* A, int64_t lda, bool trans, int64_t i0, int64_t mc, int64_t p0,
                int64_t kc, float* Ap) {
@@ -379,6 +401,10 @@ void gemm_item(const KernelCfg& K, const Problem& P, int tid, int T, float* Bbuf
   const int64_t kcb = kc_block(K, k);
   const int64_t NCmax = (int64_t)K.NC;
   const int64_t bstride = b_block_floats(K, n, k);
+  // With at most two column panels, each packed A panel would be used once or
+  // twice, and with k <= 64 an A panel is a few cache lines per row: read
+  // op(A) in place instead (the attention GEMMs: n or k = head size).
+  const MicroKernel direct = n <= 2 * NR || k <= 64 ? (P.ta ? K.ukr_direct_cols : K.ukr_direct_rows) : nullptr;
   int it = 0;
   for (int64_t jc = 0; jc < n; jc += NCmax) {
     const int64_t nc = n - jc < NCmax ? n - jc : NCmax;
@@ -407,14 +433,20 @@ void gemm_item(const KernelCfg& K, const Problem& P, int tid, int T, float* Bbuf
       const float beta = p0 == 0 ? P.beta : 1.0f;
       for (int64_t ic = i_begin; ic < i_end; ic += K.MC) {
         const int64_t mc = i_end - ic < K.MC ? i_end - ic : K.MC;
-        do_pack_a(K, P.a, lda, P.ta, ic, mc, p0, kc, Abuf);
+        if (!direct) do_pack_a(K, P.a, lda, P.ta, ic, mc, p0, kc, Abuf);
         for (int64_t jp = np0; jp < np1; jp++) {
           const int64_t jj = jp * NR;
           const int nr = (int)(nc - jj < NR ? nc - jj : NR);
           const float* Bpanel = Bp + jj * kc;
           for (int64_t ip = 0; ip < mc; ip += MR) {
             const int mr = (int)(mc - ip < MR ? mc - ip : MR);
-            K.ukr(kc, Abuf + ip * kc, Bpanel, P.c + (ic + ip) * ldc + jc + jj, ldc, mr, nr, P.alpha, beta);
+            float* Ctile = P.c + (ic + ip) * ldc + jc + jj;
+            if (direct) {
+              const float* Ad = P.ta ? P.a + p0 * lda + ic + ip : P.a + (ic + ip) * lda + p0;
+              direct(kc, Ad, lda, Bpanel, Ctile, ldc, mr, nr, P.alpha, beta);
+            } else {
+              K.ukr(kc, Abuf + ip * kc, 0, Bpanel, Ctile, ldc, mr, nr, P.alpha, beta);
+            }
           }
         }
       }
