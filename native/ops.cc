@@ -92,9 +92,13 @@ const OpsTable& T() {
   return isa_scalar::table;
 }
 
-// Elements per thread below which waking other threads does not pay.
-constexpr int64_t kCheapGrain = 1 << 15;   // add, mul, copies
-constexpr int64_t kCostlyGrain = 1 << 12;  // exp, erf, tanh per element
+// Elements per thread below which waking other threads does not pay. A
+// worker that has slept (idle > 300 us, common between kernels of a step)
+// takes tens of microseconds to wake, and on a shared machine it may not get
+// a core at once: a kernel of < 128K cheap elements (~30 us) or < 32K exp/erf
+// elements runs on the caller alone.
+constexpr int64_t kCheapGrain = 1 << 16;   // add, mul, copies
+constexpr int64_t kCostlyGrain = 1 << 14;  // exp, erf, tanh per element
 constexpr int64_t kAlign = 64;             // chunk starts are multiples of this
 
 int threads_for(int64_t work, int64_t grain) {
