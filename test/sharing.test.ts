@@ -186,7 +186,16 @@ test('SWE-A unties when more than half the pairs are below rho at C consecutive 
   assert.equal(crit.decide(19, groups, stats(19, [0.1, 0.9, 0.9])).action, 'none'); // 1 of 3: streak resets
   assert.equal(crit.decide(29, groups, stats(29, [0.1, 0.2, 0.3])).action, 'none'); // streak 1
   assert.equal(crit.decide(39, groups, stats(39, [0.1, 0.2, 0.3])).action, 'none'); // streak 2
-  assert.equal(crit.decide(49, groups, stats(49, [0.4, 0.2, 0.6])).action, 'untie'); // streak 3
+  assert.deepEqual(crit.decide(49, groups, stats(49, [0.4, 0.2, 0.6])), { action: 'untie', reason: 'correlation' }); // streak 3
+});
+
+test('SWE-A with a deadline unties by then even when the layers still agree, and says so', () => {
+  const crit = parseCriterion('adaptive', { totalSteps: 100, every: 5, untieBy: 0.2 });
+  const groups = [[0, 1, 2]];
+  const agree = (step: number): CheckStats => ({ step, pairs: [{ a: 0, b: 1, cosine: 0.9, perTensor: {} }, { a: 1, b: 2, cosine: 0.95, perTensor: {} }] });
+  for (let step = 0; step < 19; step++) assert.equal(crit.decide(step, groups, crit.wantsStats(step) ? agree(step) : null).action, 'none', `step ${step}`);
+  assert.deepEqual(crit.decide(19, groups, agree(19)), { action: 'untie', reason: 'deadline' });
+  assert.throws(() => parseCriterion('adaptive', { totalSteps: 100, untieBy: 1.5 }), /--untie-by/);
 });
 
 test('an adaptive run logs every check, and replaying the logged statistics reproduces its decision', () => {
@@ -202,7 +211,7 @@ test('an adaptive run logs every check, and replaying the logged statistics repr
   // Round-trip the statistics through JSON, as metrics.jsonl stores them.
   const logged = JSON.parse(JSON.stringify(checks)) as { step: number; pairs: CheckStats['pairs'] }[];
   const decisions = replay(new AdaptiveCriterion(options), [[0, 1, 2, 3]], logged.map((c) => ({ step: c.step, pairs: c.pairs })));
-  assert.deepEqual(decisions, [{ step: untie.step, decision: { action: 'untie' } }]);
+  assert.deepEqual(decisions, [{ step: untie.step, decision: { action: 'untie', reason: 'correlation' } }]);
 });
 
 test('resuming from saved weights, optimizer and sharing state across the untie step equals an uninterrupted run', () => {

@@ -37,6 +37,7 @@ const NUMERIC: Record<string, [keyof RunConfig, string, boolean, string]> = {
   'untie-threshold': ['sharing', 'threshold', false, 'rho: adjacent-layer gradient cosine below which layers disagree'],
   'untie-patience': ['sharing', 'patience', true, 'C: consecutive checks below rho before untying'],
   'check-every': ['sharing', 'checkEvery', true, 'K: steps between checks (0 = ~20 checks before 10% of the run)'],
+  'untie-by': ['sharing', 'untieBy', false, 'adaptive/multi: untie by this fraction of the run at the latest (0 = no deadline)'],
 };
 
 const STRINGS: Record<string, [keyof RunConfig | null, string, string]> = {

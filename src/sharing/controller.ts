@@ -43,7 +43,7 @@ export interface SharingOptions {
 /** A record of something the controller did, for metrics.jsonl. */
 export type SharingEvent =
   | { type: 'sharing_check'; step: number; pairs: PairStat[]; below: number; threshold?: number; decision: Decision['action'] }
-  | { type: 'untie' | 'split'; step: number; groups: Groups; description: string };
+  | { type: 'untie' | 'split'; step: number; groups: Groups; description: string; reason?: string };
 
 export interface SharingState {
   groups: Groups;
@@ -183,7 +183,7 @@ export class SharingController {
     }
     if (decision.action === 'untie') {
       this.regroup(untieAll(this.groups), optimizer);
-      events.push({ type: 'untie', step, groups: this.groups, description: describeGroups(this.groups) });
+      events.push({ type: 'untie', step, groups: this.groups, description: describeGroups(this.groups), reason: decision.reason });
     } else if (decision.action === 'split') {
       const next: Groups = [];
       for (const g of this.groups) {
@@ -191,7 +191,7 @@ export class SharingController {
         next.push(...splitGroup(g, cuts));
       }
       this.regroup(next, optimizer);
-      events.push({ type: 'split', step, groups: this.groups, description: describeGroups(this.groups) });
+      events.push({ type: 'split', step, groups: this.groups, description: describeGroups(this.groups), reason: 'correlation' });
     }
     return events;
   }

@@ -27,7 +27,8 @@ export interface CheckStats {
 
 export type Decision =
   | { action: 'none' }
-  | { action: 'untie' }
+  /** `reason` says what triggered it, for the log: "step", "correlation" or "deadline". */
+  | { action: 'untie'; reason?: string }
   /** Split the group holding `a` between members a and b, for each pair listed. */
   | { action: 'split'; between: [number, number][] };
 
@@ -50,6 +51,12 @@ export interface AdaptiveOptions {
   patience: number;
   /** Check every K steps. */
   every: number;
+  /**
+   * Untie (everything still tied) after this many updates at the latest, if
+   * the correlations have not asked for it by then; null = no deadline. The
+   * paper found that "the sharing stage should not be too long".
+   */
+  deadline?: number | null;
 }
 
 /** `never`: stay tied to the end (ALBERT-style when the plan ties layers). */
@@ -81,7 +88,7 @@ export class FixedCriterion implements Criterion {
   }
   decide(step: number, groups: Groups): Decision {
     const tied = groups.some((g) => g.length > 1);
-    return tied && step + 1 >= this.untieAt ? { action: 'untie' } : { action: 'none' };
+    return tied && step + 1 >= this.untieAt ? { action: 'untie', reason: 'step' } : { action: 'none' };
   }
   describe() {
     return { kind: this.kind, untieAt: this.untieAt };
@@ -96,6 +103,13 @@ function checkAdaptive(o: AdaptiveOptions): void {
   if (!(o.threshold > -1 && o.threshold < 1)) throw new UntieError(`the untie threshold rho must be in (-1, 1), got ${o.threshold}`);
   if (!Number.isInteger(o.patience) || o.patience < 1) throw new UntieError(`the untie patience C must be a whole number >= 1, got ${o.patience}`);
   if (!Number.isInteger(o.every) || o.every < 1) throw new UntieError(`the check interval K must be a whole number >= 1, got ${o.every}`);
+  if (o.deadline !== undefined && o.deadline !== null && (!Number.isInteger(o.deadline) || o.deadline < 1)) {
+    throw new UntieError(`the untie deadline must be a whole number of steps >= 1, got ${o.deadline}`);
+  }
+}
+
+function pastDeadline(o: AdaptiveOptions, step: number): boolean {
+  return o.deadline !== undefined && o.deadline !== null && step + 1 >= o.deadline;
 }
 
 /**
@@ -115,11 +129,14 @@ export class AdaptiveCriterion implements Criterion {
   wantsStats(step: number): boolean {
     return (step + 1) % this.options.every === 0;
   }
-  decide(_step: number, groups: Groups, stats: CheckStats | null): Decision {
-    if (!stats || !groups.some((g) => g.length > 1) || stats.pairs.length === 0) return { action: 'none' };
-    const below = stats.pairs.filter((p) => p.cosine < this.options.threshold).length;
-    this.streak = below > stats.pairs.length / 2 ? this.streak + 1 : 0;
-    return this.streak >= this.options.patience ? { action: 'untie' } : { action: 'none' };
+  decide(step: number, groups: Groups, stats: CheckStats | null): Decision {
+    if (!groups.some((g) => g.length > 1)) return { action: 'none' };
+    if (stats && stats.pairs.length > 0) {
+      const below = stats.pairs.filter((p) => p.cosine < this.options.threshold).length;
+      this.streak = below > stats.pairs.length / 2 ? this.streak + 1 : 0;
+      if (this.streak >= this.options.patience) return { action: 'untie', reason: 'correlation' };
+    }
+    return pastDeadline(this.options, step) ? { action: 'untie', reason: 'deadline' } : { action: 'none' };
   }
   describe() {
     return { kind: this.kind, ...this.options };
@@ -146,7 +163,8 @@ export class MultiCriterion implements Criterion {
   wantsStats(step: number): boolean {
     return (step + 1) % this.options.every === 0;
   }
-  decide(_step: number, _groups: Groups, stats: CheckStats | null): Decision {
+  decide(step: number, groups: Groups, stats: CheckStats | null): Decision {
+    if (pastDeadline(this.options, step) && groups.some((g) => g.length > 1)) return { action: 'untie', reason: 'deadline' };
     if (!stats) return { action: 'none' };
     const next: Record<string, number> = {};
     const between: [number, number][] = [];
@@ -176,6 +194,8 @@ export interface CriterionDefaults {
   threshold?: number;
   patience?: number;
   every?: number;
+  /** SWE-A/SWE-M deadline as a fraction of totalSteps (0 or undefined: none). */
+  untieBy?: number;
 }
 
 /**
@@ -195,7 +215,9 @@ export function parseCriterion(text: string, d: CriterionDefaults): Criterion {
     threshold: d.threshold ?? 0.5,
     patience: d.patience ?? 3,
     every: d.every ?? defaultCheckEvery(d.totalSteps),
+    deadline: d.untieBy ? Math.max(1, Math.round(d.untieBy * d.totalSteps)) : null,
   };
+  if (d.untieBy !== undefined && !(d.untieBy >= 0 && d.untieBy <= 1)) throw new UntieError(`--untie-by must be a fraction of the run in [0, 1] (0 = no deadline), got ${d.untieBy}`);
   const t = text.trim();
   if (t === 'never') return new NeverCriterion();
   if (t === 'adaptive') return new AdaptiveCriterion(options);

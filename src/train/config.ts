@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import { UntieError } from '../errors.js';
 import { defaultBertConfig, validateBertConfig, type BertConfig } from '../models/bert.js';
-import { parseCriterion } from '../sharing/criteria.js';
+import { parseCriterion, type Criterion } from '../sharing/criteria.js';
 import { parseShare } from '../sharing/plan.js';
 
 export interface DataConfig {
@@ -57,6 +57,8 @@ export interface SharingConfig {
   threshold: number;
   patience: number;
   checkEvery: number;
+  /** SWE-A/SWE-M: untie by this fraction of the run at the latest (0 = no deadline). */
+  untieBy: number;
 }
 
 export interface RunConfig {
@@ -93,7 +95,7 @@ export function defaultRunConfig(preset = 'tiny'): RunConfig {
       weightDecay: 0.01, beta1: 0.9, beta2: 0.999, eps: 1e-6, clip: 1.0, seed: 0, threads: 0,
       logEvery: 10, evalEvery: 200, saveEvery: 500, keepLast: 2, ...p.train,
     },
-    sharing: { share: '', untie: 'adaptive', sharedGrad: 'mean', untieOptimizer: 'copy', threshold: 0.5, patience: 3, checkEvery: 0 },
+    sharing: { share: '', untie: 'adaptive', sharedGrad: 'mean', untieOptimizer: 'copy', threshold: 0.5, patience: 3, checkEvery: 0, untieBy: 0.2 },
   };
 }
 
@@ -166,7 +168,7 @@ export function validateRunConfig(cfg: RunConfig): void {
   if (t.schedule !== 'linear' && t.schedule !== 'constant') throw new UntieError(`train.schedule must be "linear" or "constant", got "${t.schedule}"`);
   if (!(d.validationFraction > 0 && d.validationFraction < 1)) throw new UntieError(`data.validationFraction must be in (0, 1), got ${d.validationFraction}`);
   parseShare(shareOf(cfg), cfg.model.layers);
-  parseCriterion(cfg.sharing.untie, { totalSteps: t.steps, threshold: cfg.sharing.threshold, patience: cfg.sharing.patience, every: cfg.sharing.checkEvery > 0 ? cfg.sharing.checkEvery : undefined });
+  criterionOf(cfg);
   if (cfg.sharing.sharedGrad !== 'mean' && cfg.sharing.sharedGrad !== 'sum') throw new UntieError(`--shared-grad must be "mean" or "sum", got "${cfg.sharing.sharedGrad}"`);
   if (cfg.sharing.untieOptimizer !== 'copy' && cfg.sharing.untieOptimizer !== 'reset') throw new UntieError(`--untie-optimizer must be "copy" or "reset", got "${cfg.sharing.untieOptimizer}"`);
 }
@@ -174,4 +176,13 @@ export function validateRunConfig(cfg: RunConfig): void {
 /** "AxB" of the config, defaulting to all layers tied. */
 export function shareOf(cfg: RunConfig): string {
   return cfg.sharing.share || `1x${cfg.model.layers}`;
+}
+
+/** The untie criterion a run config asks for. */
+export function criterionOf(cfg: RunConfig): Criterion {
+  const s = cfg.sharing;
+  return parseCriterion(s.untie, {
+    totalSteps: cfg.train.steps, threshold: s.threshold, patience: s.patience,
+    every: s.checkEvery > 0 ? s.checkEvery : undefined, untieBy: s.untieBy,
+  });
 }

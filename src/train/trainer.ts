@@ -13,10 +13,9 @@ import { BertForMaskedLM, type MlmBatch } from '../models/bert.js';
 import { Optimizer, clipGradNorm } from '../optim/optimizers.js';
 import { learningRate } from '../optim/schedule.js';
 import { SharingController, type SharingEvent } from '../sharing/controller.js';
-import { parseCriterion } from '../sharing/criteria.js';
 import { parseShare, planGroups } from '../sharing/plan.js';
 import { backward, clearTape, noGrad } from '../tensor/tensor.js';
-import { bertConfigOf, shareOf, validateRunConfig, warmupOf, type RunConfig } from './config.js';
+import { bertConfigOf, criterionOf, shareOf, validateRunConfig, warmupOf, type RunConfig } from './config.js';
 import { listCheckpoints, loadModelWeights, loadOptimizerState, pruneCheckpoints, readTrainerState, saveCheckpoint, CHECKPOINT_FILES, type TrainerState } from './checkpoint.js';
 import { prepareData } from './data.js';
 import { MetricsLog, type MetricRecord } from './metrics.js';
@@ -100,10 +99,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const model = new BertForMaskedLM(bertConfigOf(cfg, data.tokenizer.vocabSize), t.seed);
   const named = model.namedParameters();
   const optimizer = new Optimizer({ kind: t.optimizer, beta1: t.beta1, beta2: t.beta2, eps: t.eps, weightDecay: t.weightDecay });
-  const criterion = parseCriterion(cfg.sharing.untie, {
-    totalSteps: t.steps, threshold: cfg.sharing.threshold, patience: cfg.sharing.patience,
-    every: cfg.sharing.checkEvery > 0 ? cfg.sharing.checkEvery : undefined,
-  });
+  const criterion = criterionOf(cfg);
   const sharing = new SharingController(model.stack(), {
     groups: planGroups(parseShare(shareOf(cfg), cfg.model.layers)),
     criterion, sharedGrad: cfg.sharing.sharedGrad, untieOptimizer: cfg.sharing.untieOptimizer,
@@ -181,7 +177,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
           tb.addScalars({ 'sharing/mean_cosine': mean(e.pairs.map((p) => p.cosine)), 'sharing/pairs_below': e.below }, state.step);
         } else {
           if (e.type === 'untie') untiedAt = state.step;
-          progress.note(`step ${state.step}: ${e.type} -> ${e.description}`);
+          progress.note(`step ${state.step}: ${e.type}${e.reason ? ` (${e.reason})` : ''} -> ${e.description}`);
           tb.addScalar('sharing/groups', sharing.groups.length, state.step);
         }
       }
