@@ -391,28 +391,43 @@ int64_t b_block_floats(const KernelCfg& K, int64_t n, int64_t k) {
 size_t b_buf_size(const KernelCfg& K, int64_t n, int64_t k) { return 2 * (size_t)b_block_floats(K, n, k); }
 size_t a_buf_size(const KernelCfg& K, int64_t k) { return (size_t)K.MC * (size_t)kc_block(K, k); }
 
-// One batch item, computed by T threads together (T may be 1). Bbuf is shared
-// by the T threads and holds two KC x NC blocks (double-buffered, so one
-// barrier per block suffices); Abuf is this thread's own.
-void gemm_item(const KernelCfg& K, const Problem& P, int tid, int T, float* Bbuf, float* Abuf) {
+// Read op(A) in place instead of packing it: when A is stored (k, m), a k
+// step of a panel is already contiguous (measured 10-25% faster on the
+// weight-gradient shapes, m128-512 n128 k4096); otherwise when a packed panel
+// would be used once or twice (n <= 64) or is a few cache lines per row
+// (k <= 64): the attention GEMMs, n or k = head size.
+MicroKernel direct_kernel(const KernelCfg& K, bool ta, int64_t n, int64_t k) {
+  return ta ? K.ukr_direct_cols : n <= 2 * K.NR || k <= 64 ? K.ukr_direct_rows : nullptr;
+}
+
+// Per-thread buffer: one MC x KC block of packed A, or with a direct kernel
+// the thread's own packed B panels (at most one KC x NC block).
+size_t own_buf_size(const KernelCfg& K, bool ta, int64_t n, int64_t k) {
+  return direct_kernel(K, ta, n, k) ? (size_t)b_block_floats(K, n, k) : a_buf_size(K, k);
+}
+
+// One batch item, computed by T threads together (T may be 1). With packed A,
+// Bbuf is shared by the T threads and holds two KC x NC blocks
+// (double-buffered, so one barrier per block suffices), and Own (this
+// thread's) holds packed A. With a direct kernel there is no A to pack: each
+// thread packs the B panels it uses into Own and never waits for the others
+// (on a shared machine a descheduled thread would stall every barrier).
+void gemm_item(const KernelCfg& K, const Problem& P, int tid, int T, float* Bbuf, float* Own) {
   const int MR = K.MR, NR = K.NR;
   const int64_t m = P.m, n = P.n, k = P.k;
   const int64_t lda = P.ta ? m : k, ldb = P.tb ? k : n, ldc = n;
   const int64_t kcb = kc_block(K, k);
   const int64_t NCmax = (int64_t)K.NC;
   const int64_t bstride = b_block_floats(K, n, k);
-  // Read op(A) in place instead of packing it: when A is stored (k, m), a
-  // k step of a panel is already contiguous (measured 10-25% faster on the
-  // weight-gradient shapes, m128-512 n128 k4096); otherwise when a packed
-  // panel would be used once or twice (n <= 64) or is a few cache lines per
-  // row (k <= 64): the attention GEMMs, n or k = head size.
-  const MicroKernel direct =
-      P.ta ? K.ukr_direct_cols : n <= 2 * NR || k <= 64 ? K.ukr_direct_rows : nullptr;
+  const MicroKernel direct = direct_kernel(K, P.ta, n, k);
   int it = 0;
   for (int64_t jc = 0; jc < n; jc += NCmax) {
     const int64_t nc = n - jc < NCmax ? n - jc : NCmax;
     const int64_t np = cdiv(nc, NR), mp = cdiv(m, MR);
-    // Split the C block over T threads as tm x tn; pick the least loaded.
+    // Split the C block over T threads as tm x tn; pick the least loaded (on
+    // a tie: more row blocks with packed A, since B is packed once for all
+    // threads; more column blocks with direct A, since each thread packs the
+    // B panels it uses).
     int tm = T, tn = 1;
     {
       int64_t best = -1;
@@ -420,7 +435,8 @@ void gemm_item(const KernelCfg& K, const Problem& P, int tid, int T, float* Bbuf
         if (T % d) continue;
         const int dm = d, dn = T / d;
         const int64_t load = cdiv(mp, dm) * cdiv(np, dn);
-        if (best < 0 || load < best || (load == best && dm > tm)) { best = load; tm = dm; tn = dn; }
+        const bool better_tie = direct ? dn > tn : dm > tm;
+        if (best < 0 || load < best || (load == best && better_tie)) { best = load; tm = dm; tn = dn; }
       }
     }
     const int ti = tid / tn, tj = tid % tn;
@@ -429,27 +445,38 @@ void gemm_item(const KernelCfg& K, const Problem& P, int tid, int T, float* Bbuf
     const int64_t i_begin = mp0 * MR, i_end = mp1 * MR < m ? mp1 * MR : m;
     for (int64_t p0 = 0; p0 < k; p0 += kcb) {
       const int64_t kc = k - p0 < kcb ? k - p0 : kcb;
+      const float beta = p0 == 0 ? P.beta : 1.0f;
+      if (direct) {
+        if (i_begin >= i_end || np0 >= np1) continue;
+        // Own holds panels [np0, np1): panel jp at (jp - np0) * NR * kc.
+        float* Bp = Own - np0 * NR * kc;
+        do_pack_b(K, P.b, ldb, P.tb, p0, kc, jc, nc, np0, np1, Bp);
+        for (int64_t jp = np0; jp < np1; jp++) {
+          const int64_t jj = jp * NR;
+          const int nr = (int)(nc - jj < NR ? nc - jj : NR);
+          const float* Bpanel = Bp + jj * kc;
+          for (int64_t i = i_begin; i < i_end; i += MR) {
+            const int mr = (int)(i_end - i < MR ? i_end - i : MR);
+            const float* Ad = P.ta ? P.a + p0 * lda + i : P.a + i * lda + p0;
+            direct(kc, Ad, lda, Bpanel, P.c + i * ldc + jc + jj, ldc, mr, nr, P.alpha, beta);
+          }
+        }
+        continue;
+      }
       float* Bp = Bbuf + (it & 1) * bstride;
       it++;
       do_pack_b(K, P.b, ldb, P.tb, p0, kc, jc, nc, np * tid / T, np * (tid + 1) / T, Bp);
       pool_barrier(T);
-      const float beta = p0 == 0 ? P.beta : 1.0f;
       for (int64_t ic = i_begin; ic < i_end; ic += K.MC) {
         const int64_t mc = i_end - ic < K.MC ? i_end - ic : K.MC;
-        if (!direct) do_pack_a(K, P.a, lda, P.ta, ic, mc, p0, kc, Abuf);
+        do_pack_a(K, P.a, lda, P.ta, ic, mc, p0, kc, Own);
         for (int64_t jp = np0; jp < np1; jp++) {
           const int64_t jj = jp * NR;
           const int nr = (int)(nc - jj < NR ? nc - jj : NR);
           const float* Bpanel = Bp + jj * kc;
           for (int64_t ip = 0; ip < mc; ip += MR) {
             const int mr = (int)(mc - ip < MR ? mc - ip : MR);
-            float* Ctile = P.c + (ic + ip) * ldc + jc + jj;
-            if (direct) {
-              const float* Ad = P.ta ? P.a + p0 * lda + ic + ip : P.a + (ic + ip) * lda + p0;
-              direct(kc, Ad, lda, Bpanel, Ctile, ldc, mr, nr, P.alpha, beta);
-            } else {
-              K.ukr(kc, Abuf + ip * kc, 0, Bpanel, Ctile, ldc, mr, nr, P.alpha, beta);
-            }
+            K.ukr(kc, Own + ip * kc, 0, Bpanel, P.c + (ic + ip) * ldc + jc + jj, ldc, mr, nr, P.alpha, beta);
           }
         }
       }
@@ -496,20 +523,20 @@ void gemm(const float* a, const float* b, float* c, int64_t batch, int64_t m, in
   if (!overlapping && (tiny || (batch >= threads && (batch % threads == 0 || batch >= 3 * threads || flops < 4e6)))) {
     // Whole batch items per thread.
     auto body = [&](int tid, int T) {
-      float* Abuf = tls_a.get(a_buf_size(K, k));
-      float* Bbuf = tls_b.get(b_buf_size(K, n, k));
+      float* Own = tls_a.get(own_buf_size(K, transA, n, k));
+      float* Bbuf = direct_kernel(K, transA, n, k) ? nullptr : tls_b.get(b_buf_size(K, n, k));
       const int64_t b0 = batch * tid / T, b1 = batch * (tid + 1) / T;
-      for (int64_t bi = b0; bi < b1; bi++) gemm_item(K, item(bi), 0, 1, Bbuf, Abuf);
+      for (int64_t bi = b0; bi < b1; bi++) gemm_item(K, item(bi), 0, 1, Bbuf, Own);
     };
     parallel_region(tiny ? 1 : (int)(batch < threads ? batch : threads), body);
     return;
   }
   // Each batch item split over the threads.
   const int T = flops < 5e5 ? 1 : threads;
-  float* shared_b = tls_b.get(b_buf_size(K, n, k));
+  float* shared_b = direct_kernel(K, transA, n, k) ? nullptr : tls_b.get(b_buf_size(K, n, k));
   for (int64_t bi = 0; bi < batch; bi++) {
     const Problem P = item(bi);
-    auto body = [&](int tid, int nt) { gemm_item(K, P, tid, nt, shared_b, tls_a.get(a_buf_size(K, k))); };
+    auto body = [&](int tid, int nt) { gemm_item(K, P, tid, nt, shared_b, tls_a.get(own_buf_size(K, transA, n, k))); };
     parallel_region(T, body);
   }
 }
