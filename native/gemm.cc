@@ -424,19 +424,20 @@ void gemm_item(const KernelCfg& K, const Problem& P, int tid, int T, float* Bbuf
   for (int64_t jc = 0; jc < n; jc += NCmax) {
     const int64_t nc = n - jc < NCmax ? n - jc : NCmax;
     const int64_t np = cdiv(nc, NR), mp = cdiv(m, MR);
-    // Split the C block over T threads as tm x tn; pick the least loaded (on
-    // a tie: more row blocks with packed A, since B is packed once for all
-    // threads; more column blocks with direct A, since each thread packs the
-    // B panels it uses).
+    // Split the C block over T threads as tm x tn; pick the least loaded,
+    // counting a thread's packing as about one tile per panel it packs: with
+    // packed A each thread packs the A panels of its rows (B is packed once,
+    // shared), with direct A the B panels of its columns. (Counting tiles
+    // only, m4096 n128 was split by columns, and both threads packed all of A.)
     int tm = T, tn = 1;
     {
       int64_t best = -1;
       for (int d = 1; d <= T; d++) {
         if (T % d) continue;
         const int dm = d, dn = T / d;
-        const int64_t load = cdiv(mp, dm) * cdiv(np, dn);
-        const bool better_tie = direct ? dn > tn : dm > tm;
-        if (best < 0 || load < best || (load == best && better_tie)) { best = load; tm = dm; tn = dn; }
+        const int64_t rows = cdiv(mp, dm), cols = cdiv(np, dn);
+        const int64_t load = direct ? cols * (rows + 1) : rows * (cols + 1);
+        if (best < 0 || load < best) { best = load; tm = dm; tn = dn; }
       }
     }
     const int ti = tid / tn, tj = tid % tn;
