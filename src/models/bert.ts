@@ -7,7 +7,7 @@
  * The encoder's layers are declared as a RepeatedStack for src/sharing.
  */
 import { UntieError } from '../errors.js';
-import { Dropout, Embedding, LayerNorm, Linear } from '../nn/layers.js';
+import { DenseLayerNorm, Dropout, Embedding, LayerNorm, Linear } from '../nn/layers.js';
 import { MultiHeadSelfAttention } from '../nn/attention.js';
 import { Module } from '../nn/module.js';
 import type { RepeatedStack } from '../sharing/controller.js';
@@ -100,27 +100,17 @@ class DenseOnly extends Module {
   }
 }
 
-class DenseNorm extends Module {
-  readonly dense: Linear;
-  readonly LayerNorm: LayerNorm;
-  constructor(inF: number, outF: number, rng: Rng, std: number, eps: number) {
-    super();
-    this.dense = this.child('dense', new Linear(inF, outF, rng, { std }));
-    this.LayerNorm = this.child('LayerNorm', new LayerNorm(outF, eps));
-  }
-}
-
 export class BertLayer extends Module {
   readonly attention: MultiHeadSelfAttention;
   readonly intermediate: DenseOnly;
-  readonly output: DenseNorm;
+  readonly output: DenseLayerNorm;
   private readonly drop1: Dropout;
   private readonly drop2: Dropout;
   constructor(readonly c: BertConfig, rng: Rng, dropRng: Rng) {
     super();
     this.attention = this.child('attention', new MultiHeadSelfAttention(c.hidden, c.heads, c.attentionDropout, rng, { std: c.initStd, eps: c.layerNormEps, dropoutRng: dropRng }));
     this.intermediate = this.child('intermediate', new DenseOnly(c.hidden, c.intermediate, rng, c.initStd));
-    this.output = this.child('output', new DenseNorm(c.intermediate, c.hidden, rng, c.initStd, c.layerNormEps));
+    this.output = this.child('output', new DenseLayerNorm(c.intermediate, c.hidden, rng, c.initStd, c.layerNormEps));
     this.drop1 = this.child('dropout1', new Dropout(c.dropout, dropRng));
     this.drop2 = this.child('dropout2', new Dropout(c.dropout, dropRng));
   }
@@ -159,11 +149,11 @@ class BertBody extends Module {
 }
 
 class PredictionHead extends Module {
-  readonly transform: DenseNorm;
+  readonly transform: DenseLayerNorm;
   readonly bias: Tensor;
   constructor(c: BertConfig, rng: Rng) {
     super();
-    this.transform = this.child('transform', new DenseNorm(c.hidden, c.hidden, rng, c.initStd, c.layerNormEps));
+    this.transform = this.child('transform', new DenseLayerNorm(c.hidden, c.hidden, rng, c.initStd, c.layerNormEps));
     this.bias = this.param('bias', Tensor.zeros([c.vocabSize]));
   }
 }

@@ -9,7 +9,7 @@ import { Tensor } from '../tensor/tensor.js';
 import * as ops from '../tensor/ops.js';
 import { UntieError } from '../errors.js';
 import { Module } from './module.js';
-import { Dropout, LayerNorm, Linear } from './layers.js';
+import { DenseLayerNorm, Dropout, Linear } from './layers.js';
 
 class SelfProjections extends Module {
   readonly query: Linear;
@@ -23,24 +23,10 @@ class SelfProjections extends Module {
   }
 }
 
-/**
- * The output projection, and (as in Hugging Face's BertSelfOutput) the
- * LayerNorm that follows the residual. The LayerNorm is applied by the
- * caller; it lives here so parameter names match.
- */
-class OutputProjection extends Module {
-  readonly dense: Linear;
-  readonly LayerNorm: LayerNorm;
-  constructor(hidden: number, rng: Rng, std: number, eps: number) {
-    super();
-    this.dense = this.child('dense', new Linear(hidden, hidden, rng, { std }));
-    this.LayerNorm = this.child('LayerNorm', new LayerNorm(hidden, eps));
-  }
-}
-
 export class MultiHeadSelfAttention extends Module {
   readonly self: SelfProjections;
-  readonly output: OutputProjection;
+  /** The output projection, and the LayerNorm the caller applies after the residual. */
+  readonly output: DenseLayerNorm;
   private readonly attnDropout: Dropout;
   readonly headDim: number;
 
@@ -50,7 +36,7 @@ export class MultiHeadSelfAttention extends Module {
     if (hidden % heads !== 0) throw new UntieError(`hidden size ${hidden} is not divisible by the number of heads ${heads}`);
     this.headDim = hidden / heads;
     this.self = this.child('self', new SelfProjections(hidden, rng, std));
-    this.output = this.child('output', new OutputProjection(hidden, rng, std, opts.eps ?? 1e-12));
+    this.output = this.child('output', new DenseLayerNorm(hidden, hidden, rng, std, opts.eps ?? 1e-12));
     this.attnDropout = this.child('attn_dropout', new Dropout(dropoutP, opts.dropoutRng ?? rng));
   }
 

@@ -66,3 +66,18 @@ export class Dropout extends Module {
     return this.training && this.p > 0 ? ops.dropout(x, this.p, this.rng) : x;
   }
 }
+
+/**
+ * A Linear followed (by the caller, after the residual) by a LayerNorm, named
+ * `dense` and `LayerNorm` as in Hugging Face's BertSelfOutput, BertOutput and
+ * the MLM head's transform.
+ */
+export class DenseLayerNorm extends Module {
+  readonly dense: Linear;
+  readonly LayerNorm: LayerNorm;
+  constructor(inF: number, outF: number, rng: Rng, std: number, eps: number) {
+    super();
+    this.dense = this.child('dense', new Linear(inF, outF, rng, { std }));
+    this.LayerNorm = this.child('LayerNorm', new LayerNorm(outF, eps));
+  }
+}
