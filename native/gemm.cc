@@ -394,10 +394,12 @@ size_t a_buf_size(const KernelCfg& K, int64_t k) { return (size_t)K.MC * (size_t
 // Read op(A) in place instead of packing it: when A is stored (k, m), a k
 // step of a panel is already contiguous (measured 10-25% faster on the
 // weight-gradient shapes, m128-512 n128 k4096); otherwise when a packed panel
-// would be used once or twice (n <= 64) or is a few cache lines per row
-// (k <= 64): the attention GEMMs, n or k = head size.
+// would be used at most 4 times (n <= 128: the attention GEMMs with n = head
+// size, and x @ W^T into hidden 128, m4096 n128 k128 NT: 176 -> 194 GF/s on
+// 1 thread, 290 -> 330 on 2; no gain measured at n = 256-1024) or is a few
+// cache lines per row (k <= 64: attention scores, k = head size).
 MicroKernel direct_kernel(const KernelCfg& K, bool ta, int64_t n, int64_t k) {
-  return ta ? K.ukr_direct_cols : n <= 2 * K.NR || k <= 64 ? K.ukr_direct_rows : nullptr;
+  return ta ? K.ukr_direct_cols : n <= 4 * K.NR || k <= 64 ? K.ukr_direct_rows : nullptr;
 }
 
 // Per-thread buffer: one MC x KC block of packed A, or with a direct kernel
