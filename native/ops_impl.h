@@ -30,51 +30,6 @@ static inline double hsum(vd v) {
   return s;
 }
 
-// exp(x) in double: x = n ln2 + r, |r| <= ln2/2, exp(r) by its Taylor series
-// to r^10 (relative truncation error < 1e-12: far below a float's last bit,
-// which is all the kernels keep), times 2^n built in the exponent bits.
-// Clamped to [-708, 709], so exp(-inf) gives ~3e-308 (0 once rounded to
-// float) rather than a subnormal; NaN stays NaN.
-static inline vd vexp(vd x) {
-  const vd lo = bc(-708.0), hi = bc(709.0);
-  x = x < lo ? lo : x;
-  x = x > hi ? hi : x;
-  const double shifter = 6755399441055744.0;  // 1.5 * 2^52: adding it rounds to an integer
-  const vd t = x * 1.4426950408889634 + shifter;
-  const vd n = t - shifter;
-  vd r = x - n * 6.93147180369123816490e-01;  // ln2 high part: n * it is exact
-  r = r - n * 1.90821492927058770002e-10;     // ln2 low part
-  vd p = bc(1.0 / 3628800.0);
-  p = p * r + 1.0 / 362880.0;
-  p = p * r + 1.0 / 40320.0;
-  p = p * r + 1.0 / 5040.0;
-  p = p * r + 1.0 / 720.0;
-  p = p * r + 1.0 / 120.0;
-  p = p * r + 1.0 / 24.0;
-  p = p * r + 1.0 / 6.0;
-  p = p * r + 0.5;
-  p = p * r + 1.0;
-  p = p * r + 1.0;
-  vl bits = (vl)t - (vl)bc(shifter);
-  bits = (bits + 1023) << 52;
-  return p * (vd)bits;
-}
-
-// erf as the reference computes it (Numerical Recipes' erfc fit, |error| < 1.2e-7).
-static inline vd verf(vd x) {
-  const vd z = x < 0.0 ? -x : x;
-  const vd t = 1.0 / (1.0 + 0.5 * z);
-  const vd r = t * vexp(-z * z - 1.26551223 +
-                        t * (1.00002368 +
-                             t * (0.37409196 +
-                                  t * (0.09678418 +
-                                       t * (-0.18628806 +
-                                            t * (0.27886807 +
-                                                 t * (-1.13520398 +
-                                                      t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))));
-  return x >= 0.0 ? 1.0 - r : r - 1.0;
-}
-
 // ---- float32 vector math (GELU, softmax, cross-entropy)
 //
 // These kernels are bound by exp/erf throughput, and doing them in double
@@ -176,7 +131,8 @@ static inline vF vgelu_cdf2(vF x) {
   return x >= 0.0f ? 2.0f - r : r;
 }
 
-// Float counterparts of map1/map2: out[i] = f(x[i]), padded tail.
+// out[i] = f(x[i]) (mapF1) or f(x[i], y[i]) (mapF2) for i < n, in float
+// vectors; the tail is padded so every element goes through the same code.
 template <class F>
 static inline void mapF1(const float* x, float* out, int64_t n, F f) {
   int64_t i = 0;
@@ -213,30 +169,8 @@ static inline void mapF2(const float* x, const float* y, float* out, int64_t n, 
   }
 }
 
-// out[i] = f(x[i]) for i < n, in vectors of VL; the tail is padded so that
-// every element goes through the same vector code.
-// Four vectors per step: the exp chains are long, and independent ones side
-// by side keep the FP pipes busy (measured 2-3x faster than one at a time).
-template <class F>
-static inline void map1(const float* x, float* out, int64_t n, F f) {
-  int64_t i = 0;
-  for (; i + 4 * VL <= n; i += 4 * VL) {
-    const vd y0 = f(loadf(x + i)), y1 = f(loadf(x + i + VL)), y2 = f(loadf(x + i + 2 * VL)),
-             y3 = f(loadf(x + i + 3 * VL));
-    storef(out + i, y0);
-    storef(out + i + VL, y1);
-    storef(out + i + 2 * VL, y2);
-    storef(out + i + 3 * VL, y3);
-  }
-  for (; i + VL <= n; i += VL) storef(out + i, f(loadf(x + i)));
-  if (i < n) {
-    float tx[VL] = {}, to[VL];
-    const int64_t rest = n - i;
-    __builtin_memcpy(tx, x + i, rest * sizeof(float));
-    storef(to, f(loadf(tx)));
-    __builtin_memcpy(out + i, to, rest * sizeof(float));
-  }
-}
+// out[i] = f(x[i], y[i]) for i < n, in vectors of VL; the tail is padded so
+// that every element goes through the same vector code.
 template <class F>
 static inline void map2(const float* x, const float* y, float* out, int64_t n, F f) {
   int64_t i = 0;
