@@ -132,5 +132,5 @@ export async function run(argv: string[]): Promise<number> {
     console.log(`steps: ${result.steps}   final validation loss: ${result.finalValLoss.toFixed(4)}   accuracy: ${(100 * result.finalValAcc).toFixed(2)}%`);
     console.log(`layers ${result.untiedAt === null ? 'stayed tied' : `untied after step ${result.untiedAt}`}; ${result.uniqueParameters.toLocaleString('en-US')} unique of ${result.parameters.toLocaleString('en-US')} parameters at the end; ${result.seconds.toFixed(1)} s of training`);
   }
-  return 0;
+  return result.interrupted ? 130 : 0; // 128 + SIGINT, as shells expect of an interrupted command
 }

@@ -43,6 +43,8 @@ export interface TrainResult {
   untiedAt: number | null;
   uniqueParameters: number;
   parameters: number;
+  /** True when Ctrl-C stopped the run early (after saving a checkpoint). */
+  interrupted: boolean;
 }
 
 export interface EvalResult {
@@ -212,7 +214,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const final = lastEval ?? { ...evaluate(model, data.validation), step: state.step };
   return {
     runDir, steps: state.step, finalValLoss: final.loss, finalValAcc: final.accuracy, seconds: state.elapsed, untiedAt,
-    uniqueParameters: sharing.uniqueParameterCount(named), parameters: named.reduce((n, [, p]) => n + p.size, 0),
+    uniqueParameters: sharing.uniqueParameterCount(named), parameters: named.reduce((n, [, p]) => n + p.size, 0), interrupted,
   };
 }
 
