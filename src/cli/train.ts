@@ -130,7 +130,8 @@ export async function run(argv: string[]): Promise<number> {
   } else {
     console.log(`run folder: ${result.runDir}`);
     console.log(`steps: ${result.steps}   final validation loss: ${result.finalValLoss.toFixed(4)}   accuracy: ${(100 * result.finalValAcc).toFixed(2)}%`);
-    console.log(`layers ${result.untiedAt === null ? 'stayed tied' : `untied after step ${result.untiedAt}`}; ${result.uniqueParameters.toLocaleString('en-US')} unique of ${result.parameters.toLocaleString('en-US')} parameters at the end; ${result.seconds.toFixed(1)} s of training`);
+    const tying = result.untiedAt !== null ? `untied after step ${result.untiedAt}` : result.uniqueParameters === result.parameters ? 'were never tied' : 'stayed tied';
+    console.log(`layers ${tying}; ${result.uniqueParameters.toLocaleString('en-US')} unique of ${result.parameters.toLocaleString('en-US')} parameters at the end; ${result.seconds.toFixed(1)} s of training`);
   }
   return result.interrupted ? 130 : 0; // 128 + SIGINT, as shells expect of an interrupted command
 }
