@@ -54,7 +54,8 @@ export class Progress {
   }
 
   private line(text: string): void {
-    if (this.barShown) this.stream.write('\r\x1b[K');
+    if (this.barShown) this.stream.write('\r\x1b[K'); // the bar is redrawn on the next update
+    this.barShown = false;
     this.stream.write(text + '\n');
   }
 }
