@@ -13,7 +13,7 @@ import { train, evaluate } from '../src/train/trainer.js';
 import { exportModel, load } from '../src/train/load.js';
 import { fillMask } from '../src/train/inference.js';
 import { readSafetensors } from '../src/train/safetensors.js';
-import { prepareData } from '../src/train/data.js';
+import { prepareData, prepareValidation } from '../src/train/data.js';
 import { main } from '../src/cli/main.js';
 
 let root: string;
@@ -88,8 +88,7 @@ test('a checkpoint loads back with the same outputs, and the run folder is compl
   assert.ok(fs.readdirSync(runDir).some((f) => f.startsWith('events.out.tfevents.')));
   const loaded = load(runDir);
   assert.equal(path.basename(loaded.modelDir), 'checkpoint-12');
-  const data = await prepareData(tinyConfig('whole').data, 0, runDir, 4);
-  const ev = evaluate(loaded.model, data.validation);
+  const ev = evaluate(loaded.model, await prepareValidation(tinyConfig('whole').data, runDir, 4));
   const last = readMetrics(path.join(runDir, 'metrics.jsonl')).filter((r) => r.type === 'eval').pop()!;
   assert.equal(ev.loss, last.val_loss);
   const state = JSON.parse(fs.readFileSync(path.join(loaded.modelDir, 'trainer_state.json'), 'utf8'));

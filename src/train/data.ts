@@ -21,12 +21,11 @@ export function loadCorpus(corpus: string): Document[] {
   return corpus === 'brown' ? loadBrown() : loadTextCorpus(corpus);
 }
 
-/**
- * The split depends on data.splitSeed only (not on the training seed), so
- * runs with different seeds still validate on the same documents.
- */
-export async function prepareData(cfg: DataConfig, seed: number, runDir: string, batchSize: number): Promise<PreparedData> {
+/** Corpus, split and tokenizer (trained on the training split, or reused from runDir). */
+async function corpusAndTokenizer(cfg: DataConfig, runDir: string) {
   const docs = loadCorpus(cfg.corpus);
+  // The split depends on data.splitSeed only (not on the training seed), so
+  // runs with different seeds still validate on the same documents.
   const { train, validation } = splitDocuments(docs, { seed: cfg.splitSeed, validationFraction: cfg.validationFraction });
   const { tokenizer } = await loadOrTrainTokenizer(
     runDir,
@@ -35,17 +34,31 @@ export async function prepareData(cfg: DataConfig, seed: number, runDir: string,
     },
     { vocabSize: cfg.vocabSize, modelMaxLength: cfg.seqLen },
   );
-  const masking = maskingConfig(tokenizer);
   const pack = async (ds: Document[]) => packSequences(await tokenizeDocuments(tokenizer, ds), { maxLength: cfg.seqLen });
+  return { tokenizer, train, validation, pack };
+}
+
+function validationBatches(cfg: DataConfig, sequences: Int32Array[], tokenizer: WordPieceTokenizer, batchSize: number): MlmBatch[] {
+  const kept = cfg.evalBatches > 0 ? sequences.slice(0, cfg.evalBatches * batchSize) : sequences;
+  return buildValidationBatches(kept, { seqLen: cfg.seqLen, batchSize, masking: maskingConfig(tokenizer) });
+}
+
+export async function prepareData(cfg: DataConfig, seed: number, runDir: string, batchSize: number): Promise<PreparedData> {
+  const { tokenizer, train, validation, pack } = await corpusAndTokenizer(cfg, runDir);
   const trainSeqs = await pack(train);
-  let valSeqs = await pack(validation);
-  if (cfg.evalBatches > 0) valSeqs = valSeqs.slice(0, cfg.evalBatches * batchSize);
+  const valBatches = validationBatches(cfg, await pack(validation), tokenizer, batchSize);
   return {
     tokenizer,
-    train: new MlmDataset(trainSeqs, { seqLen: cfg.seqLen, seed, masking }),
-    validation: buildValidationBatches(valSeqs, { seqLen: cfg.seqLen, batchSize, masking }),
+    train: new MlmDataset(trainSeqs, { seqLen: cfg.seqLen, seed, masking: maskingConfig(tokenizer) }),
+    validation: valBatches,
     trainDocuments: train.length,
     trainSequences: trainSeqs.length,
-    validationSequences: valSeqs.length,
+    validationSequences: valBatches.reduce((n, b) => n + b.batchSize, 0),
   };
+}
+
+/** Only the validation batches (what `untie eval` needs): the training split is not tokenized. */
+export async function prepareValidation(cfg: DataConfig, runDir: string, batchSize: number): Promise<MlmBatch[]> {
+  const { tokenizer, validation, pack } = await corpusAndTokenizer(cfg, runDir);
+  return validationBatches(cfg, await pack(validation), tokenizer, batchSize);
 }
