@@ -177,7 +177,7 @@ export class SharingController {
     const decision = this.criterion.decide(step, this.groups, stats);
     const events: SharingEvent[] = [];
     if (stats) {
-      const threshold = (this.criterion.describe() as { threshold?: number }).threshold;
+      const threshold = this.criterion.threshold;
       const below = threshold === undefined ? 0 : stats.pairs.filter((p) => p.cosine < threshold).length;
       events.push({ type: 'sharing_check', step, pairs: stats.pairs, below, threshold, decision: decision.action });
     }

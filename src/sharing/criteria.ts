@@ -34,6 +34,8 @@ export type Decision =
 
 export interface Criterion {
   readonly kind: string;
+  /** rho, for criteria that compare correlations with one (logged with each check). */
+  readonly threshold?: number;
   /** True when the statistics of update `step` (0-based) should be computed. */
   wantsStats(step: number): boolean;
   /** Called after update `step` completes, with its statistics on check steps. */
@@ -126,6 +128,9 @@ export class AdaptiveCriterion implements Criterion {
   constructor(readonly options: AdaptiveOptions) {
     checkAdaptive(options);
   }
+  get threshold(): number {
+    return this.options.threshold;
+  }
   wantsStats(step: number): boolean {
     return (step + 1) % this.options.every === 0;
   }
@@ -159,6 +164,9 @@ export class MultiCriterion implements Criterion {
   private streaks: Record<string, number> = {};
   constructor(readonly options: AdaptiveOptions) {
     checkAdaptive(options);
+  }
+  get threshold(): number {
+    return this.options.threshold;
   }
   wantsStats(step: number): boolean {
     return (step + 1) % this.options.every === 0;
