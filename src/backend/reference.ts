@@ -13,6 +13,10 @@ function needLength(op: string, name: string, arr: ArrayLike<number>, n: number)
   if (arr.length < n) fail(op, `${name} has ${arr.length} elements, needs ${n}`);
 }
 
+function checkIds(op: string, ids: I32, n: number, vocab: number): void {
+  for (let i = 0; i < n; i++) if (ids[i] < 0 || ids[i] >= vocab) fail(op, `id ${ids[i]} at position ${i} is outside [0, ${vocab})`);
+}
+
 function sameLength(op: string, ...arrays: [string, ArrayLike<number>][]): number {
   const n = arrays[0][1].length;
   for (const [name, a] of arrays) if (a.length !== n) fail(op, `${name} has ${a.length} elements, expected ${n}`);
@@ -259,9 +263,9 @@ export const reference: Kernels = {
     needLength('embeddingForward', 'table', table, vocab * dim);
     needLength('embeddingForward', 'ids', ids, n);
     needLength('embeddingForward', 'out', out, n * dim);
+    checkIds('embeddingForward', ids, n, vocab);
     for (let i = 0; i < n; i++) {
       const id = ids[i];
-      if (id < 0 || id >= vocab) fail('embeddingForward', `id ${id} at position ${i} is outside [0, ${vocab})`);
       for (let d = 0; d < dim; d++) out[i * dim + d] = table[id * dim + d];
     }
   },
@@ -269,9 +273,9 @@ export const reference: Kernels = {
     needLength('embeddingBackward', 'dout', dout, n * dim);
     needLength('embeddingBackward', 'ids', ids, n);
     needLength('embeddingBackward', 'dtable', dtable, vocab * dim);
+    checkIds('embeddingBackward', ids, n, vocab);
     for (let i = 0; i < n; i++) {
       const id = ids[i];
-      if (id < 0 || id >= vocab) fail('embeddingBackward', `id ${id} at position ${i} is outside [0, ${vocab})`);
       for (let d = 0; d < dim; d++) dtable[id * dim + d] += dout[i * dim + d];
     }
   },

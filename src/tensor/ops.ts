@@ -119,12 +119,9 @@ export function linear(x: Tensor, weight: Tensor, bias: Tensor | null): Tensor {
     }
     if (weight.requiresGrad) {
       // dW (out, in) = dY^T (out, rows) @ X (rows, in)
-      if (weight.grad === null) {
-        weight.grad = new Float32Array(weight.size);
-        K.matmul(dy, x.data, weight.grad, 1, outF, inF, rows, true, false, 0, 0, 0, 1, 0);
-      } else {
-        K.matmul(dy, x.data, weight.grad, 1, outF, inF, rows, true, false, 0, 0, 0, 1, 1);
-      }
+      const accumulate = weight.grad !== null;
+      if (!weight.grad) weight.grad = new Float32Array(weight.size);
+      K.matmul(dy, x.data, weight.grad, 1, outF, inF, rows, true, false, 0, 0, 0, 1, accumulate ? 1 : 0);
     }
     if (bias && bias.requiresGrad) {
       const db = new Float32Array(outF);
