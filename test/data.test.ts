@@ -406,3 +406,21 @@ test('validation set: masked once with a fixed seed, the same in every run', asy
   assert.ok(sameBatch(buildValidationBatches(seqs, options)[0], v1[0]));
   assert.ok(!sameBatch(buildValidationBatches(seqs, { ...options, seed: 5 })[0], v1[0]));
 });
+
+test('unigram line: loss and accuracy on a hand-made corpus equal a hand computation', async () => {
+  const { unigramModel, unigramScore } = await import('../src/data/unigram.js');
+  // vocab 8: ids 0-4 special, 5..7 ordinary. Training tokens: 5 x3, 6 x1, 7 x0 (plus specials, not counted).
+  const model = unigramModel([Int32Array.from([2, 5, 5, 6, 3]), Int32Array.from([2, 5, 3, 0])], 8, [0, 1, 2, 3, 4]);
+  // add-one over the 3 ordinary ids: p(5) = 4/7, p(6) = 2/7, p(7) = 1/7
+  assert.equal(model.argmax, 5);
+  assert.equal(model.tokens, 4);
+  assert.ok(Math.abs(Math.exp(model.logProbs[5]) - 4 / 7) < 1e-12);
+  assert.equal(model.logProbs[4], -Infinity);
+  const labels = Int32Array.from([-100, 5, 6, -100, 7, 5]);
+  const score = unigramScore(model, [{ labels }]);
+  const hand = -(Math.log(4 / 7) + Math.log(2 / 7) + Math.log(1 / 7) + Math.log(4 / 7)) / 4;
+  assert.equal(score.count, 4);
+  assert.ok(Math.abs(score.loss - hand) < 1e-12, `${score.loss} vs ${hand}`);
+  assert.equal(score.accuracy, 2 / 4);
+  assert.throws(() => unigramScore(model, [{ labels: Int32Array.from([-100]) }]), /no labelled positions/);
+});

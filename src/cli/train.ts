@@ -28,12 +28,16 @@ const NUMERIC: Record<string, [keyof RunConfig, string, boolean, string]> = {
   'seq-len': ['data', 'seqLen', true, 'tokens per sequence'],
   'vocab-size': ['data', 'vocabSize', true, 'WordPiece vocabulary size'],
   'eval-batches': ['data', 'evalBatches', true, 'validation batches per evaluation (0 = all)'],
+  'mask-prob': ['data', 'maskProb', false, 'fraction of tokens masked for prediction in training (validation always masks 0.15)'],
   layers: ['model', 'layers', true, 'encoder layers (preset-dependent)'],
   hidden: ['model', 'hidden', true, 'hidden size (preset-dependent)'],
   heads: ['model', 'heads', true, 'attention heads (preset-dependent)'],
   intermediate: ['model', 'intermediate', true, 'feed-forward size (preset-dependent)'],
   'max-positions': ['model', 'maxPositions', true, 'position-embedding table size'],
-  dropout: ['model', 'dropout', false, 'hidden and attention dropout'],
+  dropout: ['model', 'dropout', false, 'hidden dropout (and attention dropout unless --attention-dropout is given)'],
+  'attention-dropout': ['model', 'attentionDropout', false, 'dropout on the attention probabilities (default: --dropout)'],
+  'init-std': ['model', 'initStd', false, 'standard deviation of the initial weights'],
+  'warmup-fraction': ['train', 'warmupFraction', false, 'linear warmup as a fraction of the run, used when --warmup is 0'],
   'untie-threshold': ['sharing', 'threshold', false, 'rho: adjacent-layer gradient cosine below which layers disagree'],
   'untie-patience': ['sharing', 'patience', true, 'C: consecutive checks below rho before untying'],
   'check-every': ['sharing', 'checkEvery', true, 'K: steps between checks (0 = ~20 checks before 10% of the run)'],
@@ -46,6 +50,8 @@ const STRINGS: Record<string, [keyof RunConfig | null, string, string]> = {
   name: [null, 'name', 'run folder name (default: <preset>-<date>)'],
   optimizer: ['train', 'optimizer', 'adamw | lamb'],
   norm: ['model', 'norm', 'post (Hugging Face BERT) | pre (the paper\'s Pre-LN)'],
+  bias: ['model', 'bias', 'on | off: biases in the encoder\'s Linear layers (off = Cramming\'s recipe)'],
+  schedule: ['train', 'schedule', 'linear | cosine | constant: the learning rate after warmup'],
   share: ['sharing', 'share', 'tying plan AxB: a unit of A layers repeated B times (default 1x<layers>: all tied)'],
   untie: ['sharing', 'untie', 'never | step:N | fraction:F | adaptive | multi'],
   'shared-grad': ['sharing', 'sharedGrad', 'mean (the paper) | sum (ALBERT)'],
@@ -65,7 +71,8 @@ function flags(): Flags {
     f[flag] = { type: 'string', help, default: String(def) };
   }
   for (const [flag, [section, key, help]] of Object.entries(STRINGS)) {
-    const def = section ? (d[section] as unknown as Record<string, unknown>)[key] : (d as unknown as Record<string, unknown>)[key];
+    const raw = section ? (d[section] as unknown as Record<string, unknown>)[key] : (d as unknown as Record<string, unknown>)[key];
+    const def = typeof raw === 'boolean' ? (raw ? 'on' : 'off') : raw;
     f[flag] = { type: 'string', help, default: def === '' ? undefined : String(def) };
   }
   return f;
@@ -83,9 +90,15 @@ export function configFromFlags(values: Record<string, string | boolean | undefi
     const v = numberFlag(flag, values[flag], { integer });
     if (v !== undefined) (cfg[section] as unknown as Record<string, unknown>)[key] = v;
   }
+  if (values['attention-dropout'] === undefined && values.dropout !== undefined) cfg.model.attentionDropout = cfg.model.dropout;
   for (const [flag, [section, key]] of Object.entries(STRINGS)) {
     const v = values[flag];
     if (typeof v !== 'string') continue;
+    if (flag === 'bias') {
+      if (v !== 'on' && v !== 'off') throw new UntieError(`--bias must be "on" or "off", got "${v}"`);
+      cfg.model.bias = v === 'on';
+      continue;
+    }
     if (section) (cfg[section] as unknown as Record<string, unknown>)[key] = v;
     else (cfg as unknown as Record<string, unknown>)[key] = v;
   }
@@ -125,11 +138,15 @@ export async function run(argv: string[]): Promise<number> {
   if (values.json) {
     console.log(JSON.stringify({
       run_dir: result.runDir, steps: result.steps, final_val_loss: result.finalValLoss, final_val_acc: result.finalValAcc,
+      unigram_val_loss: result.unigramValLoss, unigram_val_acc: result.unigramValAcc,
       seconds: result.seconds, untied_at: result.untiedAt, parameters: result.parameters, unique_parameters: result.uniqueParameters,
     }));
   } else {
     console.log(`run folder: ${result.runDir}`);
-    console.log(`steps: ${result.steps}   final validation loss: ${result.finalValLoss.toFixed(4)}   accuracy: ${(100 * result.finalValAcc).toFixed(2)}%`);
+    console.log(
+      `steps: ${result.steps}   final validation loss: ${result.finalValLoss.toFixed(4)} (unigram ${result.unigramValLoss.toFixed(4)})   ` +
+        `accuracy: ${(100 * result.finalValAcc).toFixed(2)}% (unigram ${(100 * result.unigramValAcc).toFixed(2)}%)`,
+    );
     const tying = result.untiedAt !== null ? `untied after step ${result.untiedAt}` : result.uniqueParameters === result.parameters ? 'were never tied' : 'stayed tied';
     console.log(`layers ${tying}; ${result.uniqueParameters.toLocaleString('en-US')} unique of ${result.parameters.toLocaleString('en-US')} parameters at the end; ${result.seconds.toFixed(1)} s of training`);
   }

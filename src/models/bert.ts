@@ -31,12 +31,18 @@ export interface BertConfig {
   initStd: number;
   /** 'post' (Hugging Face BERT) or 'pre' (the paper's Pre-LN). */
   norm: 'post' | 'pre';
+  /**
+   * Biases in the encoder's and the MLM transform's Linear layers (Hugging
+   * Face BERT has them; Cramming drops them). LayerNorm and the decoder keep
+   * theirs. Export writes zero biases, so either loads in Hugging Face.
+   */
+  bias: boolean;
 }
 
 export function defaultBertConfig(): BertConfig {
   return {
     vocabSize: 8192, hidden: 128, layers: 6, heads: 4, intermediate: 512, maxPositions: 128,
-    typeVocabSize: 2, dropout: 0.1, attentionDropout: 0.1, layerNormEps: 1e-12, initStd: 0.02, norm: 'post',
+    typeVocabSize: 2, dropout: 0.1, attentionDropout: 0.1, layerNormEps: 1e-12, initStd: 0.02, norm: 'post', bias: true,
   };
 }
 
@@ -50,6 +56,7 @@ export function validateBertConfig(c: BertConfig): void {
     if (!(c[k] >= 0 && c[k] < 1)) throw new UntieError(`${k} must be in [0, 1), got ${c[k]}`);
   }
   if (c.norm !== 'post' && c.norm !== 'pre') throw new UntieError(`norm must be "post" or "pre", got "${String(c.norm)}"`);
+  if (typeof c.bias !== 'boolean') throw new UntieError(`bias must be true or false, got ${String(c.bias)}`);
 }
 
 /** One batch of token ids, flattened (batch, seq). */
@@ -94,9 +101,9 @@ class Embeddings extends Module {
 
 class DenseOnly extends Module {
   readonly dense: Linear;
-  constructor(inF: number, outF: number, rng: Rng, std: number) {
+  constructor(inF: number, outF: number, rng: Rng, std: number, bias: boolean) {
     super();
-    this.dense = this.child('dense', new Linear(inF, outF, rng, { std }));
+    this.dense = this.child('dense', new Linear(inF, outF, rng, { std, bias }));
   }
 }
 
@@ -108,9 +115,9 @@ export class BertLayer extends Module {
   private readonly drop2: Dropout;
   constructor(readonly c: BertConfig, rng: Rng, dropRng: Rng) {
     super();
-    this.attention = this.child('attention', new MultiHeadSelfAttention(c.hidden, c.heads, c.attentionDropout, rng, { std: c.initStd, eps: c.layerNormEps, dropoutRng: dropRng }));
-    this.intermediate = this.child('intermediate', new DenseOnly(c.hidden, c.intermediate, rng, c.initStd));
-    this.output = this.child('output', new DenseLayerNorm(c.intermediate, c.hidden, rng, c.initStd, c.layerNormEps));
+    this.attention = this.child('attention', new MultiHeadSelfAttention(c.hidden, c.heads, c.attentionDropout, rng, { std: c.initStd, eps: c.layerNormEps, dropoutRng: dropRng, bias: c.bias }));
+    this.intermediate = this.child('intermediate', new DenseOnly(c.hidden, c.intermediate, rng, c.initStd, c.bias));
+    this.output = this.child('output', new DenseLayerNorm(c.intermediate, c.hidden, rng, c.initStd, c.layerNormEps, c.bias));
     this.drop1 = this.child('dropout1', new Dropout(c.dropout, dropRng));
     this.drop2 = this.child('dropout2', new Dropout(c.dropout, dropRng));
   }
@@ -153,7 +160,7 @@ class PredictionHead extends Module {
   readonly bias: Tensor;
   constructor(c: BertConfig, rng: Rng) {
     super();
-    this.transform = this.child('transform', new DenseLayerNorm(c.hidden, c.hidden, rng, c.initStd, c.layerNormEps));
+    this.transform = this.child('transform', new DenseLayerNorm(c.hidden, c.hidden, rng, c.initStd, c.layerNormEps, c.bias));
     this.bias = this.param('bias', Tensor.zeros([c.vocabSize]));
   }
 }

@@ -15,11 +15,11 @@ class SelfProjections extends Module {
   readonly query: Linear;
   readonly key: Linear;
   readonly value: Linear;
-  constructor(hidden: number, rng: Rng, std: number) {
+  constructor(hidden: number, rng: Rng, std: number, bias: boolean) {
     super();
-    this.query = this.child('query', new Linear(hidden, hidden, rng, { std }));
-    this.key = this.child('key', new Linear(hidden, hidden, rng, { std }));
-    this.value = this.child('value', new Linear(hidden, hidden, rng, { std }));
+    this.query = this.child('query', new Linear(hidden, hidden, rng, { std, bias }));
+    this.key = this.child('key', new Linear(hidden, hidden, rng, { std, bias }));
+    this.value = this.child('value', new Linear(hidden, hidden, rng, { std, bias }));
   }
 }
 
@@ -30,13 +30,14 @@ export class MultiHeadSelfAttention extends Module {
   private readonly attnDropout: Dropout;
   readonly headDim: number;
 
-  constructor(readonly hidden: number, readonly heads: number, dropoutP: number, rng: Rng, opts: { std?: number; eps?: number; dropoutRng?: Rng } = {}) {
+  constructor(readonly hidden: number, readonly heads: number, dropoutP: number, rng: Rng, opts: { std?: number; eps?: number; dropoutRng?: Rng; bias?: boolean } = {}) {
     super();
     const std = opts.std ?? 0.02;
     if (hidden % heads !== 0) throw new UntieError(`hidden size ${hidden} is not divisible by the number of heads ${heads}`);
     this.headDim = hidden / heads;
-    this.self = this.child('self', new SelfProjections(hidden, rng, std));
-    this.output = this.child('output', new DenseLayerNorm(hidden, hidden, rng, std, opts.eps ?? 1e-12));
+    const bias = opts.bias ?? true;
+    this.self = this.child('self', new SelfProjections(hidden, rng, std, bias));
+    this.output = this.child('output', new DenseLayerNorm(hidden, hidden, rng, std, opts.eps ?? 1e-12, bias));
     this.attnDropout = this.child('attn_dropout', new Dropout(dropoutP, opts.dropoutRng ?? rng));
   }
 

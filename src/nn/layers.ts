@@ -75,9 +75,9 @@ export class Dropout extends Module {
 export class DenseLayerNorm extends Module {
   readonly dense: Linear;
   readonly LayerNorm: LayerNorm;
-  constructor(inF: number, outF: number, rng: Rng, std: number, eps: number) {
+  constructor(inF: number, outF: number, rng: Rng, std: number, eps: number, bias = true) {
     super();
-    this.dense = this.child('dense', new Linear(inF, outF, rng, { std }));
+    this.dense = this.child('dense', new Linear(inF, outF, rng, { std, bias }));
     this.LayerNorm = this.child('LayerNorm', new LayerNorm(outF, eps));
   }
 }

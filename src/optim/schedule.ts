@@ -3,14 +3,18 @@ export interface ScheduleConfig {
   lr: number;
   warmupSteps: number;
   totalSteps: number;
-  kind: 'linear' | 'constant';
+  kind: 'linear' | 'cosine' | 'constant';
 }
 
-/** Linear warmup from 0 to lr over warmupSteps, then linear decay to 0 at totalSteps (or constant). */
+/**
+ * Linear warmup from 0 to lr over warmupSteps, then a decay to 0 at
+ * totalSteps (linear or cosine), or constant.
+ */
 export function learningRate(step: number, cfg: ScheduleConfig): number {
   if (cfg.warmupSteps > 0 && step < cfg.warmupSteps) return (cfg.lr * (step + 1)) / cfg.warmupSteps;
   if (cfg.kind === 'constant') return cfg.lr;
   const remaining = Math.max(0, cfg.totalSteps - step);
   const span = Math.max(1, cfg.totalSteps - cfg.warmupSteps);
-  return cfg.lr * Math.min(1, remaining / span);
+  const left = Math.min(1, remaining / span); // 1 right after warmup, 0 at the end
+  return cfg.kind === 'cosine' ? cfg.lr * 0.5 * (1 - Math.cos(Math.PI * left)) : cfg.lr * left;
 }

@@ -62,6 +62,7 @@ export function hfConfig(c: BertConfig): Record<string, unknown> {
     tie_word_embeddings: true,
     torch_dtype: 'float32',
     untie_norm: c.norm,
+    untie_bias: c.bias,
   };
 }
 
@@ -79,6 +80,7 @@ export function bertConfigFromHf(raw: Record<string, unknown>, source: string): 
     dropout: num('hidden_dropout_prob', 0.1), attentionDropout: num('attention_probs_dropout_prob', 0.1),
     layerNormEps: num('layer_norm_eps', 1e-12), initStd: num('initializer_range', 0.02),
     norm: raw.untie_norm === 'pre' ? 'pre' : 'post',
+    bias: raw.untie_bias !== false,
   };
 }
 
@@ -86,9 +88,17 @@ function f32(t: Tensor): WritableTensor {
   return { dtype: 'F32', shape: t.shape, data: t.data };
 }
 
-export function saveModelWeights(dir: string, model: BertForMaskedLM): void {
+/**
+ * Writes model.safetensors and config.json. With `hfBiases`, a model built
+ * without Linear biases gets explicit zero biases, so Hugging Face's BERT
+ * (which always has them) loads it and computes the same function.
+ */
+export function saveModelWeights(dir: string, model: BertForMaskedLM, opts: { hfBiases?: boolean } = {}): void {
   const tensors: Record<string, WritableTensor> = {};
   for (const [name, t] of model.namedParameters()) tensors[name] = f32(t);
+  if (opts.hfBiases && !model.config.bias) {
+    for (const [name, shape] of linearBiasShapes(model.config)) tensors[name] ??= { dtype: 'F32', shape, data: new Float32Array(shape[0]) };
+  }
   writeSafetensors(path.join(dir, CHECKPOINT_FILES.model), tensors, { format: 'pt' });
   writeFileAtomic(path.join(dir, CHECKPOINT_FILES.config), JSON.stringify(hfConfig(model.config), null, 2) + '\n');
 }
@@ -106,6 +116,18 @@ export function loadModelWeights(file: string, model: BertForMaskedLM): void {
     if (!(src.data instanceof Float32Array)) throw new UntieError(`${file}: "${name}" is ${src.dtype}, expected a float tensor`);
     t.data.set(src.data);
   }
+}
+
+/** Names and shapes of the Linear biases Hugging Face's BertForMaskedLM holds. */
+function linearBiasShapes(c: BertConfig): [string, number[]][] {
+  const out: [string, number[]][] = [];
+  for (let i = 0; i < c.layers; i++) {
+    const p = `bert.encoder.layer.${i}.`;
+    for (const n of ['attention.self.query', 'attention.self.key', 'attention.self.value', 'attention.output.dense']) out.push([`${p}${n}.bias`, [c.hidden]]);
+    out.push([`${p}intermediate.dense.bias`, [c.intermediate]], [`${p}output.dense.bias`, [c.hidden]]);
+  }
+  out.push(['cls.predictions.transform.dense.bias', [c.hidden]]);
+  return out;
 }
 
 export interface CheckpointContents {

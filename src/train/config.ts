@@ -20,6 +20,8 @@ export interface DataConfig {
   vocabSize: number;
   /** Validation batches used per evaluation (0 = all). */
   evalBatches: number;
+  /** Fraction of tokens selected for prediction in training (validation always uses 0.15). */
+  maskProb: number;
 }
 
 export interface TrainConfig {
@@ -28,9 +30,12 @@ export interface TrainConfig {
   gradAccum: number;
   optimizer: 'adamw' | 'lamb';
   lr: number;
-  /** Linear warmup steps; the rest decays linearly to 0. */
+  /** Linear warmup steps (0: warmupFraction of the run). */
   warmupSteps: number;
-  schedule: 'linear' | 'constant';
+  /** Warmup as a fraction of the run, when warmupSteps is 0. */
+  warmupFraction: number;
+  /** After warmup: linear or cosine decay to 0 at the end of the run, or constant. */
+  schedule: 'linear' | 'cosine' | 'constant';
   weightDecay: number;
   beta1: number;
   beta2: number;
@@ -89,9 +94,9 @@ export function defaultRunConfig(preset = 'tiny'): RunConfig {
     name: '',
     outDir: 'runs',
     model: { ...model, ...p.model },
-    data: { corpus: 'brown', validationFraction: 0.05, splitSeed: 0, seqLen: 128, vocabSize: 8192, evalBatches: 8 },
+    data: { corpus: 'brown', validationFraction: 0.05, splitSeed: 0, seqLen: 128, vocabSize: 8192, evalBatches: 8, maskProb: 0.15 },
     train: {
-      steps: 1000, batchSize: 32, gradAccum: 1, optimizer: 'adamw', lr: 1e-3, warmupSteps: 0, schedule: 'linear',
+      steps: 1000, batchSize: 32, gradAccum: 1, optimizer: 'adamw', lr: 1e-3, warmupSteps: 0, warmupFraction: 0.1, schedule: 'linear',
       weightDecay: 0.01, beta1: 0.9, beta2: 0.999, eps: 1e-6, clip: 1.0, seed: 0, threads: 0,
       logEvery: 10, evalEvery: 200, saveEvery: 500, keepLast: 2, ...p.train,
     },
@@ -104,9 +109,9 @@ export function bertConfigOf(cfg: RunConfig, vocabSize: number): BertConfig {
   return { ...cfg.model, vocabSize };
 }
 
-/** Warmup: 10% of the steps unless set (0 in the config means "default"). */
+/** Warmup steps: train.warmupSteps, or (when 0) train.warmupFraction of the steps. */
 export function warmupOf(cfg: RunConfig): number {
-  return cfg.train.warmupSteps > 0 ? cfg.train.warmupSteps : Math.round(0.1 * cfg.train.steps);
+  return cfg.train.warmupSteps > 0 ? cfg.train.warmupSteps : Math.round(cfg.train.warmupFraction * cfg.train.steps);
 }
 
 /**
@@ -165,7 +170,10 @@ export function validateRunConfig(cfg: RunConfig): void {
   whole('data.splitSeed', d.splitSeed, 0);
   if (!(t.lr > 0)) throw new UntieError(`train.lr must be > 0, got ${t.lr}`);
   if (t.optimizer !== 'adamw' && t.optimizer !== 'lamb') throw new UntieError(`train.optimizer must be "adamw" or "lamb", got "${t.optimizer}"`);
-  if (t.schedule !== 'linear' && t.schedule !== 'constant') throw new UntieError(`train.schedule must be "linear" or "constant", got "${t.schedule}"`);
+  if (!['linear', 'cosine', 'constant'].includes(t.schedule)) throw new UntieError(`train.schedule must be "linear", "cosine" or "constant", got "${t.schedule}"`);
+  if (!(t.warmupFraction >= 0 && t.warmupFraction < 1)) throw new UntieError(`train.warmupFraction must be in [0, 1), got ${t.warmupFraction}`);
+  if (!(cfg.model.initStd > 0)) throw new UntieError(`model.initStd must be > 0, got ${cfg.model.initStd}`);
+  if (!(d.maskProb > 0 && d.maskProb < 1)) throw new UntieError(`data.maskProb must be in (0, 1), got ${d.maskProb}`);
   if (!(d.validationFraction > 0 && d.validationFraction < 1)) throw new UntieError(`data.validationFraction must be in (0, 1), got ${d.validationFraction}`);
   parseShare(shareOf(cfg), cfg.model.layers);
   criterionOf(cfg);

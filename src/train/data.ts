@@ -6,6 +6,7 @@
 import { loadBrown, loadTextCorpus, sentenceText, splitDocuments, type Document } from '../data/corpus.js';
 import { MlmDataset, buildValidationBatches, maskingConfig, packSequences, tokenizeDocuments, type MlmBatch } from '../data/mlm.js';
 import { loadOrTrainTokenizer, type WordPieceTokenizer } from '../data/tokenizer.js';
+import { unigramModel, unigramScore, type UnigramScore } from '../data/unigram.js';
 import type { DataConfig } from './config.js';
 
 export interface PreparedData {
@@ -15,6 +16,8 @@ export interface PreparedData {
   trainDocuments: number;
   trainSequences: number;
   validationSequences: number;
+  /** The unigram predictor (training-split token frequencies) on the validation targets. */
+  unigram: UnigramScore;
 }
 
 export function loadCorpus(corpus: string): Document[] {
@@ -47,13 +50,16 @@ export async function prepareData(cfg: DataConfig, seed: number, runDir: string,
   const { tokenizer, train, validation, pack } = await corpusAndTokenizer(cfg, runDir);
   const trainSeqs = await pack(train);
   const valBatches = validationBatches(cfg, await pack(validation), tokenizer, batchSize);
+  const unigram = unigramScore(unigramModel(trainSeqs, tokenizer.vocabSize, tokenizer.specialIds), valBatches);
   return {
     tokenizer,
-    train: new MlmDataset(trainSeqs, { seqLen: cfg.seqLen, seed, masking: maskingConfig(tokenizer) }),
+    // Training may mask more than 15% (data.maskProb); validation always masks 15%, so losses compare across runs.
+    train: new MlmDataset(trainSeqs, { seqLen: cfg.seqLen, seed, masking: { ...maskingConfig(tokenizer), maskProbability: cfg.maskProb } }),
     validation: valBatches,
     trainDocuments: train.length,
     trainSequences: trainSeqs.length,
     validationSequences: valBatches.reduce((n, b) => n + b.batchSize, 0),
+    unigram,
   };
 }
 

@@ -60,7 +60,7 @@ export function exportModel(target: string, outDir: string): string[] {
     throw new UntieError('this model is Pre-LN; Hugging Face BertForMaskedLM is Post-LN and would compute something else with these weights. Export needs a Post-LN run (--norm post).');
   }
   fs.mkdirSync(outDir, { recursive: true });
-  saveModelWeights(outDir, loaded.model);
+  saveModelWeights(outDir, loaded.model, { hfBiases: true });
   loaded.tokenizer.save(outDir, { modelMaxLength: loaded.model.config.maxPositions });
   return fs.readdirSync(outDir).sort();
 }

@@ -38,6 +38,9 @@ export interface TrainResult {
   steps: number;
   finalValLoss: number;
   finalValAcc: number;
+  /** The unigram predictor on the same validation targets: the line a model must clearly beat. */
+  unigramValLoss: number;
+  unigramValAcc: number;
   seconds: number;
   /** Completed steps when the layers were untied (null if they never were). */
   untiedAt: number | null;
@@ -193,9 +196,16 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         const ev = evaluate(model, data.validation);
         lastEval = { ...ev, step: state.step };
         state.bestValLoss = state.bestValLoss === null ? ev.loss : Math.min(state.bestValLoss, ev.loss);
-        metrics.write({ type: 'eval', step: state.step, val_loss: ev.loss, val_acc: ev.accuracy });
-        tb.addScalars({ 'val/loss': ev.loss, 'val/accuracy': ev.accuracy }, state.step);
-        progress.note(`step ${state.step}: validation loss ${ev.loss.toFixed(4)}, accuracy ${(100 * ev.accuracy).toFixed(2)}%`);
+        const uni = data.unigram;
+        metrics.write({
+          type: 'eval', step: state.step, val_loss: ev.loss, val_acc: ev.accuracy,
+          unigram_val_loss: uni.loss, unigram_val_acc: uni.accuracy, elapsed: state.elapsed,
+        });
+        tb.addScalars({ 'val/loss': ev.loss, 'val/accuracy': ev.accuracy, 'val/unigram_loss': uni.loss, 'val/unigram_accuracy': uni.accuracy }, state.step);
+        progress.note(
+          `step ${state.step}: val loss ${ev.loss.toFixed(4)} (unigram ${uni.loss.toFixed(4)}), ` +
+            `accuracy ${(100 * ev.accuracy).toFixed(2)}% (unigram ${(100 * uni.accuracy).toFixed(2)}%)`,
+        );
       }
       if (opts.haltAt !== undefined && state.step >= opts.haltAt) break;
       if ((t.saveEvery > 0 && state.step % t.saveEvery === 0) || state.step === t.steps || interrupted) saveNow();
@@ -213,7 +223,8 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
 
   const final = lastEval ?? { ...evaluate(model, data.validation), step: state.step };
   return {
-    runDir, steps: state.step, finalValLoss: final.loss, finalValAcc: final.accuracy, seconds: state.elapsed, untiedAt,
+    runDir, steps: state.step, finalValLoss: final.loss, finalValAcc: final.accuracy,
+    unigramValLoss: data.unigram.loss, unigramValAcc: data.unigram.accuracy, seconds: state.elapsed, untiedAt,
     uniqueParameters: sharing.uniqueParameterCount(named), parameters: named.reduce((n, [, p]) => n + p.size, 0), interrupted,
   };
 }
