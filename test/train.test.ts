@@ -187,8 +187,9 @@ test('the CLI: --help lists every flag with its default, and --json prints the s
       '--heads', '2', '--intermediate', '32', '--seq-len', '32', '--max-positions', '32', '--batch-size', '2', '--vocab-size', '1000', '--eval-batches', '1', '--threads', '1']);
     assert.equal(code, 0);
     const summary = JSON.parse(logs[logs.length - 1]);
-    assert.deepEqual(Object.keys(summary).slice(0, 5), ['run_dir', 'steps', 'final_val_loss', 'final_val_acc', 'seconds']);
+    assert.deepEqual(Object.keys(summary).slice(0, 7), ['run_dir', 'steps', 'final_val_loss', 'final_val_acc', 'unigram_val_loss', 'unigram_val_acc', 'seconds']);
     assert.equal(summary.steps, 3);
+    assert.ok(summary.unigram_val_loss > 0 && summary.unigram_val_acc > 0 && summary.unigram_val_acc < 1, 'the unigram line is reported');
     const errs: string[] = [];
     const origErr = console.error;
     console.error = (...a: unknown[]) => errs.push(a.join(' '));
