@@ -16,6 +16,7 @@ const commands: Record<string, () => Promise<Command>> = {
   'fill-mask': () => import('./fillmask.js'),
   export: () => import('./export.js'),
   linear: () => import('./linear.js'),
+  compare: () => import('./compare.js'),
 };
 
 const summaries: Record<string, string> = {
@@ -24,6 +25,7 @@ const summaries: Record<string, string> = {
   'fill-mask': 'most likely tokens for each [MASK] in a text',
   export: 'write a checkpoint as a Hugging Face BertForMaskedLM folder',
   linear: 'deep linear networks: the theory of the method, simulated and plotted',
+  compare: 'the headline experiment: baseline vs ALBERT-style vs SWE-F/A/M, in steps and seconds',
 };
 
 function usage(): string {

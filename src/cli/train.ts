@@ -56,9 +56,11 @@ const STRINGS: Record<string, [keyof RunConfig | null, string, string]> = {
   untie: ['sharing', 'untie', 'never | step:N | fraction:F | adaptive | multi'],
   'shared-grad': ['sharing', 'sharedGrad', 'mean (the paper) | sum (ALBERT)'],
   'untie-optimizer': ['sharing', 'untieOptimizer', 'copy (each layer continues the shared state) | reset'],
+  'untie-statistic': ['sharing', 'statistic', 'what adaptive/multi compare with rho: cosine (the paper\'s) | ema | relative | tensor-median'],
 };
 
-function flags(): Flags {
+/** The flags of `untie train` (compare accepts them after `--`). */
+export function trainFlags(): Flags {
   const f: Flags = {
     preset: { type: 'string', help: `model size: ${Object.keys(PRESETS).join(' | ')}`, default: 'tiny' },
     config: { type: 'string', help: 'JSON config file (same keys as a run\'s config.json); flags override it' },
@@ -126,7 +128,7 @@ function resumeConfig(dir: string, values: Record<string, string | boolean | und
 }
 
 export async function run(argv: string[]): Promise<number> {
-  const f = flags();
+  const f = trainFlags();
   const { values } = parse('train', argv, f);
   if (values.help) {
     console.log(helpText('train', '[options]', f, summary + '.\nDefaults are those of the tiny preset; other presets change the model size and learning rate.'));

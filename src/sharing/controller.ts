@@ -42,7 +42,11 @@ export interface SharingOptions {
 
 /** A record of something the controller did, for metrics.jsonl. */
 export type SharingEvent =
-  | { type: 'sharing_check'; step: number; pairs: PairStat[]; below: number; threshold?: number; decision: Decision['action'] }
+  | {
+      type: 'sharing_check'; step: number; pairs: PairStat[]; below: number; threshold?: number; decision: Decision['action'];
+      /** With an alternative statistic: its name and the per-pair values compared with the threshold. */
+      statistic?: string; values?: number[];
+    }
   | { type: 'untie' | 'split'; step: number; groups: Groups; description: string; reason?: string };
 
 export interface SharingState {
@@ -178,8 +182,11 @@ export class SharingController {
     const events: SharingEvent[] = [];
     if (stats) {
       const threshold = this.criterion.threshold;
-      const below = threshold === undefined ? 0 : stats.pairs.filter((p) => p.cosine < threshold).length;
-      events.push({ type: 'sharing_check', step, pairs: stats.pairs, below, threshold, decision: decision.action });
+      const statistic = this.criterion.statistic;
+      const values = statistic ? this.criterion.lastValues : undefined;
+      const compared = values ?? stats.pairs.map((p) => p.cosine);
+      const below = threshold === undefined ? 0 : compared.filter((v) => v < threshold).length;
+      events.push({ type: 'sharing_check', step, pairs: stats.pairs, below, threshold, decision: decision.action, ...(statistic ? { statistic, values } : {}) });
     }
     if (decision.action === 'untie') {
       this.regroup(untieAll(this.groups), optimizer);

@@ -8,6 +8,7 @@
  */
 import { UntieError } from '../errors.js';
 import type { Groups } from './plan.js';
+import { StatisticTracker, type UntieStatistic } from './statistics.js';
 
 /** Gradient agreement of two adjacent members of a group, measured on one step. */
 export interface PairStat {
@@ -36,6 +37,10 @@ export interface Criterion {
   readonly kind: string;
   /** rho, for criteria that compare correlations with one (logged with each check). */
   readonly threshold?: number;
+  /** The statistic compared with rho, when it is not the plain cosine (logged with each check). */
+  readonly statistic?: UntieStatistic;
+  /** The per-pair values the last decision compared with rho (same order as its pairs). */
+  readonly lastValues?: number[];
   /** True when the statistics of update `step` (0-based) should be computed. */
   wantsStats(step: number): boolean;
   /** Called after update `step` completes, with its statistics on check steps. */
@@ -59,19 +64,26 @@ export interface AdaptiveOptions {
    * paper found that "the sharing stage should not be too long".
    */
   deadline?: number | null;
+  /** What is compared with rho (default 'cosine', the paper's; see statistics.ts). */
+  statistic?: UntieStatistic;
 }
 
-/** `never`: stay tied to the end (ALBERT-style when the plan ties layers). */
+/**
+ * `never`: stay tied to the end (ALBERT-style when the plan ties layers).
+ * Given a check interval it still measures (and the controller logs) the
+ * adjacent layers' agreement, so an always-tied run shows how it evolves.
+ */
 export class NeverCriterion implements Criterion {
   readonly kind = 'never';
-  wantsStats(): boolean {
-    return false;
+  constructor(readonly every: number | null = null) {}
+  wantsStats(step: number): boolean {
+    return this.every !== null && (step + 1) % this.every === 0;
   }
   decide(): Decision {
     return { action: 'none' };
   }
   describe() {
-    return { kind: this.kind };
+    return { kind: this.kind, every: this.every };
   }
   getState() {
     return {};
@@ -125,11 +137,17 @@ function pastDeadline(o: AdaptiveOptions, step: number): boolean {
 export class AdaptiveCriterion implements Criterion {
   readonly kind = 'adaptive';
   private streak = 0;
+  private readonly tracker: StatisticTracker;
+  lastValues?: number[];
   constructor(readonly options: AdaptiveOptions) {
     checkAdaptive(options);
+    this.tracker = new StatisticTracker(options.statistic ?? 'cosine');
   }
   get threshold(): number {
     return this.options.threshold;
+  }
+  get statistic(): UntieStatistic | undefined {
+    return this.options.statistic && this.options.statistic !== 'cosine' ? this.options.statistic : undefined;
   }
   wantsStats(step: number): boolean {
     return (step + 1) % this.options.every === 0;
@@ -137,7 +155,8 @@ export class AdaptiveCriterion implements Criterion {
   decide(step: number, groups: Groups, stats: CheckStats | null): Decision {
     if (!groups.some((g) => g.length > 1)) return { action: 'none' };
     if (stats && stats.pairs.length > 0) {
-      const below = stats.pairs.filter((p) => p.cosine < this.options.threshold).length;
+      const values = (this.lastValues = this.tracker.values(stats));
+      const below = values.filter((v) => v < this.options.threshold).length;
       this.streak = below > stats.pairs.length / 2 ? this.streak + 1 : 0;
       if (this.streak >= this.options.patience) return { action: 'untie', reason: 'correlation' };
     }
@@ -147,10 +166,11 @@ export class AdaptiveCriterion implements Criterion {
     return { kind: this.kind, ...this.options };
   }
   getState() {
-    return { streak: this.streak };
+    return { streak: this.streak, statistic: this.tracker.getState() };
   }
   setState(state: Record<string, unknown>) {
     this.streak = Number(state.streak ?? 0);
+    this.tracker.setState(state.statistic as Parameters<StatisticTracker['setState']>[0]);
   }
 }
 
@@ -162,11 +182,17 @@ export class AdaptiveCriterion implements Criterion {
 export class MultiCriterion implements Criterion {
   readonly kind = 'multi';
   private streaks: Record<string, number> = {};
+  private readonly tracker: StatisticTracker;
+  lastValues?: number[];
   constructor(readonly options: AdaptiveOptions) {
     checkAdaptive(options);
+    this.tracker = new StatisticTracker(options.statistic ?? 'cosine');
   }
   get threshold(): number {
     return this.options.threshold;
+  }
+  get statistic(): UntieStatistic | undefined {
+    return this.options.statistic && this.options.statistic !== 'cosine' ? this.options.statistic : undefined;
   }
   wantsStats(step: number): boolean {
     return (step + 1) % this.options.every === 0;
@@ -176,9 +202,10 @@ export class MultiCriterion implements Criterion {
     if (!stats) return { action: 'none' };
     const next: Record<string, number> = {};
     const between: [number, number][] = [];
-    for (const p of stats.pairs) {
+    const values = (this.lastValues = this.tracker.values(stats));
+    for (const [i, p] of stats.pairs.entries()) {
       const key = `${p.a}-${p.b}`;
-      const streak = p.cosine < this.options.threshold ? (this.streaks[key] ?? 0) + 1 : 0;
+      const streak = values[i] < this.options.threshold ? (this.streaks[key] ?? 0) + 1 : 0;
       if (streak >= this.options.patience) between.push([p.a, p.b]);
       else next[key] = streak;
     }
@@ -189,10 +216,11 @@ export class MultiCriterion implements Criterion {
     return { kind: this.kind, ...this.options };
   }
   getState() {
-    return { streaks: { ...this.streaks } };
+    return { streaks: { ...this.streaks }, statistic: this.tracker.getState() };
   }
   setState(state: Record<string, unknown>) {
     this.streaks = { ...((state.streaks as Record<string, number> | undefined) ?? {}) };
+    this.tracker.setState(state.statistic as Parameters<StatisticTracker['setState']>[0]);
   }
 }
 
@@ -204,6 +232,7 @@ export interface CriterionDefaults {
   every?: number;
   /** SWE-A/SWE-M deadline as a fraction of totalSteps (0 or undefined: none). */
   untieBy?: number;
+  statistic?: UntieStatistic;
 }
 
 /**
@@ -224,10 +253,11 @@ export function parseCriterion(text: string, d: CriterionDefaults): Criterion {
     patience: d.patience ?? 3,
     every: d.every ?? defaultCheckEvery(d.totalSteps),
     deadline: d.untieBy ? Math.max(1, Math.round(d.untieBy * d.totalSteps)) : null,
+    statistic: d.statistic ?? 'cosine',
   };
   if (d.untieBy !== undefined && !(d.untieBy >= 0 && d.untieBy <= 1)) throw new UntieError(`--untie-by must be a fraction of the run in [0, 1] (0 = no deadline), got ${d.untieBy}`);
   const t = text.trim();
-  if (t === 'never') return new NeverCriterion();
+  if (t === 'never') return new NeverCriterion(options.every);
   if (t === 'adaptive') return new AdaptiveCriterion(options);
   if (t === 'multi') return new MultiCriterion(options);
   const step = /^step:(\d+)$/.exec(t);

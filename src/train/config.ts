@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import { UntieError } from '../errors.js';
 import { defaultBertConfig, validateBertConfig, type BertConfig } from '../models/bert.js';
 import { parseCriterion, type Criterion } from '../sharing/criteria.js';
+import { parseStatistic } from '../sharing/statistics.js';
 import { parseShare } from '../sharing/plan.js';
 
 export interface DataConfig {
@@ -64,6 +65,8 @@ export interface SharingConfig {
   checkEvery: number;
   /** SWE-A/SWE-M: untie by this fraction of the run at the latest (0 = no deadline). */
   untieBy: number;
+  /** What SWE-A/SWE-M compare with rho: cosine (the paper's) | ema | relative | tensor-median. */
+  statistic: string;
 }
 
 export interface RunConfig {
@@ -100,7 +103,7 @@ export function defaultRunConfig(preset = 'tiny'): RunConfig {
       weightDecay: 0.01, beta1: 0.9, beta2: 0.999, eps: 1e-6, clip: 1.0, seed: 0, threads: 0,
       logEvery: 10, evalEvery: 200, saveEvery: 500, keepLast: 2, ...p.train,
     },
-    sharing: { share: '', untie: 'adaptive', sharedGrad: 'mean', untieOptimizer: 'copy', threshold: 0.5, patience: 3, checkEvery: 0, untieBy: 0.2 },
+    sharing: { share: '', untie: 'adaptive', sharedGrad: 'mean', untieOptimizer: 'copy', threshold: 0.5, patience: 3, checkEvery: 0, untieBy: 0.2, statistic: 'cosine' },
   };
 }
 
@@ -191,6 +194,6 @@ export function criterionOf(cfg: RunConfig): Criterion {
   const s = cfg.sharing;
   return parseCriterion(s.untie, {
     totalSteps: cfg.train.steps, threshold: s.threshold, patience: s.patience,
-    every: s.checkEvery > 0 ? s.checkEvery : undefined, untieBy: s.untieBy,
+    every: s.checkEvery > 0 ? s.checkEvery : undefined, untieBy: s.untieBy, statistic: parseStatistic(s.statistic),
   });
 }

@@ -41,6 +41,15 @@ async function corpusAndTokenizer(cfg: DataConfig, runDir: string) {
   return { tokenizer, train, validation, pack };
 }
 
+/**
+ * Trains the tokenizer a run config would train (or reuses the one in dir),
+ * without tokenizing anything: a comparison trains one and copies it into
+ * every run folder, so all its runs share one vocabulary.
+ */
+export async function prepareTokenizer(cfg: DataConfig, dir: string): Promise<WordPieceTokenizer> {
+  return (await corpusAndTokenizer(cfg, dir)).tokenizer;
+}
+
 function validationBatches(cfg: DataConfig, sequences: Int32Array[], tokenizer: WordPieceTokenizer, batchSize: number): MlmBatch[] {
   const kept = cfg.evalBatches > 0 ? sequences.slice(0, cfg.evalBatches * batchSize) : sequences;
   return buildValidationBatches(kept, { seqLen: cfg.seqLen, batchSize, masking: maskingConfig(tokenizer) });

@@ -1,0 +1,237 @@
+/**
+ * Training studies that compare configurations by steps: each named variant
+ * is one `untie train` run (a child process, `--threads 1`), several side by
+ * side, all on ONE tokenizer per vocabulary size (trained once, copied into
+ * every run folder), so that only the setting under study differs.
+ *
+ *   node --import tsx scripts/study.ts PLAN [--out DIR] [--jobs 2] [--only a,b] [--time]
+ *
+ * Losses compare by steps and are exactly reproducible (same seed, same
+ * thread count). Seconds do not compare between runs that share the cores,
+ * so `--time` measures each variant's seconds per step separately, one at a
+ * time on all cores (median of timed steps after warm-up, evaluation
+ * excluded), and the summary maps every curve onto wall-clock with it.
+ * A finished run is kept: rerunning the command only runs what is missing.
+ *
+ * Writes DIR/results.json (every eval point of every run, the timings) and
+ * prints a table. PLANs are defined below; each is a list of variants, each a
+ * list of `untie train` flags added to the plan's common flags.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const cli = path.join(root, 'bin', 'untie.js');
+
+interface Plan {
+  about: string;
+  common: string[];
+  variants: Record<string, string[]>;
+}
+
+const PRE = ['--norm', 'pre'];
+const NODROP = ['--dropout', '0'];
+
+/** The recipe study of issue 8: what the tiny preset's minutes buy. */
+const PLANS: Record<string, Plan> = {
+  'recipe-pilot': {
+    about: 'tiny preset, 500 steps, one change at a time from the old default (Post-LN, dropout 0.1, lr 1e-3, 10% warmup, clip 1)',
+    common: ['--preset', 'tiny', '--steps', '500', '--eval-every', '100', '--save-every', '0', '--seed', '0', '--untie', 'never', '--share', '6x1'],
+    variants: {
+      'old-default': ['--norm', 'post'],
+      'pre-ln': [...PRE],
+      'pre-ln-nodrop': [...PRE, ...NODROP],
+      'post-ln-nodrop': ['--norm', 'post', ...NODROP],
+      'pre-nodrop-lr2e-3': [...PRE, ...NODROP, '--lr', '2e-3'],
+      'pre-nodrop-lr4e-3': [...PRE, ...NODROP, '--lr', '4e-3'],
+      'post-nodrop-lr2e-3': ['--norm', 'post', ...NODROP, '--lr', '2e-3'],
+      'pre-nodrop-vocab4096': [...PRE, ...NODROP, '--vocab-size', '4096'],
+    },
+  },
+};
+
+interface EvalPoint {
+  step: number;
+  val_loss: number;
+  val_acc: number;
+  unigram_val_loss?: number;
+  unigram_val_acc?: number;
+}
+
+interface RunResult {
+  variant: string;
+  flags: string[];
+  evals: EvalPoint[];
+  untiedAt: number | null;
+  secondsPerStep?: number;
+}
+
+function parseArgs(argv: string[]) {
+  const [plan, ...rest] = argv;
+  const opt = (name: string) => {
+    const i = rest.indexOf(`--${name}`);
+    return i >= 0 ? rest[i + 1] : undefined;
+  };
+  if (!plan || !PLANS[plan]) {
+    console.error(`usage: node --import tsx scripts/study.ts PLAN [--out DIR] [--jobs N] [--only a,b] [--time]\nplans: ${Object.keys(PLANS).join(', ')}`);
+    process.exit(2);
+  }
+  return {
+    plan,
+    out: opt('out') ?? path.join(root, 'studies', plan),
+    jobs: Number(opt('jobs') ?? 2),
+    only: opt('only')?.split(','),
+    time: rest.includes('--time'),
+    timeSteps: Number(opt('time-steps') ?? 12),
+  };
+}
+
+function flagValue(flags: string[], name: string): string | undefined {
+  const i = flags.lastIndexOf(`--${name}`);
+  return i >= 0 ? flags[i + 1] : undefined;
+}
+
+const TOKENIZER_FILES = ['tokenizer.json', 'vocab.txt', 'tokenizer_config.json', 'special_tokens_map.json'];
+
+/** One tokenizer per vocabulary size, trained once by a 1-step run, then copied into each run folder. */
+function seedTokenizer(out: string, runDir: string, flags: string[]): void {
+  const vocab = flagValue(flags, 'vocab-size') ?? '8192';
+  const corpus = flagValue(flags, 'corpus') ?? 'brown';
+  const source = path.join(out, `_tokenizer-${vocab}`);
+  if (!fs.existsSync(path.join(source, 'tokenizer.json'))) {
+    const res = spawnSync(process.execPath, [cli, 'train', '--steps', '1', '--eval-every', '0', '--save-every', '0', '--vocab-size', vocab, '--corpus', corpus,
+      '--layers', '1', '--hidden', '16', '--heads', '1', '--intermediate', '16', '--threads', '1', '--quiet', '--out', out, '--name', `_tokenizer-${vocab}`], { stdio: 'inherit' });
+    if (res.status !== 0) throw new Error(`training the ${vocab}-token tokenizer failed`);
+  }
+  fs.mkdirSync(runDir, { recursive: true });
+  for (const f of TOKENIZER_FILES) if (!fs.existsSync(path.join(runDir, f))) fs.copyFileSync(path.join(source, f), path.join(runDir, f));
+}
+
+function readRun(runDir: string): { evals: EvalPoint[]; untiedAt: number | null; lastStep: number } {
+  const file = path.join(runDir, 'metrics.jsonl');
+  const evals: EvalPoint[] = [];
+  let untiedAt: number | null = null, lastStep = 0;
+  if (!fs.existsSync(file)) return { evals, untiedAt, lastStep };
+  for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
+    if (!line.trim()) continue;
+    let r: Record<string, unknown>;
+    try {
+      r = JSON.parse(line);
+    } catch {
+      continue;
+    }
+    if (r.type === 'eval') evals.push(r as unknown as EvalPoint);
+    if (r.type === 'untie') untiedAt = r.step as number;
+    if (typeof r.step === 'number') lastStep = Math.max(lastStep, r.step);
+  }
+  return { evals, untiedAt, lastStep };
+}
+
+function isDone(runDir: string, steps: number): boolean {
+  return fs.existsSync(path.join(runDir, `checkpoint-${steps}`));
+}
+
+function runOne(out: string, name: string, flags: string[]): Promise<void> {
+  const runDir = path.join(out, name);
+  const steps = Number(flagValue(flags, 'steps'));
+  if (isDone(runDir, steps)) return Promise.resolve();
+  const hasCheckpoint = fs.existsSync(runDir) && fs.readdirSync(runDir).some((f) => /^checkpoint-\d+$/.test(f));
+  const args = hasCheckpoint
+    ? [cli, 'train', '--resume', runDir, '--threads', '1', '--quiet']
+    : (fs.rmSync(runDir, { recursive: true, force: true }), seedTokenizer(out, runDir, flags), [cli, 'train', ...flags, '--threads', '1', '--quiet', '--out', out, '--name', name]);
+  // A run without any checkpoint restarts from scratch (its folder held only a tokenizer and partial logs).
+  return new Promise((resolve, reject) => {
+    const started = Date.now();
+    console.error(`[study] ${name}: ${hasCheckpoint ? 'resuming' : 'starting'} (${flags.join(' ')})`);
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    child.on('close', (code) => {
+      if (code === 0) {
+        console.error(`[study] ${name}: done in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+        resolve();
+      } else reject(new Error(`${name} failed (exit ${code}):\n${err.slice(-2000)}`));
+    });
+  });
+}
+
+/** Seconds per training step of a variant, alone on all cores: a short run's train records, warm-up dropped. */
+function timeOne(out: string, name: string, flags: string[], steps: number): number {
+  const dir = path.join(out, '_timing');
+  const runDir = path.join(dir, name);
+  fs.rmSync(runDir, { recursive: true, force: true });
+  seedTokenizer(out, runDir, flags);
+  const timed = flags.slice();
+  const set = (k: string, v: string) => {
+    const i = timed.indexOf(`--${k}`);
+    if (i >= 0) timed[i + 1] = v;
+    else timed.push(`--${k}`, v);
+  };
+  set('steps', String(steps));
+  set('eval-every', '0');
+  set('save-every', '0');
+  set('log-every', '1');
+  const res = spawnSync(process.execPath, [cli, 'train', ...timed, '--threads', '0', '--quiet', '--out', dir, '--name', name], { stdio: ['ignore', 'ignore', 'inherit'] });
+  if (res.status !== 0) throw new Error(`timing ${name} failed`);
+  const perStep: number[] = [];
+  let prev = 0;
+  for (const line of fs.readFileSync(path.join(runDir, 'metrics.jsonl'), 'utf8').split('\n')) {
+    if (!line.trim()) continue;
+    const r = JSON.parse(line);
+    if (r.type !== 'train') continue;
+    perStep.push(r.elapsed - prev);
+    prev = r.elapsed;
+  }
+  const kept = perStep.slice(2).sort((a, b) => a - b);
+  return kept[Math.floor(kept.length / 2)];
+}
+
+async function main() {
+  const args = parseArgs(process.argv.slice(2));
+  const plan = PLANS[args.plan];
+  fs.mkdirSync(args.out, { recursive: true });
+  const names = Object.keys(plan.variants).filter((n) => !args.only || args.only.includes(n));
+  const flagsOf = (n: string) => [...plan.common, ...plan.variants[n]];
+
+  const queue = [...names];
+  const workers = Array.from({ length: Math.max(1, args.jobs) }, async () => {
+    for (let name = queue.shift(); name !== undefined; name = queue.shift()) await runOne(args.out, name, flagsOf(name));
+  });
+  await Promise.all(workers);
+
+  const resultsFile = path.join(args.out, 'results.json');
+  const previous = fs.existsSync(resultsFile) ? (JSON.parse(fs.readFileSync(resultsFile, 'utf8')) as { runs: RunResult[] }) : { runs: [] };
+  const runs: RunResult[] = names.map((variant) => {
+    const { evals, untiedAt } = readRun(path.join(args.out, variant));
+    const old = previous.runs.find((r) => r.variant === variant);
+    return { variant, flags: flagsOf(variant), evals, untiedAt, secondsPerStep: old?.secondsPerStep };
+  });
+  if (args.time) {
+    for (const r of runs) {
+      console.error(`[study] timing ${r.variant} ...`);
+      r.secondsPerStep = timeOne(args.out, r.variant, r.flags, args.timeSteps);
+    }
+  }
+  const machine = `${os.cpus()[0]?.model ?? 'unknown CPU'}, ${os.availableParallelism()} cores`;
+  fs.writeFileSync(resultsFile, JSON.stringify({ plan: args.plan, about: plan.about, common: plan.common, machine, runs }, null, 1) + '\n');
+
+  // The summary: the last eval of each run, its distance to the unigram line, and s/step where timed.
+  const rows = runs.map((r) => {
+    const last = r.evals[r.evals.length - 1];
+    if (!last) return `${r.variant.padEnd(28)} (no eval yet)`;
+    const gap = last.unigram_val_loss !== undefined ? (last.unigram_val_loss - last.val_loss).toFixed(3) : '-';
+    const ratio = last.unigram_val_acc ? (last.val_acc / last.unigram_val_acc).toFixed(2) : '-';
+    const curve = r.evals.map((e) => e.val_loss.toFixed(3)).join(' ');
+    const sps = r.secondsPerStep !== undefined ? r.secondsPerStep.toFixed(3) : '-';
+    return `${r.variant.padEnd(28)} step ${String(last.step).padStart(5)}  loss ${last.val_loss.toFixed(3)}  acc ${(100 * last.val_acc).toFixed(2)}%  unigram-gap ${gap}  acc/unigram ${ratio}  s/step ${sps}  curve ${curve}`;
+  });
+  console.log(`${args.plan}: ${plan.about}\n${machine}\n${rows.join('\n')}`);
+}
+
+main().catch((err) => {
+  console.error(err instanceof Error ? err.message : err);
+  process.exitCode = 1;
+});

@@ -1,0 +1,105 @@
+/** `untie compare`: baseline vs ALBERT-style vs SWE-F/A/M on the same data, tokenizer, budget and seeds. */
+import path from 'node:path';
+import { UntieError } from '../errors.js';
+import {
+  VARIANTS, VARIANT_ABOUT, parseSweep, parseVariants, runCompare,
+  type CompareOptions, type PointSummary, type Stat, type Variant,
+} from '../experiments/compare.js';
+import { helpText, numberFlag, parse, type Flags } from './args.js';
+import { configFromFlags, trainFlags } from './train.js';
+
+export const summary = 'the headline experiment: baseline vs ALBERT-style vs SWE-F/A/M, in steps and seconds';
+
+export const DEFAULT_VARIANTS: Variant[] = ['baseline', 'albert', 'swe-f', 'swe-a', 'swe-m', 'baseline-half'];
+
+const flags: Flags = {
+  preset: { type: 'string', help: 'model size (see untie train --help)', default: 'tiny' },
+  steps: { type: 'string', help: 'training steps of every run (baseline-half: half)' },
+  seeds: { type: 'string', help: 'seeds per variant (mean and spread over them)', default: '1' },
+  variants: { type: 'string', help: `comma-separated: ${VARIANTS.join(', ')}`, default: DEFAULT_VARIANTS.join(',') },
+  sweep: { type: 'string', help: 'KEY=V1,V2,...: repeat the comparison for each value (layers, untie, share, hidden, steps, batch-size)' },
+  'swe-f-fraction': { type: 'string', help: 'swe-f unties at this fraction of the run (the paper: 0.1)', default: '0.1' },
+  evals: { type: 'string', help: 'validations per run (the resolution of time-to-target)', default: '20' },
+  out: { type: 'string', help: 'folder for the runs, results.json and report.html', default: 'runs/compare' },
+  threads: { type: 'string', help: 'kernel threads for every run (0 = all cores); runs go one after another', default: '0' },
+  json: { type: 'boolean', help: 'print the summary as JSON' },
+  quiet: { type: 'boolean', help: 'no progress output' },
+};
+
+export async function run(argv: string[]): Promise<number> {
+  const cut = argv.indexOf('--');
+  const own = cut >= 0 ? argv.slice(0, cut) : argv;
+  const trainArgs = cut >= 0 ? argv.slice(cut + 1) : [];
+  const parsed = parse('compare', own, flags);
+  const { positionals } = parsed;
+  const values: Record<string, string | boolean | undefined> = { ...parsed.values };
+  for (const [k, f] of Object.entries(flags)) values[k] ??= f.default;
+  if (values.help) {
+    console.log(helpText('compare', '[options] [-- TRAIN_FLAGS]', flags,
+      `${summary}.\nVariants:\n${VARIANTS.map((v) => `  ${v.padEnd(14)} ${VARIANT_ABOUT[v]}`).join('\n')}\n` +
+      'Flags after `--` are `untie train` flags applied to every run (e.g. -- --layers 12 --hidden 128).\n' +
+      'Runs go one after another on all threads, so their seconds compare. Rerunning the same command resumes an interrupted comparison.'));
+    return 0;
+  }
+  if (positionals.length > 0) throw new UntieError(`unexpected argument "${positionals[0]}" (train flags go after \`--\`)`);
+  const forbidden = ['--resume', '--name', '--out', '--seed', '--share', '--untie', '--steps', '--preset', '--threads'];
+  for (const a of trainArgs) {
+    const flag = a.split('=')[0];
+    if (forbidden.includes(flag)) throw new UntieError(`${flag} after \`--\` is set by compare itself; use compare's own --${flag.slice(2)} (or --variants / --sweep) instead`);
+  }
+  const { values: trainValues, positionals: extra } = parse('train', trainArgs, trainFlags());
+  if (extra.length > 0) throw new UntieError(`unexpected train argument "${extra[0]}"`);
+  const base = configFromFlags({ ...trainValues, preset: values.preset as string, steps: values.steps as string | undefined, threads: values.threads as string });
+  base.name = 'compare';
+  base.outDir = values.out as string;
+  const seeds = numberFlag('seeds', values.seeds, { integer: true, min: 1 })!;
+  const evals = numberFlag('evals', values.evals, { integer: true, min: 2 })!;
+  const sweFFraction = numberFlag('swe-f-fraction', values['swe-f-fraction'])!;
+  if (!(sweFFraction > 0 && sweFFraction < 1)) throw new UntieError(`--swe-f-fraction must be in (0, 1), got ${sweFFraction}`);
+  const options: CompareOptions = {
+    out: path.resolve(values.out as string),
+    variants: parseVariants(values.variants as string),
+    seeds, sweFFraction, evalsPerRun: evals,
+    sweep: typeof values.sweep === 'string' ? parseSweep(values.sweep) : null,
+    progress: !values.quiet && !values.json,
+  };
+  const results = await runCompare(base, options, null);
+  if (values.json) {
+    console.log(JSON.stringify({ out: options.out, machine: results.machine, threads: results.threads, interrupted: results.interrupted, summary: results.summary }));
+  } else {
+    console.log(formatSummary(results.summary, results.machine, results.threads));
+    console.log(`results: ${path.join(options.out, 'results.json')}`);
+  }
+  return results.interrupted ? 130 : 0;
+}
+
+const fmt = (s: Stat | null, digits: number, scale = 1) => {
+  if (!s || !Number.isFinite(s.mean)) return '-';
+  return `${(s.mean * scale).toFixed(digits)}${s.std !== null ? ` ±${(s.std * scale).toFixed(digits)}` : ''}`;
+};
+
+/** The printed table: per sweep point, one line per variant. */
+export function formatSummary(points: PointSummary[], machine: string, threads: number): string {
+  const lines: string[] = [`${machine}, ${threads} thread(s); ratios < 1 mean faster than the baseline to the baseline's final validation loss`];
+  for (const p of points) {
+    lines.push('');
+    lines.push(`${p.point ? `${p.point}: ` : ''}target (baseline final val loss) ${fmt(p.target, 4)}; unigram ${p.unigramValLoss?.toFixed(4) ?? '-'} / ${p.unigramValAcc !== null ? (100 * p.unigramValAcc).toFixed(2) + '%' : '-'}`);
+    const tasks = [...new Set(p.variants.flatMap((v) => Object.keys(v.downstream)))];
+    const head = ['variant', 'steps to target', 'ratio', 'seconds to target', 'ratio', 'final val loss', 'val acc %', 'untied at', ...tasks];
+    const rows = p.variants.map((v) => [
+      v.variant,
+      v.stepsToTarget ? fmt(v.stepsToTarget, 0) + (v.missed ? ` (${v.missed} missed)` : '') : v.missed ? 'never' : '-',
+      fmt(v.stepsRatio, 2),
+      fmt(v.secondsToTarget, 0),
+      fmt(v.secondsRatio, 2),
+      fmt(v.finalValLoss, 4),
+      fmt(v.finalValAcc, 2, 100),
+      v.untiedAt.map((u) => (u === null ? '-' : String(u))).join(','),
+      ...tasks.map((t) => fmt(v.downstream[t] ?? null, 4)),
+    ]);
+    const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+    lines.push(head.map((h, i) => h.padEnd(widths[i])).join('  '));
+    for (const r of rows) lines.push(r.map((c, i) => c.padEnd(widths[i])).join('  '));
+  }
+  return lines.join('\n');
+}
