@@ -237,7 +237,8 @@ test('tokenizer save/load: HF files, identical ids, reused when present', async 
     return true;
   });
   await assert.rejects(trainTokenizer(['', '  ']), UntieError);
-  await assert.rejects(trainTokenizer(['a b c'], { vocabSize: 50_000 }), /30000/);
+  await assert.rejects(trainTokenizer(['a b c'], { vocabSize: 2_000_000 }), /1000000/);
+  await assert.rejects(trainTokenizer(['ab cd ef'], { vocabSize: 8 }), /distinct characters/);
   assertUntieError(() => loadTokenizer(path.join(tmp, 'nowhere')), /No tokenizer\.json/);
   fs.writeFileSync(path.join(tmp, 'tokenizer.json'), '{"version": "1.0", "mod');
   assertUntieError(() => loadTokenizer(tmp), /truncated or corrupted/);

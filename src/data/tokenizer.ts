@@ -1,28 +1,19 @@
 /**
- * A BERT-style WordPiece tokenizer, trained and run by Hugging Face
- * tokenizers (npm `tokenizers`, a prebuilt Rust binding), saved in the files
- * Hugging Face's AutoTokenizer reads: tokenizer.json, vocab.txt,
- * tokenizer_config.json (BertTokenizerFast) and special_tokens_map.json.
+ * A BERT-style WordPiece tokenizer, run by Hugging Face tokenizers (npm
+ * `tokenizers`, a prebuilt Rust binding), saved in the files Hugging Face's
+ * AutoTokenizer reads: tokenizer.json, vocab.txt, tokenizer_config.json
+ * (BertTokenizerFast) and special_tokens_map.json.
  *
  * Ids 0-4 are [PAD] [UNK] [CLS] [SEP] [MASK]; single sentences encode as
  * [CLS] A [SEP], pairs as [CLS] A [SEP] B [SEP] with type ids 0 / 1.
  *
- * Known compromises of the node binding (0.23):
- * - `train()` only runs the model's default WordPiece trainer (vocab 30000,
- *   no special tokens, no min_frequency setting); there is no way to pass a
- *   configured trainer. We train that, then keep the specials plus the first
- *   `vocabSize - 5` learned tokens. Learned ids follow the merge order, and
- *   merges are made most-frequent pair first, so that prefix is what a trainer
- *   stopped at `vocabSize` would have produced; rare merges never make it in,
- *   which is what a min_frequency would be for.
- * - Training is not bit-reproducible: the Rust trainer breaks ties between
- *   equally frequent pairs in hash-map order, so two trainings on the same text
- *   differ in a handful of rare tokens. Runs reuse the saved tokenizer.json,
- *   which is what makes them comparable.
- * - Training prints a few empty progress lines on stdout (indicatif).
+ * The vocabulary is learned by our own deterministic builder
+ * (./wordpiece.ts), not by the binding's trainer: that one breaks ties between
+ * equally frequent pairs in hash order, so two trainings on the same text
+ * differed, and so did every run's weights. Same texts and vocabulary size,
+ * same tokenizer.json and vocab.txt, byte for byte.
  */
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import {
   type Model,
@@ -34,6 +25,7 @@ import {
   wordPieceDecoder,
 } from 'tokenizers';
 import { check, UntieError } from '../errors.js';
+import { countWords, learnWordPieceVocab } from './wordpiece.js';
 
 export const SPECIAL_TOKENS = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]'] as const;
 export const PAD_ID = 0;
@@ -42,8 +34,8 @@ export const CLS_ID = 2;
 export const SEP_ID = 3;
 export const MASK_ID = 4;
 export const DEFAULT_VOCAB_SIZE = 8192;
-/** The node binding's default WordPiece trainer stops at this many tokens. */
-export const MAX_TRAINABLE_VOCAB_SIZE = 30000;
+/** The largest vocabulary trainTokenizer builds (far beyond any BERT's 30-250K). */
+export const MAX_VOCAB_SIZE = 1_000_000;
 
 export const TOKENIZER_FILES = {
   tokenizer: 'tokenizer.json',
@@ -198,8 +190,8 @@ function writeText(file: string, text: string): void {
 }
 
 /**
- * Trains a WordPiece vocabulary on `texts` (one sentence or paragraph each).
- * The binding trains from files only, so the text goes through a temp file.
+ * Trains a WordPiece vocabulary on `texts` (one sentence or paragraph each):
+ * deterministic, so the same texts and vocabSize give the same tokenizer.
  */
 export async function trainTokenizer(
   texts: Iterable<string>,
@@ -207,66 +199,20 @@ export async function trainTokenizer(
 ): Promise<WordPieceTokenizer> {
   const vocabSize = options.vocabSize ?? DEFAULT_VOCAB_SIZE;
   check(
-    Number.isInteger(vocabSize) && vocabSize > SPECIAL_TOKENS.length && vocabSize <= MAX_TRAINABLE_VOCAB_SIZE,
-    `Tokenizer vocab size must be an integer in (${SPECIAL_TOKENS.length}, ${MAX_TRAINABLE_VOCAB_SIZE}], got ${vocabSize}. ` +
-      `(${MAX_TRAINABLE_VOCAB_SIZE} is the most the tokenizers node binding can train.)`,
+    Number.isInteger(vocabSize) && vocabSize > SPECIAL_TOKENS.length && vocabSize <= MAX_VOCAB_SIZE,
+    `Tokenizer vocab size must be an integer in (${SPECIAL_TOKENS.length}, ${MAX_VOCAB_SIZE}], got ${vocabSize}.`,
   );
-  const tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), 'untie-tokenizer-'));
-  let learned: string[];
-  try {
-    const trainFile = path.join(tmpDir, 'train.txt');
-    const fd = fs.openSync(trainFile, 'w');
-    let lines = 0;
-    try {
-      let chunk: string[] = [];
-      for (const text of texts) {
-        const line = text.replace(/\s+/g, ' ').trim();
-        if (line.length === 0) continue;
-        chunk.push(line);
-        lines++;
-        if (chunk.length >= 4096) {
-          fs.writeSync(fd, chunk.join('\n') + '\n');
-          chunk = [];
-        }
-      }
-      if (chunk.length > 0) fs.writeSync(fd, chunk.join('\n') + '\n');
-    } finally {
-      fs.closeSync(fd);
-    }
-    check(lines > 0, 'Cannot train a tokenizer on an empty corpus: no non-blank text. Check the corpus.');
-    const trainer = newBertTokenizer(WordPiece.empty());
-    trainer.train([trainFile]);
-    learned = Object.entries(trainer.getVocab(true))
-      .sort((a, b) => a[1] - b[1])
-      .map(([token]) => token);
-  } finally {
-    fs.rmSync(tmpDir, { recursive: true, force: true });
-  }
-
-  // The trainer's ids: the alphabet (single characters, then "##" + character,
-  // the latter in hash order), then one token per merge, most frequent first.
-  // Sort the alphabet so its ids do not depend on hash order; keep merge order.
-  const isAlphabet = (t: string) => [...t].length === 1 || (t.startsWith('##') && [...t].length === 3);
-  let alphabetSize = 0;
-  while (alphabetSize < learned.length && isAlphabet(learned[alphabetSize])) alphabetSize++;
-  const alphabet = learned.slice(0, alphabetSize);
-  const singles = alphabet.filter((t) => !t.startsWith('##')).sort(byCodePoint);
-  const continuations = alphabet.filter((t) => t.startsWith('##')).sort(byCodePoint);
-  const ordered = [...singles, ...continuations, ...learned.slice(alphabetSize)];
-  check(
-    vocabSize >= SPECIAL_TOKENS.length + alphabetSize,
-    `The corpus has ${alphabetSize} distinct characters and word-continuation characters; a vocab size of ${vocabSize} ` +
-      `cannot hold them and the ${SPECIAL_TOKENS.length} special tokens. Use a vocab size of at least ` +
-      `${SPECIAL_TOKENS.length + alphabetSize + 1000}.`,
-  );
+  const wordCounts = countWords(texts);
+  check(wordCounts.size > 0, 'Cannot train a tokenizer on an empty corpus: no non-blank text. Check the corpus.');
+  const { tokens } = learnWordPieceVocab(wordCounts, vocabSize - SPECIAL_TOKENS.length);
 
   const vocab: Record<string, number> = {};
   SPECIAL_TOKENS.forEach((token, id) => {
     vocab[token] = id;
   });
   let nextId = SPECIAL_TOKENS.length;
-  for (const token of ordered) {
-    if (nextId >= vocabSize) break;
+  for (const token of tokens) {
+    // Learned tokens cannot hold '[' (punctuation is split off), so this never skips one; it keeps ids dense if it did.
     if (Object.hasOwn(vocab, token)) continue;
     vocab[token] = nextId++;
   }
@@ -289,10 +235,6 @@ function newBertTokenizer(model: Model): Tokenizer {
   tokenizer.setPreTokenizer(bertPreTokenizer());
   tokenizer.setDecoder(wordPieceDecoder('##', true));
   return tokenizer;
-}
-
-function byCodePoint(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 /** Saves `tokenizer` into dir (see WordPieceTokenizer.save). */
