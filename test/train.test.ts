@@ -207,3 +207,77 @@ test('the CLI: --help lists every flag with its default, and --json prints the s
     console.log = orig;
   }
 });
+
+test('--budget: stops within one step of the budget, keeps its clock across a resume, and the schedule reaches zero at it', async () => {
+  const { learningRateAt } = await import('../src/optim/schedule.js');
+  const { parseDuration } = await import('../src/train/config.js');
+  const sched = { lr: 1e-3, warmupFraction: 0.1, kind: 'linear' as const };
+  assert.equal(learningRateAt(0, sched), 0);
+  assert.ok(Math.abs(learningRateAt(0.05, sched) - 5e-4) < 1e-15);
+  assert.equal(learningRateAt(0.1, sched), 1e-3);
+  assert.ok(Math.abs(learningRateAt(0.55, sched) - 5e-4) < 1e-15);
+  assert.equal(learningRateAt(1, sched), 0);
+  assert.equal(learningRateAt(1, { ...sched, kind: 'cosine' }), 0);
+  assert.equal(learningRateAt(1, { ...sched, kind: 'constant' }), 0);
+  assert.deepEqual(['900s', '30m', '2h', '1h30m', '90', '1.5h'].map(parseDuration), [900, 1800, 7200, 5400, 90, 5400]);
+  for (const bad of ['', 'abc', '0', '-5m', '5 minutes', '0s']) assert.throws(() => parseDuration(bad), UntieError, bad);
+
+  const budget = 1.5;
+  const budgetConfig = (name: string) => tinyConfig(name, { train: { budget, steps: 1000, saveEvery: 5, evalEvery: 0, evalPoints: 4 }, sharing: { untie: 'fraction:0.5' } });
+  seedTokenizer('budget');
+  const res = await train({ config: budgetConfig('budget'), progress: false });
+  const recs = readMetrics(path.join(root, 'budget', 'metrics.jsonl'));
+  const trainRecs = recs.filter((r) => r.type === 'train');
+  const lastElapsed = trainRecs[trainRecs.length - 1].elapsed as number, before = trainRecs[trainRecs.length - 2].elapsed as number;
+  assert.ok(lastElapsed >= budget && before < budget, `the step that crossed the budget was the last: ${before} < ${budget} <= ${lastElapsed}`);
+  assert.equal(res.steps, trainRecs[trainRecs.length - 1].step);
+  assert.ok(fs.existsSync(path.join(root, 'budget', `checkpoint-${res.steps}`)), 'a final checkpoint at the budget');
+  // Each step's learning rate is the schedule at the fraction of the budget spent before it (which reaches 0 at 1).
+  const cfgTrain = budgetConfig('budget').train;
+  trainRecs.forEach((r, i) => {
+    const spent = i === 0 ? 0 : (trainRecs[i - 1].elapsed as number);
+    const expected = learningRateAt(spent / budget, { lr: cfgTrain.lr, warmupFraction: cfgTrain.warmupFraction, kind: cfgTrain.schedule });
+    assert.ok(Math.abs((r.lr as number) - expected) <= 1e-12 * cfgTrain.lr, `step ${r.step}: lr ${r.lr} is the schedule at ${spent / budget} of the budget (${expected})`);
+  });
+  const evals = recs.filter((r) => r.type === 'eval');
+  assert.equal(evals.length, 4, 'an evaluation at each quarter of the budget');
+  const untie = recs.find((r) => r.type === 'untie')!;
+  const untieElapsed = trainRecs.find((r) => r.step === untie.step)!.elapsed as number;
+  assert.ok(untieElapsed >= budget / 2 && untieElapsed < budget, 'fraction:0.5 unties at half the budget');
+
+  // A crash and a resume: the clock continues from the checkpoint's elapsed time, it does not restart.
+  seedTokenizer('budget-cut');
+  const cutAt = Math.max(6, Math.floor(res.steps / 2));
+  await train({ config: budgetConfig('budget-cut'), haltAt: cutAt, progress: false });
+  const ck = listCheckpointSteps(path.join(root, 'budget-cut'));
+  const state = JSON.parse(fs.readFileSync(path.join(root, 'budget-cut', `checkpoint-${ck[ck.length - 1]}`, 'trainer_state.json'), 'utf8'));
+  assert.ok(state.elapsed > 0 && state.elapsed < budget);
+  const resumed = await train({ config: budgetConfig('budget-cut'), resume: true, progress: false });
+  assert.ok(resumed.seconds >= budget, 'the resumed run ends at the budget');
+  const after = readMetrics(path.join(root, 'budget-cut', 'metrics.jsonl')).filter((r) => r.type === 'train' && r.step > state.step);
+  assert.ok((after[0].elapsed as number) > state.elapsed, 'the time already spent counts');
+  assert.ok(resumed.seconds - state.elapsed < budget, 'the resumed part did not get a whole new budget');
+});
+
+function listCheckpointSteps(dir: string): number[] {
+  return fs.readdirSync(dir).map((n) => /^checkpoint-(\d+)$/.exec(n)).filter((m) => m !== null).map((m) => Number(m![1])).sort((a, b) => a - b);
+}
+
+test('--budget bad input: unparsable, not positive, or with --steps is a one-line error before anything is written', async () => {
+  const errs: string[] = [];
+  const origErr = console.error;
+  console.error = (...a: unknown[]) => errs.push(a.join(' '));
+  const out = path.join(root, 'budget-bad');
+  try {
+    assert.equal(await main(['train', '--budget', 'soon', '--out', out]), 1);
+    assert.equal(await main(['train', '--budget', '0s', '--out', out]), 1);
+    assert.equal(await main(['train', '--budget', '5m', '--steps', '10', '--out', out]), 1);
+  } finally {
+    console.error = origErr;
+  }
+  assert.match(errs[0], /not a duration/);
+  assert.match(errs[1], /positive/);
+  assert.match(errs[2], /--budget and --steps/);
+  assert.ok(errs.every((e) => !e.includes('\n')), 'one line each');
+  assert.ok(!fs.existsSync(out), 'nothing written');
+});

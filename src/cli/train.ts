@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { UntieError } from '../errors.js';
-import { defaultRunConfig, mergeConfig, readConfigFile, PRESETS, type RunConfig } from '../train/config.js';
+import { defaultRunConfig, mergeConfig, parseDuration, readConfigFile, PRESETS, type RunConfig } from '../train/config.js';
 import { train } from '../train/trainer.js';
 import { helpText, numberFlag, parse, type Flags } from './args.js';
 
@@ -65,6 +65,11 @@ export function trainFlags(): Flags {
     preset: { type: 'string', help: `model size: ${Object.keys(PRESETS).join(' | ')}`, default: 'tiny' },
     config: { type: 'string', help: 'JSON config file (same keys as a run\'s config.json); flags override it' },
     resume: { type: 'string', help: 'continue the run in this folder from its newest checkpoint' },
+    budget: {
+      type: 'string',
+      help: 'train for this much wall-clock time instead of --steps (900s, 30m, 2h, 1h30m); only training steps count, not evaluation or checkpoints. ' +
+        'The learning rate follows the budget spent. Step-count runs stay the default: only they repeat exactly',
+    },
     json: { type: 'boolean', help: 'print a JSON summary at the end' },
     quiet: { type: 'boolean', help: 'no progress output' },
   };
@@ -93,6 +98,10 @@ export function configFromFlags(values: Record<string, string | boolean | undefi
     if (v !== undefined) (cfg[section] as unknown as Record<string, unknown>)[key] = v;
   }
   if (values['attention-dropout'] === undefined && values.dropout !== undefined) cfg.model.attentionDropout = cfg.model.dropout;
+  if (typeof values.budget === 'string') {
+    if (values.steps !== undefined) throw new UntieError('--budget and --steps both given: a run is either a wall-clock budget or a number of steps; drop one');
+    cfg.train.budget = parseDuration(values.budget);
+  }
   for (const [flag, [section, key]] of Object.entries(STRINGS)) {
     const v = values[flag];
     if (typeof v !== 'string') continue;
@@ -141,7 +150,7 @@ export async function run(argv: string[]): Promise<number> {
     console.log(JSON.stringify({
       run_dir: result.runDir, steps: result.steps, final_val_loss: result.finalValLoss, final_val_acc: result.finalValAcc,
       unigram_val_loss: result.unigramValLoss, unigram_val_acc: result.unigramValAcc,
-      seconds: result.seconds, untied_at: result.untiedAt, parameters: result.parameters, unique_parameters: result.uniqueParameters,
+      seconds: result.seconds, ...(config.train.budget > 0 ? { budget: config.train.budget } : {}), untied_at: result.untiedAt, parameters: result.parameters, unique_parameters: result.uniqueParameters,
     }));
   } else {
     console.log(`run folder: ${result.runDir}`);

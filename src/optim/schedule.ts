@@ -18,3 +18,23 @@ export function learningRate(step: number, cfg: ScheduleConfig): number {
   const left = Math.min(1, remaining / span); // 1 right after warmup, 0 at the end
   return cfg.kind === 'cosine' ? cfg.lr * 0.5 * (1 - Math.cos(Math.PI * left)) : cfg.lr * left;
 }
+
+export interface FractionScheduleConfig {
+  lr: number;
+  /** Warmup as a fraction of the run. */
+  warmupFraction: number;
+  kind: 'linear' | 'cosine' | 'constant';
+}
+
+/**
+ * The same schedule as a function of the fraction of the run done (a
+ * --budget run's seconds spent / budget): warmup to lr over warmupFraction,
+ * then decay to exactly 0 at fraction 1.
+ */
+export function learningRateAt(fraction: number, cfg: FractionScheduleConfig): number {
+  const f = Math.min(1, Math.max(0, fraction));
+  if (cfg.warmupFraction > 0 && f < cfg.warmupFraction) return (cfg.lr * f) / cfg.warmupFraction;
+  if (cfg.kind === 'constant') return f >= 1 ? 0 : cfg.lr;
+  const left = (1 - f) / Math.max(1e-12, 1 - cfg.warmupFraction); // 1 right after warmup, 0 at the end
+  return cfg.kind === 'cosine' ? cfg.lr * 0.5 * (1 - Math.cos(Math.PI * left)) : cfg.lr * left;
+}

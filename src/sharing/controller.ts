@@ -119,8 +119,8 @@ export class SharingController {
    * `step` (0-based). Measures the pair statistics when the criterion asks,
    * then reduces each group's gradients into its representative.
    */
-  beforeUpdate(step: number): void {
-    this.pendingStats = this.criterion.wantsStats(step) && this.tied ? this.measure(step) : null;
+  beforeUpdate(step: number, progress?: number): void {
+    this.pendingStats = this.tied && this.criterion.wantsStats(step, progress) ? this.measure(step) : null;
     const K = kernels();
     for (const g of this.groups) {
       if (g.length === 1) continue;
@@ -170,7 +170,7 @@ export class SharingController {
    * Call after the optimizer step of update `step`. Copies representatives to
    * members, asks the criterion, and unties or splits. Returns what happened.
    */
-  afterUpdate(step: number, optimizer: Optimizer): SharingEvent[] {
+  afterUpdate(step: number, optimizer: Optimizer, progress?: number): SharingEvent[] {
     for (const g of this.groups) {
       const rep = this.stack.layers[g[0]];
       for (const pos of g.slice(1)) this.stack.layers[pos].forEach(([, t], j) => t.data.set(rep[j][1].data));
@@ -178,7 +178,7 @@ export class SharingController {
     const stats = this.pendingStats;
     this.pendingStats = null;
     if (!this.tied) return [];
-    const decision = this.criterion.decide(step, this.groups, stats);
+    const decision = this.criterion.decide(step, this.groups, stats, progress);
     const events: SharingEvent[] = [];
     if (stats) {
       const threshold = this.criterion.threshold;

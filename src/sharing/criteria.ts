@@ -41,10 +41,14 @@ export interface Criterion {
   readonly statistic?: UntieStatistic;
   /** The per-pair values the last decision compared with rho (same order as its pairs). */
   readonly lastValues?: number[];
-  /** True when the statistics of update `step` (0-based) should be computed. */
-  wantsStats(step: number): boolean;
-  /** Called after update `step` completes, with its statistics on check steps. */
-  decide(step: number, groups: Groups, stats: CheckStats | null): Decision;
+  /**
+   * True when the statistics of update `step` (0-based) should be computed.
+   * `progress` is the fraction of the run done before this update (steps, or
+   * seconds of a --budget run); criteria built for a budget schedule by it.
+   */
+  wantsStats(step: number, progress?: number): boolean;
+  /** Called after update `step` completes (`progress`: the fraction of the run done now), with its statistics on check steps. */
+  decide(step: number, groups: Groups, stats: CheckStats | null, progress?: number): Decision;
   /** A JSON-able description of the settings, for config.json and logs. */
   describe(): Record<string, unknown>;
   getState(): Record<string, unknown>;
@@ -58,6 +62,13 @@ export interface AdaptiveOptions {
   patience: number;
   /** Check every K steps. */
   every: number;
+  /**
+   * Budget runs: check at every this fraction of the run instead (the first
+   * update that starts past each mark), when `every` was not set by the user.
+   */
+  everyFraction?: number | null;
+  /** Budget runs: the deadline as a fraction of the run (instead of `deadline` steps). */
+  deadlineFraction?: number | null;
   /**
    * Untie (everything still tied) after this many updates at the latest, if
    * the correlations have not asked for it by then; null = no deadline. The
@@ -75,9 +86,12 @@ export interface AdaptiveOptions {
  */
 export class NeverCriterion implements Criterion {
   readonly kind = 'never';
-  constructor(readonly every: number | null = null) {}
-  wantsStats(step: number): boolean {
-    return this.every !== null && (step + 1) % this.every === 0;
+  private readonly marks: CheckMarks | null;
+  constructor(readonly every: number | null = null, everyFraction: number | null = null) {
+    this.marks = every !== null ? new CheckMarks(every, everyFraction) : null;
+  }
+  wantsStats(step: number, progress?: number): boolean {
+    return this.marks !== null && this.marks.due(step, progress);
   }
   decide(): Decision {
     return { action: 'none' };
@@ -86,26 +100,49 @@ export class NeverCriterion implements Criterion {
     return { kind: this.kind, every: this.every };
   }
   getState() {
-    return {};
+    return this.marks ? { marks: this.marks.lastMark } : {};
   }
-  setState() {}
+  setState(state: Record<string, unknown>) {
+    if (this.marks) this.marks.lastMark = Number(state.marks ?? -1);
+  }
 }
 
-/** SWE-F: untie once `untieAt` updates have been made tied. */
+/**
+ * When checks happen: every K updates, or (budget runs) at the first update
+ * that starts past each multiple of a fraction of the run. The last mark is
+ * state, so a resumed run checks where the uninterrupted one would.
+ */
+export class CheckMarks {
+  lastMark = -1;
+  constructor(readonly every: number, readonly everyFraction: number | null = null) {}
+  due(step: number, progress?: number): boolean {
+    if (this.everyFraction === null || progress === undefined) return (step + 1) % this.every === 0;
+    const mark = Math.floor(progress / this.everyFraction);
+    if (mark <= this.lastMark || mark === 0) return false;
+    this.lastMark = mark;
+    return true;
+  }
+}
+
+/**
+ * SWE-F: untie once `untieAt` updates have been made tied, or (budget runs,
+ * `fraction` set) once that fraction of the budget has been spent.
+ */
 export class FixedCriterion implements Criterion {
   readonly kind = 'fixed';
-  constructor(readonly untieAt: number) {
+  constructor(readonly untieAt: number, readonly fraction: number | null = null) {
     if (!Number.isInteger(untieAt) || untieAt < 0) throw new UntieError(`--untie step:N needs a whole number of steps >= 0, got ${untieAt}`);
   }
   wantsStats(): boolean {
     return false;
   }
-  decide(step: number, groups: Groups): Decision {
+  decide(step: number, groups: Groups, _stats: CheckStats | null = null, progress?: number): Decision {
     const tied = groups.some((g) => g.length > 1);
-    return tied && step + 1 >= this.untieAt ? { action: 'untie', reason: 'step' } : { action: 'none' };
+    const due = this.fraction !== null && progress !== undefined ? progress >= this.fraction : step + 1 >= this.untieAt;
+    return tied && due ? { action: 'untie', reason: 'step' } : { action: 'none' };
   }
   describe() {
-    return { kind: this.kind, untieAt: this.untieAt };
+    return { kind: this.kind, untieAt: this.untieAt, ...(this.fraction !== null ? { fraction: this.fraction } : {}) };
   }
   getState() {
     return {};
@@ -122,7 +159,8 @@ function checkAdaptive(o: AdaptiveOptions): void {
   }
 }
 
-function pastDeadline(o: AdaptiveOptions, step: number): boolean {
+function pastDeadline(o: AdaptiveOptions, step: number, progress?: number): boolean {
+  if (o.deadlineFraction !== undefined && o.deadlineFraction !== null && progress !== undefined) return progress >= o.deadlineFraction;
   return o.deadline !== undefined && o.deadline !== null && step + 1 >= o.deadline;
 }
 
@@ -138,10 +176,12 @@ export class AdaptiveCriterion implements Criterion {
   readonly kind = 'adaptive';
   private streak = 0;
   private readonly tracker: StatisticTracker;
+  private readonly marks: CheckMarks;
   lastValues?: number[];
   constructor(readonly options: AdaptiveOptions) {
     checkAdaptive(options);
     this.tracker = new StatisticTracker(options.statistic ?? 'cosine');
+    this.marks = new CheckMarks(options.every, options.everyFraction ?? null);
   }
   get threshold(): number {
     return this.options.threshold;
@@ -149,10 +189,10 @@ export class AdaptiveCriterion implements Criterion {
   get statistic(): UntieStatistic | undefined {
     return this.options.statistic && this.options.statistic !== 'cosine' ? this.options.statistic : undefined;
   }
-  wantsStats(step: number): boolean {
-    return (step + 1) % this.options.every === 0;
+  wantsStats(step: number, progress?: number): boolean {
+    return this.marks.due(step, progress);
   }
-  decide(step: number, groups: Groups, stats: CheckStats | null): Decision {
+  decide(step: number, groups: Groups, stats: CheckStats | null, progress?: number): Decision {
     if (!groups.some((g) => g.length > 1)) return { action: 'none' };
     if (stats && stats.pairs.length > 0) {
       const values = (this.lastValues = this.tracker.values(stats));
@@ -160,16 +200,17 @@ export class AdaptiveCriterion implements Criterion {
       this.streak = below > stats.pairs.length / 2 ? this.streak + 1 : 0;
       if (this.streak >= this.options.patience) return { action: 'untie', reason: 'correlation' };
     }
-    return pastDeadline(this.options, step) ? { action: 'untie', reason: 'deadline' } : { action: 'none' };
+    return pastDeadline(this.options, step, progress) ? { action: 'untie', reason: 'deadline' } : { action: 'none' };
   }
   describe() {
     return { kind: this.kind, ...this.options };
   }
   getState() {
-    return { streak: this.streak, statistic: this.tracker.getState() };
+    return { streak: this.streak, statistic: this.tracker.getState(), marks: this.marks.lastMark };
   }
   setState(state: Record<string, unknown>) {
     this.streak = Number(state.streak ?? 0);
+    this.marks.lastMark = Number(state.marks ?? -1);
     this.tracker.setState(state.statistic as Parameters<StatisticTracker['setState']>[0]);
   }
 }
@@ -183,10 +224,12 @@ export class MultiCriterion implements Criterion {
   readonly kind = 'multi';
   private streaks: Record<string, number> = {};
   private readonly tracker: StatisticTracker;
+  private readonly marks: CheckMarks;
   lastValues?: number[];
   constructor(readonly options: AdaptiveOptions) {
     checkAdaptive(options);
     this.tracker = new StatisticTracker(options.statistic ?? 'cosine');
+    this.marks = new CheckMarks(options.every, options.everyFraction ?? null);
   }
   get threshold(): number {
     return this.options.threshold;
@@ -194,11 +237,11 @@ export class MultiCriterion implements Criterion {
   get statistic(): UntieStatistic | undefined {
     return this.options.statistic && this.options.statistic !== 'cosine' ? this.options.statistic : undefined;
   }
-  wantsStats(step: number): boolean {
-    return (step + 1) % this.options.every === 0;
+  wantsStats(step: number, progress?: number): boolean {
+    return this.marks.due(step, progress);
   }
-  decide(step: number, groups: Groups, stats: CheckStats | null): Decision {
-    if (pastDeadline(this.options, step) && groups.some((g) => g.length > 1)) return { action: 'untie', reason: 'deadline' };
+  decide(step: number, groups: Groups, stats: CheckStats | null, progress?: number): Decision {
+    if (pastDeadline(this.options, step, progress) && groups.some((g) => g.length > 1)) return { action: 'untie', reason: 'deadline' };
     if (!stats) return { action: 'none' };
     const next: Record<string, number> = {};
     const between: [number, number][] = [];
@@ -216,10 +259,11 @@ export class MultiCriterion implements Criterion {
     return { kind: this.kind, ...this.options };
   }
   getState() {
-    return { streaks: { ...this.streaks }, statistic: this.tracker.getState() };
+    return { streaks: { ...this.streaks }, statistic: this.tracker.getState(), marks: this.marks.lastMark };
   }
   setState(state: Record<string, unknown>) {
     this.streaks = { ...((state.streaks as Record<string, number> | undefined) ?? {}) };
+    this.marks.lastMark = Number(state.marks ?? -1);
     this.tracker.setState(state.statistic as Parameters<StatisticTracker['setState']>[0]);
   }
 }
@@ -233,7 +277,15 @@ export interface CriterionDefaults {
   /** SWE-A/SWE-M deadline as a fraction of totalSteps (0 or undefined: none). */
   untieBy?: number;
   statistic?: UntieStatistic;
+  /**
+   * A --budget run: fractions (fraction:F, the deadline, the default check
+   * interval) are fractions of the budget's seconds, not of totalSteps.
+   */
+  budget?: boolean;
 }
+
+/** The default check interval of a budget run, as a fraction of it: the step-count default's ~20 checks before 10%. */
+export const DEFAULT_CHECK_FRACTION = 0.005;
 
 /**
  * The default check interval: the paper checks every 1k of 500k steps and
@@ -254,10 +306,12 @@ export function parseCriterion(text: string, d: CriterionDefaults): Criterion {
     every: d.every ?? defaultCheckEvery(d.totalSteps),
     deadline: d.untieBy ? Math.max(1, Math.round(d.untieBy * d.totalSteps)) : null,
     statistic: d.statistic ?? 'cosine',
+    everyFraction: d.budget && d.every === undefined ? DEFAULT_CHECK_FRACTION : null,
+    deadlineFraction: d.budget && d.untieBy ? d.untieBy : null,
   };
   if (d.untieBy !== undefined && !(d.untieBy >= 0 && d.untieBy <= 1)) throw new UntieError(`--untie-by must be a fraction of the run in [0, 1] (0 = no deadline), got ${d.untieBy}`);
   const t = text.trim();
-  if (t === 'never') return new NeverCriterion(options.every);
+  if (t === 'never') return new NeverCriterion(options.every, options.everyFraction ?? null);
   if (t === 'adaptive') return new AdaptiveCriterion(options);
   if (t === 'multi') return new MultiCriterion(options);
   const step = /^step:(\d+)$/.exec(t);
@@ -266,7 +320,7 @@ export function parseCriterion(text: string, d: CriterionDefaults): Criterion {
   if (frac) {
     const f = Number(frac[1]);
     if (!(f >= 0 && f <= 1)) throw new UntieError(`--untie fraction:F needs F in [0, 1], got ${f}`);
-    return new FixedCriterion(Math.round(f * d.totalSteps));
+    return new FixedCriterion(Math.round(f * d.totalSteps), d.budget ? f : null);
   }
   throw new UntieError(`--untie "${text}" is not one of: never, step:N, fraction:F, adaptive, multi`);
 }

@@ -36,8 +36,10 @@ export interface TrainerState {
   /** Optimizer step count per parameter name (only those with state). */
   optimizerSteps: Record<string, number>;
   bestValLoss: number | null;
-  /** Seconds of training so far (for tokens/s and the summary). */
+  /** Seconds of training so far (for tokens/s, the summary, and a --budget run's schedule). */
   elapsed: number;
+  /** With train.evalPoints: the last evaluation mark passed (so a resumed run evaluates where the uninterrupted one did). */
+  evalMark?: number;
 }
 
 /** The Hugging Face BertConfig for a model (extra "untie_*" keys are kept by HF as attributes). */

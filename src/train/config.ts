@@ -26,7 +26,14 @@ export interface DataConfig {
 }
 
 export interface TrainConfig {
+  /** Optimizer updates (ignored by a --budget run). */
   steps: number;
+  /**
+   * Wall-clock budget in seconds of training (0: a step-count run). Only
+   * training steps count: evaluation and checkpoint time do not. The
+   * schedule, fraction:F and the untie deadline follow the budget spent.
+   */
+  budget: number;
   batchSize: number;
   gradAccum: number;
   optimizer: 'adamw' | 'lamb';
@@ -48,6 +55,8 @@ export interface TrainConfig {
   threads: number;
   logEvery: number;
   evalEvery: number;
+  /** Also evaluate at every 1/evalPoints of the run (steps or budget; 0 = off): what compare uses. */
+  evalPoints: number;
   saveEvery: number;
   keepLast: number;
 }
@@ -99,9 +108,9 @@ export function defaultRunConfig(preset = 'tiny'): RunConfig {
     model: { ...model, ...p.model },
     data: { corpus: 'brown', validationFraction: 0.05, splitSeed: 0, seqLen: 128, vocabSize: 8192, evalBatches: 8, maskProb: 0.15 },
     train: {
-      steps: 1000, batchSize: 32, gradAccum: 1, optimizer: 'adamw', lr: 1e-3, warmupSteps: 0, warmupFraction: 0.1, schedule: 'linear',
+      steps: 1000, budget: 0, batchSize: 32, gradAccum: 1, optimizer: 'adamw', lr: 1e-3, warmupSteps: 0, warmupFraction: 0.1, schedule: 'linear',
       weightDecay: 0.01, beta1: 0.9, beta2: 0.999, eps: 1e-6, clip: 1.0, seed: 0, threads: 0,
-      logEvery: 10, evalEvery: 200, saveEvery: 500, keepLast: 2, ...p.train,
+      logEvery: 10, evalEvery: 200, evalPoints: 0, saveEvery: 500, keepLast: 2, ...p.train,
     },
     sharing: { share: '', untie: 'adaptive', sharedGrad: 'mean', untieOptimizer: 'copy', threshold: 0.5, patience: 3, checkEvery: 0, untieBy: 0.2, statistic: 'cosine' },
   };
@@ -161,6 +170,9 @@ export function validateRunConfig(cfg: RunConfig): void {
   whole('train.threads', t.threads, 0);
   whole('train.logEvery', t.logEvery, 1);
   whole('train.evalEvery', t.evalEvery, 0);
+  whole('train.evalPoints', t.evalPoints, 0);
+  if (!(Number.isFinite(t.budget) && t.budget >= 0)) throw new UntieError(`train.budget must be a number of seconds >= 0 (0 = a step-count run), got ${t.budget}`);
+  if (t.budget > 0 && t.warmupSteps > 0) throw new UntieError('a --budget run warms up over --warmup-fraction of the budget; drop --warmup (steps)');
   whole('train.saveEvery', t.saveEvery, 0);
   whole('train.keepLast', t.keepLast, 1);
   whole('train.seed', t.seed, 0);
@@ -195,5 +207,26 @@ export function criterionOf(cfg: RunConfig): Criterion {
   return parseCriterion(s.untie, {
     totalSteps: cfg.train.steps, threshold: s.threshold, patience: s.patience,
     every: s.checkEvery > 0 ? s.checkEvery : undefined, untieBy: s.untieBy, statistic: parseStatistic(s.statistic),
+    budget: cfg.train.budget > 0,
   });
+}
+
+/**
+ * Parses a wall-clock duration: "900s", "30m", "2h", "1h30m", "1.5h" or a
+ * plain number of seconds. Returns seconds; throws on anything else or a
+ * value that is not positive.
+ */
+export function parseDuration(text: string): number {
+  const t = text.trim().toLowerCase();
+  let seconds: number;
+  if (/^\d+(\.\d+)?$/.test(t)) seconds = Number(t);
+  else {
+    const m = /^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?$/.exec(t);
+    if (!m || t === '' || (m[1] === undefined && m[2] === undefined && m[3] === undefined)) {
+      throw new UntieError(`--budget "${text}" is not a duration: use e.g. 900s, 30m, 2h or 1h30m`);
+    }
+    seconds = Number(m[1] ?? 0) * 3600 + Number(m[2] ?? 0) * 60 + Number(m[3] ?? 0);
+  }
+  if (!(seconds > 0) || !Number.isFinite(seconds)) throw new UntieError(`--budget must be positive, got "${text}"`);
+  return seconds;
 }

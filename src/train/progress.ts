@@ -15,7 +15,13 @@ export class Progress {
   private startTime = 0;
   private barShown = false;
 
-  constructor(private readonly total: number, private readonly enabled: boolean, private readonly stream: NodeJS.WriteStream = process.stderr) {
+  /** `total` steps, or (a --budget run) `budget` seconds of training. */
+  constructor(
+    private readonly total: number,
+    private readonly enabled: boolean,
+    private readonly stream: NodeJS.WriteStream = process.stderr,
+    private readonly budget: number | null = null,
+  ) {
     this.tty = Boolean(stream.isTTY);
   }
 
@@ -28,16 +34,23 @@ export class Progress {
 
   update(step: number, info: ProgressInfo): void {
     if (!this.enabled) return;
-    const done = step - this.startStep;
-    const rate = done / ((performance.now() - this.startTime) / 1000);
-    const eta = rate > 0 ? (this.total - step) / rate : 0;
-    const text = `step ${step}/${this.total}  loss ${info.loss.toFixed(4)}  ${Math.round(info.tokensPerSecond)} tok/s  ETA ${formatSeconds(eta)}`;
+    let text: string, fraction: number;
+    if (this.budget !== null) {
+      fraction = Math.min(1, info.elapsed / this.budget);
+      text = `step ${step}  ${formatSeconds(info.elapsed)} of ${formatSeconds(this.budget)}  loss ${info.loss.toFixed(4)}  ${Math.round(info.tokensPerSecond)} tok/s`;
+    } else {
+      const done = step - this.startStep;
+      const rate = done / ((performance.now() - this.startTime) / 1000);
+      const eta = rate > 0 ? (this.total - step) / rate : 0;
+      fraction = step / this.total;
+      text = `step ${step}/${this.total}  loss ${info.loss.toFixed(4)}  ${Math.round(info.tokensPerSecond)} tok/s  ETA ${formatSeconds(eta)}`;
+    }
     if (this.tty) {
       const width = 24;
-      const filled = Math.round((width * step) / this.total);
+      const filled = Math.round(width * fraction);
       this.stream.write(`\r[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${text}\x1b[K`);
       this.barShown = true;
-    } else if (performance.now() - this.lastPlain > 10_000 || step === this.total) {
+    } else if (performance.now() - this.lastPlain > 10_000 || fraction >= 1) {
       this.lastPlain = performance.now();
       this.line(text);
     }

@@ -11,7 +11,7 @@ import { kernels } from '../backend/index.js';
 import { UntieError } from '../errors.js';
 import { BertForMaskedLM, type MlmBatch } from '../models/bert.js';
 import { Optimizer, clipGradNorm } from '../optim/optimizers.js';
-import { learningRate } from '../optim/schedule.js';
+import { learningRate, learningRateAt } from '../optim/schedule.js';
 import { SharingController, type SharingEvent } from '../sharing/controller.js';
 import { parseShare, planGroups } from '../sharing/plan.js';
 import { backward, clearTape, noGrad } from '../tensor/tensor.js';
@@ -19,7 +19,7 @@ import { bertConfigOf, criterionOf, shareOf, validateRunConfig, warmupOf, type R
 import { listCheckpoints, loadModelWeights, loadOptimizerState, pruneCheckpoints, readTrainerState, saveCheckpoint, CHECKPOINT_FILES, type TrainerState } from './checkpoint.js';
 import { prepareData } from './data.js';
 import { MetricsLog, type MetricRecord } from './metrics.js';
-import { Progress } from './progress.js';
+import { Progress, formatSeconds } from './progress.js';
 import { ScalarEventWriter } from './tensorboard.js';
 import { writeFileAtomic } from './fsutil.js';
 
@@ -126,9 +126,15 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
 
   const metrics = new MetricsLog(path.join(runDir, 'metrics.jsonl'), state.step);
   const tb = new ScalarEventWriter(runDir);
-  const progress = new Progress(t.steps, opts.progress ?? true);
+  const budget = t.budget > 0 ? t.budget : null;
+  const progress = new Progress(t.steps, opts.progress ?? true, process.stderr, budget);
   const tokensPerStep = t.batchSize * cfg.data.seqLen * t.gradAccum;
   const sched = { lr: t.lr, warmupSteps: warmupOf(cfg), totalSteps: t.steps, kind: t.schedule };
+  // How much of the run is done: steps, or seconds of a --budget run (evaluation and checkpoints excluded).
+  const fractionDone = () => (budget ? state.elapsed / budget : state.step / t.steps);
+  const finished = () => (budget ? state.elapsed >= budget : state.step >= t.steps);
+  const lrNow = (step: number) =>
+    budget ? learningRateAt(fractionDone(), { lr: t.lr, warmupFraction: t.warmupFraction, kind: t.schedule }) : learningRate(step, sched);
   let untiedAt: number | null = null;
   for (const e of metrics.previous) if (e.type === 'untie') untiedAt = e.step as number;
   let lastEval: { loss: number; accuracy: number; step: number } | null = null;
@@ -144,11 +150,12 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   };
 
   try {
-    progress.start(state.step, `training ${cfg.model.layers}-layer BERT (${shareOf(cfg)}, untie ${cfg.sharing.untie}) in ${runDir}`);
-    while (state.step < t.steps) {
+    const length = budget ? `for ${formatSeconds(budget)} of training` : `for ${t.steps} steps`;
+    progress.start(state.step, `training ${cfg.model.layers}-layer BERT (${shareOf(cfg)}, untie ${cfg.sharing.untie}) ${length} in ${runDir}`);
+    while (!finished()) {
       const stepStart = performance.now();
       const step = state.step; // 0-based index of this update
-      const lr = learningRate(step, sched);
+      const lr = lrNow(step);
 
       // forward + backward, accumulating gradients over micro-batches
       model.zeroGrad();
@@ -167,15 +174,15 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         loss += value / t.gradAccum;
       }
 
-      sharing.beforeUpdate(step); // the method: measure layer agreement, tie the gradients
+      sharing.beforeUpdate(step, fractionDone()); // the method: measure layer agreement, tie the gradients
       const trainable = sharing.trainable(named);
       const gradNorm = clipGradNorm(trainable.map(([, p]) => p), t.clip);
       optimizer.step(trainable.map(([, p]) => p), trainable.map(([n]) => n), lr);
-      const events = sharing.afterUpdate(step, optimizer); // ...and untie when the criterion says so
-
       state.step = step + 1;
       const seconds = (performance.now() - stepStart) / 1000;
       state.elapsed += seconds;
+      const events = sharing.afterUpdate(step, optimizer, fractionDone()); // ...and untie when the criterion says so
+      const last = finished();
       for (const e of events) {
         metrics.write(sharingRecord(e));
         if (e.type === 'sharing_check') {
@@ -186,13 +193,15 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
           tb.addScalar('sharing/groups', sharing.groups.length, state.step);
         }
       }
-      if (state.step % t.logEvery === 0 || state.step === t.steps) {
+      if (state.step % t.logEvery === 0 || last) {
         metrics.write({ type: 'train', step: state.step, loss, lr, grad_norm: gradNorm, tokens_per_s: tokensPerStep / seconds, elapsed: state.elapsed });
         tb.addScalars({ 'train/loss': loss, 'train/lr': lr, 'train/grad_norm': gradNorm, 'train/tokens_per_s': tokensPerStep / seconds }, state.step);
       }
       progress.update(state.step, { loss, tokensPerSecond: tokensPerStep / seconds, elapsed: state.elapsed });
 
-      if ((t.evalEvery > 0 && state.step % t.evalEvery === 0) || state.step === t.steps) {
+      const evalMark = t.evalPoints > 0 ? Math.floor(Math.min(1, fractionDone()) * t.evalPoints) : 0;
+      if ((t.evalEvery > 0 && state.step % t.evalEvery === 0) || evalMark > (state.evalMark ?? 0) || last) {
+        state.evalMark = evalMark;
         const ev = evaluate(model, data.validation);
         lastEval = { ...ev, step: state.step };
         state.bestValLoss = state.bestValLoss === null ? ev.loss : Math.min(state.bestValLoss, ev.loss);
@@ -208,7 +217,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         );
       }
       if (opts.haltAt !== undefined && state.step >= opts.haltAt) break;
-      if ((t.saveEvery > 0 && state.step % t.saveEvery === 0) || state.step === t.steps || interrupted) saveNow();
+      if ((t.saveEvery > 0 && state.step % t.saveEvery === 0) || last || interrupted) saveNow();
       if (interrupted) {
         progress.note(`interrupted: saved checkpoint-${state.step}; continue with: untie train --resume ${runDir}`);
         break;
