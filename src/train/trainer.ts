@@ -157,11 +157,15 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       const step = state.step; // 0-based index of this update
       const lr = lrNow(step);
 
-      // forward + backward, accumulating gradients over micro-batches
+      // forward + backward, accumulating gradients over micro-batches; a step that will be
+      // logged also counts correct predictions (a budget run's last step is known only after it)
+      const accuracy = (step + 1) % t.logEvery === 0 || (!budget && step + 1 === t.steps);
       model.zeroGrad();
-      let loss = 0;
+      let loss = 0, correct = 0, masked = 0;
       for (let micro = 0; micro < t.gradAccum; micro++) {
-        const out = model.mlm(data.train.nextBatch(t.batchSize), { accuracy: false });
+        const out = model.mlm(data.train.nextBatch(t.batchSize), { accuracy });
+        correct += out.correct;
+        masked += out.count;
         const value = out.loss.item();
         if (!Number.isFinite(value)) {
           clearTape();
@@ -194,8 +198,9 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         }
       }
       if (state.step % t.logEvery === 0 || last) {
-        metrics.write({ type: 'train', step: state.step, loss, lr, grad_norm: gradNorm, tokens_per_s: tokensPerStep / seconds, elapsed: state.elapsed });
-        tb.addScalars({ 'train/loss': loss, 'train/lr': lr, 'train/grad_norm': gradNorm, 'train/tokens_per_s': tokensPerStep / seconds }, state.step);
+        const acc = accuracy ? { acc: correct / masked } : {};
+        metrics.write({ type: 'train', step: state.step, loss, ...acc, lr, grad_norm: gradNorm, tokens_per_s: tokensPerStep / seconds, elapsed: state.elapsed });
+        tb.addScalars({ 'train/loss': loss, ...(accuracy ? { 'train/accuracy': correct / masked } : {}), 'train/lr': lr, 'train/grad_norm': gradNorm, 'train/tokens_per_s': tokensPerStep / seconds }, state.step);
       }
       progress.update(state.step, { loss, tokensPerSecond: tokensPerStep / seconds, elapsed: state.elapsed });
 
