@@ -8,8 +8,9 @@ import {
   buildTarget, defaultLinearConfig, fitSlope, linearResultsJson, runLinear, runLinearExperiment, searchLr,
   type RunSpec, type TargetKind, type Variant,
 } from '../src/experiments/linear.js';
-import { linearReportHtml } from '../src/experiments/report.js';
-import { linePlot } from '../src/experiments/svg.js';
+import type { Block, LineChart } from '../src/report/blocks.js';
+import { linearReportHtml } from '../src/report/linear.js';
+import { viewOfPage } from '../src/report/page.js';
 import { DeepLinearNetwork, analyticGradients, identity64, matMul64 } from '../src/models/linear.js';
 import { Optimizer, defaultOptimizerConfig } from '../src/optim/optimizers.js';
 import { SharingController } from '../src/sharing/controller.js';
@@ -220,13 +221,29 @@ test('bad flags are user errors with a clear message', async () => {
   assert.match(errors[1], /--L must be a whole number >= 2/);
 });
 
-test('the report is one self-contained HTML page with inline SVG plots', () => {
+test('the report is one self-contained page whose charts hold the results', () => {
   const c = { ...defaultLinearConfig(), depths: [2, 4], d: 4, seeds: [0], maxSteps: 200, targets: ['near'] as TargetKind[], lrGrid: [0.5, 0.125], equalLr: 0.0625 };
-  const html = linearReportHtml(runLinearExperiment(c));
+  const res = runLinearExperiment(c);
+  const html = linearReportHtml(res);
   assert.ok(html.startsWith('<!doctype html>'));
-  assert.ok((html.match(/<svg /g) ?? []).length >= 4);
   assert.ok(!/(src|href)=["']?https?:/.test(html), 'nothing is fetched');
-  const svg = linePlot({ series: [{ name: 'a<b', points: [[1, 1], [10, 100]] }], xLog: true, yLog: true });
-  assert.ok(svg.includes('a&lt;b') && svg.startsWith('<svg'));
+  const charts: LineChart[] = [];
+  const walk = (blocks: Block[]) => {
+    for (const b of blocks) {
+      if (b.kind === 'line') charts.push(b);
+      if (b.kind === 'section' || b.kind === 'grid') walk(b.blocks);
+    }
+  };
+  walk(viewOfPage(html).blocks);
+  // per study: one slope plot and one loss-curve plot per depth
+  assert.equal(charts.filter((ch) => ch.xLog && ch.yLog).length, 2);
+  assert.equal(charts.filter((ch) => ch.refLines?.[0]?.label === 'eps').length, 4);
+  // the slope plot's dots are the steps-to-eps of the results
+  const slope = charts.find((ch) => ch.xLog)!;
+  const shared = slope.series.find((s) => s.label === 'shared (always)')!;
+  const runs = res.targets[0].search.runs.filter((r) => r.variant === 'shared').sort((a, b) => a.L - b.L);
+  assert.deepEqual(shared.x, runs.map((r) => r.L));
+  assert.deepEqual(shared.y, runs.map((r) => r.stepsToEps));
+  for (const ch of charts) assert.ok(ch.series.some((s) => s.y.length > 0), `${ch.title} has data`);
   assert.ok(JSON.stringify(linearResultsJson(runLinearExperiment({ ...c, equalLr: null }))).includes('"steps_to_eps"'));
 });

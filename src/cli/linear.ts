@@ -7,10 +7,10 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { UntieError } from '../errors.js';
 import {
-  TARGET_KINDS, VARIANTS, defaultAdamGrid, defaultLinearConfig, linearResultsJson, runLinearExperiment,
+  TARGET_KINDS, VARIANTS, defaultAdamGrid, defaultLinearConfig, linearResultsJson, runLinearExperiment, variantLabel,
   type LinearConfig, type LinearResults, type Study, type TargetKind, type Variant,
 } from '../experiments/linear.js';
-import { linearReportHtml, variantLabel } from '../experiments/report.js';
+import { linearReportHtml } from '../report/linear.js';
 import { writeFileAtomic } from '../train/fsutil.js';
 import { helpText, numberFlag, parse, type Flags } from './args.js';
 

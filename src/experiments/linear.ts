@@ -124,6 +124,10 @@ export function buildTarget(kind: TargetKind, d: number, seed: number): Target {
 export const VARIANTS = ['untied', 'untied-identity', 'shared', 'swe-a'] as const;
 export type Variant = (typeof VARIANTS)[number];
 
+export function variantLabel(v: Variant): string {
+  return v === 'untied' ? 'untied (zero-asym init)' : v === 'untied-identity' ? 'untied (identity init)' : v === 'shared' ? 'shared (always)' : 'SWE-A';
+}
+
 export function variantMethod(v: Variant): 'untied' | 'shared' | 'swe-a' {
   return v === 'untied-identity' ? 'untied' : v;
 }

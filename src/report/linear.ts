@@ -1,31 +1,25 @@
 /**
- * report.html for `untie linear`: one self-contained page (inline SVG and CSS,
- * nothing fetched) with, per target, the steps-to-eps tables, log-log plots
- * with fitted slopes, loss curves per depth, the lr search and the Lemma 1
- * and SWE-A checks.
+ * report.html for `untie linear`: one self-contained page with, per target,
+ * the steps-to-eps tables, log-log plots with fitted slopes, loss curves per
+ * depth, the lr search and the Lemma 1 and SWE-A checks, drawn by the shared
+ * page module like every other report.
  */
-import { PALETTE, escapeXml, formatTick, linePlot, type Series } from './svg.js';
 import {
-  stepsByDepth, variantInit, variantMethod,
+  stepsByDepth, variantInit, variantLabel, variantMethod,
   type LinearResults, type LrSearch, type RunResult, type Study, type TargetResult, type Variant,
-} from './linear.js';
+} from '../experiments/linear.js';
+import type { Block, LineChart, LineSeries } from './blocks.js';
+import { PALETTE, escapeHtml, formatNumber, raw, table } from './html.js';
+import { renderPage } from './page.js';
 
 const COLORS: Record<Variant, string> = { untied: PALETTE[1], 'untied-identity': PALETTE[4], shared: PALETTE[0], 'swe-a': PALETTE[2] };
 
-export function variantLabel(v: Variant): string {
-  return v === 'untied' ? 'untied (zero-asym init)' : v === 'untied-identity' ? 'untied (identity init)' : v === 'shared' ? 'shared (always)' : 'SWE-A';
-}
-
-const esc = escapeXml;
+const esc = escapeHtml;
 const fmtSlope = (s: number | null | undefined) => (s === null || s === undefined ? '—' : s.toFixed(2));
 const fmtLr = (lr: number) => {
   const e = Math.log2(lr);
-  return Number.isInteger(e) ? `2^${e}` : formatTick(lr);
+  return Number.isInteger(e) ? `2^${e}` : formatNumber(lr);
 };
-
-function table(head: string[], rows: string[][]): string {
-  return `<table><thead><tr>${head.map((h) => `<th>${h}</th>`).join('')}</tr></thead><tbody>${rows.map((r) => `<tr>${r.map((c) => `<td>${c}</td>`).join('')}</tr>`).join('')}</tbody></table>`;
-}
 
 function variantsOf(study: Study): Variant[] {
   return [...new Set(study.runs.map((r) => r.variant))];
@@ -43,45 +37,57 @@ function stepsTable(study: Study): string {
       const runs = study.runs.filter((r) => r.variant === v && r.L === L);
       const steps = runs.map((r) => (r.stepsToEps === null ? (r.diverged ? 'div' : 'never') : String(r.stepsToEps))).join(' / ');
       const lrs = [...new Set(runs.map((r) => r.lr))];
-      return `${steps}<br><small>lr ${lrs.map(fmtLr).join(', ')}</small>`;
+      return raw(`${steps}<br><small>lr ${lrs.map(fmtLr).join(', ')}</small>`);
     });
-    return [`<b style="color:${COLORS[v]}">${esc(variantLabel(v))}</b>`, ...cells, fmtSlope(study.slopes[v])];
+    return [raw(`<b style="color:${COLORS[v]}">${esc(variantLabel(v))}</b>`), ...cells, fmtSlope(study.slopes[v])];
   });
   return table(['method', ...depths.map((L) => `L = ${L}`), 'slope'], rows);
 }
 
-function slopePlot(study: Study, title: string): string {
-  const series: Series[] = [];
+/** Chart ids unique within one report. */
+class Ids {
+  private n = 0;
+  next(prefix: string): string {
+    return `${prefix}-${++this.n}`;
+  }
+}
+
+function slopePlot(study: Study, title: string, ids: Ids): LineChart {
+  const series: LineSeries[] = [];
   for (const v of variantsOf(study)) {
     const pts = stepsByDepth(study.runs, v);
-    series.push({ name: variantLabel(v), points: pts.map((p) => [p.L, p.steps]), color: COLORS[v], noLine: true, markers: true });
+    series.push({ label: variantLabel(v), x: pts.map((p) => p.L), y: pts.map((p) => p.steps), color: COLORS[v], noLine: true });
     const s = study.slopes[v];
     if (s !== null && s !== undefined && pts.length >= 2) {
       // The least-squares line passes through the mean of (log L, log steps).
       const mx = pts.reduce((a, p) => a + Math.log(p.L), 0) / pts.length, my = pts.reduce((a, p) => a + Math.log(p.steps), 0) / pts.length;
-      const line = (L: number): [number, number] => [L, Math.exp(my + s * (Math.log(L) - mx))];
-      series.push({ name: `fit, slope ${s.toFixed(2)}`, points: [line(pts[0].L), line(pts[pts.length - 1].L)], color: COLORS[v], dashed: true, markers: false });
+      const ends = [pts[0].L, pts[pts.length - 1].L];
+      series.push({ label: `${variantLabel(v)}: fit, slope ${s.toFixed(2)}`, x: ends, y: ends.map((L) => Math.exp(my + s * (Math.log(L) - mx))), color: COLORS[v], dash: true, points: false });
     }
   }
-  return linePlot({ title, series, xLog: true, yLog: true, xLabel: 'depth L', yLabel: 'updates to R ≤ eps·R(0)', xTicks: depthsOf(study), width: 560 });
+  return { kind: 'line', id: ids.next('slope'), title, series, xLog: true, yLog: true, xLabel: 'depth L', yLabel: 'updates to R ≤ eps·R(0)', xTicks: depthsOf(study), width: 600 };
 }
 
-function curvePlots(study: Study, eps: number, seed: number): string {
+function curvePlots(study: Study, eps: number, seed: number, ids: Ids): LineChart[] {
   return depthsOf(study).map((L) => {
-    const series: Series[] = variantsOf(study).map((v) => {
+    const series: LineSeries[] = variantsOf(study).map((v) => {
       const run = study.runs.find((r) => r.variant === v && r.L === L && r.seed === seed);
-      return { name: variantLabel(v), points: run ? run.curve : [], color: COLORS[v], dashed: v === 'swe-a' || v === 'untied-identity', markers: false };
+      const curve = run ? run.curve : [];
+      return { label: variantLabel(v), x: curve.map((p) => p[0]), y: curve.map((p) => p[1]), color: COLORS[v], dash: v === 'swe-a' || v === 'untied-identity', points: false };
     });
     const maxStep = Math.max(1, ...study.runs.filter((r) => r.L === L && r.seed === seed).map((r) => r.steps));
-    return linePlot({ title: `L = ${L} (seed ${seed})`, series, yLog: true, xRange: [0, maxStep], xLabel: 'updates', yLabel: 'R / R(0)', hLines: [{ y: eps, label: 'eps' }], width: 470, height: 280 });
-  }).join('\n');
+    return {
+      kind: 'line', id: ids.next('curve'), title: `L = ${L} (seed ${seed})`, series, yLog: true, xRange: [0, maxStep],
+      xLabel: 'updates', yLabel: 'R / R(0)', refLines: [{ y: eps, label: 'eps' }], width: 480, height: 280,
+    } satisfies LineChart;
+  });
 }
 
 function searchTable(searches: LrSearch[]): string {
   const rows = searches.map((s) => [
-    esc(variantLabel(s.variant)), String(s.L), fmtLr(s.chosen),
+    variantLabel(s.variant), String(s.L), fmtLr(s.chosen),
     s.trials.map((t) => {
-      const what = t.diverged ? 'div' : t.stepsToEps.map((n) => (n === null ? `&gt;${t.cap}` : String(n))).join('/') + (t.worstSteps === null ? ` (R/R0 ${t.meanFinalRatio.toExponential(1)})` : '');
+      const what = t.diverged ? 'div' : t.stepsToEps.map((n) => (n === null ? `>${t.cap}` : String(n))).join('/') + (t.worstSteps === null ? ` (R/R0 ${t.meanFinalRatio.toExponential(1)})` : '');
       return `${fmtLr(t.lr)}: ${what}`;
     }).join('; '),
   ]);
@@ -95,58 +101,52 @@ function sweTable(runs: RunResult[]): string {
   return table(['L', 'seed', 'lr', 'untied after (updates)', 'min adjacent cosine', 'updates to eps', 'final R/R(0)'], rows);
 }
 
-function studySection(study: Study, heading: string, intro: string, eps: number, seed: number, searches?: LrSearch[]): string {
-  return `<h3>${esc(heading)}</h3><p>${intro}</p>
-${stepsTable(study)}
-<div class="plots">${slopePlot(study, `${heading}: updates to eps against depth`)}</div>
-<details open><summary>Loss curves</summary><div class="plots">${curvePlots(study, eps, seed)}</div></details>
-${searches ? `<details><summary>Learning-rate search</summary>${searchTable(searches)}</details>` : ''}
-<details><summary>SWE-A checks</summary>${sweTable(study.runs)}</details>`;
+function studySection(study: Study, heading: string, intro: string, eps: number, seed: number, ids: Ids, searches?: LrSearch[]): Block {
+  const blocks: Block[] = [
+    { kind: 'html', html: `<p>${intro}</p>${stepsTable(study)}` },
+    slopePlot(study, `${heading}: updates to eps against depth`, ids),
+    { kind: 'section', title: 'Loss curves', level: 3, collapsed: false, blocks: [{ kind: 'grid', blocks: curvePlots(study, eps, seed, ids) }] },
+  ];
+  if (searches) blocks.push({ kind: 'section', title: 'Learning-rate search', level: 3, collapsed: true, blocks: [{ kind: 'html', html: searchTable(searches) }] });
+  blocks.push({ kind: 'section', title: 'SWE-A checks', level: 3, collapsed: true, blocks: [{ kind: 'html', html: sweTable(study.runs) }] });
+  return { kind: 'section', title: heading, level: 3, blocks };
 }
 
-function targetSection(t: TargetResult, res: LinearResults): string {
+function targetSection(t: TargetResult, res: LinearResults, ids: Ids): Block {
   const c = res.config;
   const eig = t.example.eigenvalues;
   const seed = c.seeds[0];
   const lemma = Object.entries(t.lemma1.maxSpread).map(([v, s]) => `${esc(variantLabel(v as Variant))}: ${s!.toExponential(1)}`).join('; ');
-  let html = `<h2>Target: ${esc(t.target)}</h2>
-<p>Seed ${seed}'s Phi: ${t.example.symmetric ? 'symmetric' : 'not symmetric'}, eigenvalues${t.example.symmetric ? '' : ' of its PD factor'} in [${Math.min(...eig).toFixed(3)}, ${Math.max(...eig).toFixed(3)}]${eig.some((e) => e < 0) ? ` (one negative: ${eig.find((e) => e < 0)!.toFixed(3)})` : ''}, det = ${t.example.det.toExponential(2)}.</p>
+  const html = `<p>Seed ${seed}'s Phi: ${t.example.symmetric ? 'symmetric' : 'not symmetric'}, eigenvalues${t.example.symmetric ? '' : ' of its PD factor'} in [${Math.min(...eig).toFixed(3)}, ${Math.max(...eig).toFixed(3)}]${eig.some((e) => e < 0) ? ` (one negative: ${eig.find((e) => e < 0)!.toFixed(3)})` : ''}, det = ${t.example.det.toExponential(2)}.</p>
 <p><b>Lemma 1 check</b> (identity init, first ${t.lemma1.steps} updates, ${t.lemma1.study === 'equal-lr' ? 'equal-lr study' : 'searched-lr runs'}): largest ||g<sub>l</sub> − g<sub>1</sub>|| / ||g<sub>1</sub>|| over layers, seeds, depths: ${lemma || '—'}.${t.example.symmetric ? ' Lemma 1 predicts 0 (float32 rounding aside) for any symmetric Phi.' : ' Phi is not symmetric, so Lemma 1 does not apply.'}</p>`;
-  html += studySection(t.search, 'Learning rate searched per method and depth',
+  const blocks: Block[] = [{ kind: 'html', html }];
+  blocks.push(studySection(t.search, 'Learning rate searched per method and depth',
     `Each method and depth gets the best rate from the grid, scored on its worst seed. Cells list each seed's updates to R ≤ ${c.eps}·R(0) (never: not within ${c.maxSteps}; div: diverged).`,
-    c.eps, seed, t.search.lrSearch);
+    c.eps, seed, ids, t.search.lrSearch));
   if (t.equalLr) {
-    html += studySection(t.equalLr, `One learning rate for all (${fmtLr(t.equalLr.lr)})`,
+    blocks.push(studySection(t.equalLr, `One learning rate for all (${fmtLr(t.equalLr.lr)})`,
       `Every method and depth at lr ${fmtLr(t.equalLr.lr)} = ${t.equalLr.lr}: the gradient-flow regime that the theorems' rates describe (updates × lr is time).`,
-      c.eps, seed);
+      c.eps, seed, ids));
   }
-  return html;
+  return { kind: 'section', title: `Target: ${t.target}`, blocks };
 }
 
 function summaryTable(res: LinearResults): string {
   const variants = res.config.variants;
   const rows = res.targets.flatMap((t) => {
-    const out = [[esc(t.target), 'lr searched', ...variants.map((v) => fmtSlope(t.search.slopes[v]))]];
-    if (t.equalLr) out.push([esc(t.target), `lr ${fmtLr(t.equalLr.lr)} for all`, ...variants.map((v) => fmtSlope(t.equalLr!.slopes[v]))]);
+    const out = [[t.target, 'lr searched', ...variants.map((v) => fmtSlope(t.search.slopes[v]))]];
+    if (t.equalLr) out.push([t.target, `lr ${fmtLr(t.equalLr.lr)} for all`, ...variants.map((v) => fmtSlope(t.equalLr!.slopes[v]))]);
     return out;
   });
-  return table(['target', 'study', ...variants.map((v) => esc(variantLabel(v)))], rows);
+  return table(['target', 'study', ...variants.map((v) => variantLabel(v))], rows);
 }
 
 /** The whole report as one HTML string. */
 export function linearReportHtml(res: LinearResults): string {
   const c = res.config;
   const grid = [...c.lrGrid].sort((a, b) => b - a);
-  return `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>untie linear: deep linear networks</title>
-<style>
-body{font-family:sans-serif;max-width:1150px;margin:1.5em auto;padding:0 1em;color:#222;line-height:1.4}
-table{border-collapse:collapse;margin:.6em 0;font-size:13px}th,td{border:1px solid #ccc;padding:3px 7px;text-align:left;vertical-align:top}
-th{background:#f3f3f3}small{color:#666}.plots{display:flex;flex-wrap:wrap;gap:8px}details{margin:.5em 0}summary{cursor:pointer;font-weight:bold}
-h2{border-bottom:2px solid #ddd;margin-top:2em}code{background:#f4f4f4;padding:0 3px}
-</style></head><body>
-<h1>Deep linear networks: sharing, untying and depth</h1>
-<p>f(x) = W<sub>L</sub>…W<sub>1</sub>x, W<sub>l</sub> ∈ R<sup>${c.d}×${c.d}</sup>, loss R = ½‖W<sub>L</sub>…W<sub>1</sub> − Φ‖²<sub>F</sub> (whitened inputs), trained by
+  const ids = new Ids();
+  const intro = `<p>f(x) = W<sub>L</sub>…W<sub>1</sub>x, W<sub>l</sub> ∈ R<sup>${c.d}×${c.d}</sup>, loss R = ½‖W<sub>L</sub>…W<sub>1</sub> − Φ‖²<sub>F</sub> (whitened inputs), trained by
 ${c.optimizer === 'gd' ? 'plain gradient descent' : 'Adam (AdamW without weight decay)'} through untie's sharing controller (method.md §3).
 A run counts the updates until R ≤ ${c.eps}·R(0), giving up after ${c.maxSteps}. Depths ${c.depths.join(', ')}; seeds ${c.seeds.join(', ')} (each seed draws its own Φ). Took ${res.seconds.toFixed(0)} s.</p>
 <ul>
@@ -155,11 +155,12 @@ A run counts the updates until R ≤ ${c.eps}·R(0), giving up after ${c.maxStep
 <li><b>SWE-A</b>: shared from W = I; every ${c.swe.every} updates the cosine of each adjacent pair of layer gradients is measured; when more than half are below ρ = ${c.swe.threshold} at ${c.swe.patience} consecutive checks, the layers are untied and continue on their own.</li>
 <li><b>lr search</b>: the grid ${grid.map(fmtLr).join(', ')} is scanned from the largest rate down, every seed at each rate; a rate where any seed diverges is rejected; the winner needs the fewest updates to eps on its worst seed (ties: the larger rate), or, if no rate gets every seed there, has the lowest mean final R/R(0). A trial stops once it has used as many updates as the best so far, and the scan stops after two consecutive non-diverged rates that do not improve.</li>
 <li><b>slope</b>: least-squares slope of log(updates to eps) against log L over the depths where every seed reached eps (geometric mean over seeds). The theorems say about L<sup>3</sup> for untied GD (slope 3 at their step sizes) and L for shared GD.</li>
-</ul>
-<h2>Slopes</h2>
-${summaryTable(res)}
-${res.targets.map((t) => targetSection(t, res)).join('\n')}
-<p><small>Methods in the JSON output: ${[...new Set(c.variants.map((v) => `${variantMethod(v)} (init ${variantInit(v)})`))].join(', ')}.</small></p>
-</body></html>
-`;
+</ul>`;
+  const blocks: Block[] = [
+    { kind: 'html', html: intro },
+    { kind: 'section', title: 'Slopes', blocks: [{ kind: 'html', html: summaryTable(res) }] },
+    ...res.targets.map((t) => targetSection(t, res, ids)),
+    { kind: 'html', html: `<p><small>Methods in the JSON output: ${esc([...new Set(c.variants.map((v) => `${variantMethod(v)} (init ${variantInit(v)})`))].join(', '))}.</small></p>` },
+  ];
+  return renderPage({ title: 'Deep linear networks: sharing, untying and depth', blocks });
 }
