@@ -23,3 +23,14 @@ export { train, evaluate, type TrainOptions, type TrainResult } from './train/tr
 export { load, exportModel } from './train/load.js';
 export { fillMask } from './train/inference.js';
 export { readSafetensors, writeSafetensors } from './train/safetensors.js';
+export type {
+  Block, View, LineChart, LineSeries, Marker, RefLine, Heatmap, GroupBands, Section, Grid, HtmlBlock, LiveOptions,
+} from './report/blocks.js';
+export { PALETTE, escapeHtml, raw, table, formatNumber, formatSeconds, type Cell } from './report/html.js';
+export { renderPage, viewOfPage } from './report/page.js';
+export { readRun, isRunDir, listRunDirs, MetricsFollower, type RunData } from './report/read.js';
+export {
+  runView, runReportHtml, writeRunReport, runsIndexView, lossChart, accuracyChart, learningRateChart, gradNormChart, throughputChart,
+  cosineHeatmap, cosineChart, groupBands, eventMarkers, summaryTable, eventsTable, configTable, secondsClock, sharingEvents, type XAxis,
+} from './report/run.js';
+export { startServer, type ServeOptions, type RunningServer } from './serve/server.js';

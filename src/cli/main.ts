@@ -17,6 +17,8 @@ const commands: Record<string, () => Promise<Command>> = {
   export: () => import('./export.js'),
   linear: () => import('./linear.js'),
   compare: () => import('./compare.js'),
+  report: () => import('./report.js'),
+  serve: () => import('./serve.js'),
 };
 
 const summaries: Record<string, string> = {
@@ -26,6 +28,8 @@ const summaries: Record<string, string> = {
   export: 'write a checkpoint as a Hugging Face BertForMaskedLM folder',
   linear: 'deep linear networks: the theory of the method, simulated and plotted',
   compare: 'the headline experiment: baseline vs ALBERT-style vs SWE-F/A/M, in steps and seconds',
+  report: 'write a run\'s charts and tables as one self-contained report.html',
+  serve: 'a local page that follows the runs in a folder live (127.0.0.1)',
 };
 
 function usage(): string {

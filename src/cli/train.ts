@@ -4,7 +4,9 @@ import path from 'node:path';
 import { UntieError } from '../errors.js';
 import { defaultRunConfig, mergeConfig, parseDuration, readConfigFile, PRESETS, type RunConfig } from '../train/config.js';
 import { train } from '../train/trainer.js';
+import { startServer, type RunningServer } from '../serve/server.js';
 import { helpText, numberFlag, parse, type Flags } from './args.js';
+import { DEFAULT_PORT, exposureNote, serverFlags } from './serve.js';
 
 export const summary = 'pre-train a BERT encoder with masked LM (shared layers, then untied)';
 
@@ -72,6 +74,9 @@ export function trainFlags(): Flags {
     },
     json: { type: 'boolean', help: 'print a JSON summary at the end' },
     quiet: { type: 'boolean', help: 'no progress output' },
+    ui: { type: 'boolean', help: 'serve a live page of the run on 127.0.0.1 while it trains (prints its URL; see `untie serve`)' },
+    port: { type: 'string', help: `--ui: port (0 = any free port; when the default is taken, the next free one)`, default: String(DEFAULT_PORT) },
+    host: { type: 'string', help: '--ui: address to listen on (0.0.0.0 exposes the page to the network)', default: '127.0.0.1' },
   };
   for (const [flag, [section, key, , help]] of Object.entries(NUMERIC)) {
     const def = (d[section] as unknown as Record<string, unknown>)[key];
@@ -125,7 +130,7 @@ function resumeConfig(dir: string, values: Record<string, string | boolean | und
   const cfg = mergeConfig(defaultRunConfig(saved.preset in PRESETS ? saved.preset : 'tiny'), saved, 'config');
   cfg.outDir = path.dirname(dir);
   cfg.name = path.basename(dir);
-  const allowed = new Set(['resume', 'json', 'quiet', 'threads', 'steps', 'eval-every', 'save-every', 'keep-last', 'log-every']);
+  const allowed = new Set(['resume', 'json', 'quiet', 'ui', 'port', 'host', 'threads', 'steps', 'eval-every', 'save-every', 'keep-last', 'log-every']);
   for (const [k, v] of Object.entries(values)) {
     if (v !== undefined && !allowed.has(k)) throw new UntieError(`--${k} cannot change on --resume: the run keeps its saved config.json (only --steps, --threads and the logging/saving intervals can change)`);
   }
@@ -136,6 +141,18 @@ function resumeConfig(dir: string, values: Record<string, string | boolean | und
   return cfg;
 }
 
+/** `--ui`: the live page of `untie serve` on the run's folder, started before the run so its URL comes first. */
+async function startLivePage(config: RunConfig, values: Record<string, string | boolean | undefined>): Promise<RunningServer> {
+  const { port, host, portFallback } = serverFlags(values);
+  const server = await startServer({ runsDir: config.outDir, port, host, portFallback });
+  const say = values.json ? console.error : console.log; // --json keeps stdout for the summary
+  if (portFallback && server.port !== port) say(`port ${port} is in use; using ${server.port} (choose one with --port)`);
+  say(`live page: ${server.runUrl(config.name)}`);
+  const note = exposureNote(host);
+  if (note) say(note);
+  return server;
+}
+
 export async function run(argv: string[]): Promise<number> {
   const f = trainFlags();
   const { values } = parse('train', argv, f);
@@ -144,8 +161,18 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   }
   const resumeDir = typeof values.resume === 'string' ? values.resume : null;
+  if (!values.ui && (values.port !== undefined || values.host !== undefined)) throw new UntieError('--port and --host set up the live page: add --ui');
   const config = resumeDir ? resumeConfig(resumeDir, values) : configFromFlags(values);
-  const result = await train({ config, resume: resumeDir !== null, progress: !values.quiet && !values.json });
+  const server = values.ui ? await startLivePage(config, values) : null;
+  let result;
+  try {
+    result = await train({ config, resume: resumeDir !== null, progress: !values.quiet && !values.json });
+  } finally {
+    if (server) {
+      await server.close();
+      (values.json ? console.error : console.log)(`live page closed; to see the run again: untie serve ${config.outDir}  (or untie report ${path.join(config.outDir, config.name)})`);
+    }
+  }
   if (values.json) {
     console.log(JSON.stringify({
       run_dir: result.runDir, steps: result.steps, final_val_loss: result.finalValLoss, final_val_acc: result.finalValAcc,
