@@ -18,7 +18,7 @@ import { train } from '../src/train/trainer.js';
 import type { Block, GroupBands, Heatmap, LineChart, View } from '../src/report/blocks.js';
 import { viewOfPage } from '../src/report/page.js';
 import { MetricsFollower, readRun } from '../src/report/read.js';
-import { runView, secondsClock } from '../src/report/run.js';
+import { lossChart, runView, secondsClock, summaryTable } from '../src/report/run.js';
 import { startServer } from '../src/serve/server.js';
 import { CHROMIUM, launchChromium } from '../scripts/chromium.js';
 
@@ -189,6 +189,18 @@ test('the charts of a real run hold its records: losses, untie marker, cosines p
   // tied in one group until the untie step, then each layer on its own
   const bands = charts.get('groups') as GroupBands;
   assert.deepEqual(bands.spans.map((s) => [s.from, s.to, s.groupOf]), [[0, untie.step, [0, 0, 0, 0]], [untie.step, 40, [0, 1, 2, 3]]]);
+});
+
+test('the same charts overlay several runs, each in its colour, with its own markers (the compare report)', () => {
+  const a = readRun(runDir);
+  const b = { ...a, name: 'twin', records: a.records.filter((r) => r.type !== 'untie') };
+  const loss = lossChart([a, b], 'step');
+  assert.deepEqual(loss.series.map((s) => s.label), ['swe-a train', 'swe-a validation', 'swe-a unigram (validation)', 'twin train', 'twin validation', 'twin unigram (validation)']);
+  assert.notEqual(loss.series[0].color, loss.series[3].color);
+  assert.equal(loss.series[0].color, loss.series[1].color);
+  const untie = records.find((r) => r.type === 'untie')!;
+  assert.deepEqual(loss.markers, [{ x: untie.step, label: `swe-a: untie (${String(untie.reason)})`, color: loss.series[0].color }]);
+  assert.match(summaryTable([a, b]), /<td>twin<\/td>.*<td>tied<\/td>/s);
 });
 
 test('seconds at a step: interpolated between logged steps, proportional before the first', () => {

@@ -548,7 +548,7 @@
         body.replaceChildren(el('div', 'no checks yet', 'chart-empty'));
         return;
       }
-      const width = Math.min(current.width ?? 760, Math.max(360, root.clientWidth - 20));
+      const width = Math.min(current.width ?? 1000, Math.max(360, root.clientWidth - 20));
       const range = rangeOf(layer.values);
       const canvas = gridCanvas({
         rows: current.rows, x0: Math.min(0, cols[0]), x1: current.xEnd, xLabel: current.xLabel, width, markers: current.markers ?? [],
@@ -625,7 +625,7 @@
         return;
       }
       const x1 = current.spans[current.spans.length - 1].to;
-      const width = Math.min(current.width ?? 760, Math.max(360, root.clientWidth - 20));
+      const width = Math.min(current.width ?? 1000, Math.max(360, root.clientWidth - 20));
       const spanAt = (/** @type {number} */ x) => current.spans.find((s) => x >= s.from && x < s.to) ?? null;
       body.replaceChildren(gridCanvas({
         rows: current.rows, x0: 0, x1, xLabel: current.xLabel, width, markers: current.markers ?? [],

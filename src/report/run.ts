@@ -399,11 +399,20 @@ export function groupBands(run: RunData, id = 'groups'): GroupBands {
 
 type RunStatus = 'finished' | 'running' | 'stopped' | 'starting';
 
-/** finished: reached its planned steps; running: metrics changed in the last `activeMs`; else stopped. */
+/** How long a run is meant to be: a step count, or seconds of training for a --budget run. */
+function plannedLength(run: RunData): { steps: number } | { seconds: number } | null {
+  const budget = configNumber(run, 'train', 'budget');
+  if (budget !== undefined && budget > 0) return { seconds: budget };
+  const steps = configNumber(run, 'train', 'steps');
+  return steps !== undefined ? { steps } : null;
+}
+
+/** finished: reached its planned steps (or budget); running: metrics changed in the last `activeMs`; else stopped. */
 export function runStatus(run: RunData, now = Date.now(), activeMs = 120_000): RunStatus {
-  const planned = configNumber(run, 'train', 'steps');
+  const planned = plannedLength(run);
   const trained = Math.max(0, extent(recordsOf(run, 'train').map((r) => r.step))[1]);
-  if (planned !== undefined && trained >= planned) return 'finished';
+  if (planned && 'steps' in planned && trained >= planned.steps) return 'finished';
+  if (planned && 'seconds' in planned && (lastOf(run, 'train', 'elapsed') ?? 0) >= planned.seconds) return 'finished';
   if (run.metricsModified === null) return run.config ? 'starting' : 'stopped';
   return now - run.metricsModified < activeMs ? 'running' : 'stopped';
 }
@@ -429,7 +438,7 @@ export function summaryTable(runs: RunData[], opts: { link?: (run: RunData) => s
   const rows = runs.map((run): Cell[] => {
     const train = recordsOf(run, 'train');
     const steps = Math.max(0, extent(train.map((r) => r.step))[1]);
-    const planned = configNumber(run, 'train', 'steps');
+    const planned = plannedLength(run);
     const elapsed = lastOf(run, 'train', 'elapsed');
     const events = sharingEvents(run);
     const untie = events.find((e) => e.type === 'untie');
@@ -439,8 +448,8 @@ export function summaryTable(runs: RunData[], opts: { link?: (run: RunData) => s
     const status = runStatus(run, opts.now);
     const name = opts.link ? raw(`<a href="${escapeHtml(opts.link(run))}">${escapeHtml(run.name)}</a>`) : run.name;
     return [
-      name, raw(`<span class="badge ${status}">${status}</span>`), `${steps}${planned !== undefined ? ` / ${planned}` : ''}`,
-      elapsed === undefined ? '—' : formatSeconds(elapsed), elapsed === undefined || steps === 0 ? '—' : `${(elapsed / steps).toFixed(3)}`,
+      name, raw(`<span class="badge ${status}">${status}</span>`), `${steps}${planned && 'steps' in planned ? ` / ${planned.steps}` : ''}`,
+      `${elapsed === undefined ? '—' : formatSeconds(elapsed)}${planned && 'seconds' in planned ? ` / ${formatSeconds(planned.seconds)}` : ''}`, elapsed === undefined || steps === 0 ? '—' : `${(elapsed / steps).toFixed(3)}`,
       fixed(median(train.map((r) => num(r, 'tokens_per_s')).filter((v): v is number => v !== undefined)), 0),
       fixed(lastOf(run, 'eval', 'val_loss'), 4), fixed(percentOf(lastOf(run, 'eval', 'val_acc')), 2, '%'),
       fixed(lastOf(run, 'eval', 'unigram_val_loss'), 4), tying,
@@ -498,7 +507,7 @@ function describeRun(run: RunData): string {
     `${String(c('preset'))} preset: ${String(layers)} layers, hidden ${String(hidden)}`,
     `share ${String(share)}`,
     `untie ${untie}${rho !== undefined ? ` (ρ = ${formatNumber(rho)})` : ''}`,
-    `${String(c('train', 'steps'))} steps, batch ${String(c('train', 'batchSize'))} × ${String(c('data', 'seqLen'))} tokens, lr ${String(c('train', 'lr'))}`,
+    `${(configNumber(run, 'train', 'budget') ?? 0) > 0 ? `a budget of ${formatSeconds(configNumber(run, 'train', 'budget')!)}` : `${String(c('train', 'steps'))} steps`}, batch ${String(c('train', 'batchSize'))} × ${String(c('data', 'seqLen'))} tokens, lr ${String(c('train', 'lr'))}`,
   ];
   return `<p>${escapeHtml(parts.join(' · '))}. Folder <code>${escapeHtml(run.dir)}</code>.</p>`;
 }
