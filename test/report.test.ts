@@ -16,7 +16,7 @@ import { prepareData } from '../src/train/data.js';
 import { readMetrics, type MetricRecord } from '../src/train/metrics.js';
 import { train } from '../src/train/trainer.js';
 import type { Block, GroupBands, Heatmap, LineChart, View } from '../src/report/blocks.js';
-import { viewOfPage } from '../src/report/page.js';
+import { renderPage, viewOfPage } from '../src/report/page.js';
 import { MetricsFollower, readRun } from '../src/report/read.js';
 import { lossChart, runView, secondsClock, summaryTable } from '../src/report/run.js';
 import { startServer } from '../src/serve/server.js';
@@ -234,6 +234,11 @@ test('untie report writes one self-contained report.html; bad input is one clear
   const html = fs.readFileSync(file, 'utf8');
   assert.ok(!/(src|href)=["']?https?:/i.test(html) && !/<link /.test(html), 'nothing is fetched');
   assert.deepEqual(viewOfPage(html), JSON.parse(JSON.stringify(runView(readRun(runDir)))), 'the page holds the run view (status aside)');
+  // text from run folders (names, paths, config values) cannot end the embedded JSON's <script> early
+  const hostile: View = { title: '</script><script>alert(1)</script>', blocks: [{ kind: 'line', id: 'x', title: '<!--', xLabel: '', yLabel: '', series: [] }] };
+  const page = renderPage(hostile);
+  assert.equal(page.match(/<\/script>/g)!.length, 3, 'only the view, uPlot and the page script close');
+  assert.deepEqual(viewOfPage(page), hostile);
 });
 
 /** The status of a GET of `rawPath` exactly as written (fetch would normalise "..", "%2e%2e"). */

@@ -21,7 +21,12 @@ let assets: { uplotJs: string; uplotCss: string; clientJs: string } | null = nul
 function pageAssets(): { uplotJs: string; uplotCss: string; clientJs: string } {
   if (assets) return assets;
   const require = createRequire(import.meta.url);
-  const read = (file: string) => fs.readFileSync(file, 'utf8').replace(/^\/\/# sourceMappingURL=.*$/gm, '');
+  const read = (file: string) => {
+    const text = fs.readFileSync(file, 'utf8').replace(/^\/\/# sourceMappingURL=.*$/gm, '');
+    // Inlined as it is, a script must not contain what would end its <script> element early.
+    if (/<\/script|<!--/i.test(text)) throw new Error(`${file} cannot be inlined into a page: it contains "</script" or "<!--"`);
+    return text;
+  };
   assets = {
     uplotJs: read(require.resolve('uplot/dist/uPlot.iife.min.js')),
     uplotCss: read(require.resolve('uplot/dist/uPlot.min.css')),
