@@ -65,7 +65,7 @@ before(async () => {
 });
 
 after(() => {
-  for (const d of [root, corpus, tokenizerDir]) if (d) fs.rmSync(d, { recursive: true, force: true });
+  for (const d of [root, corpus, tokenizerDir, tokenizerDir && `${tokenizerDir}-ui.json`]) if (d) fs.rmSync(d, { recursive: true, force: true });
 });
 
 /** The charts keep about six significant digits of each value. */
@@ -332,7 +332,7 @@ test('train --ui prints the live page, which answers while the run trains, and c
 });
 
 function writeConfig(cfg: RunConfig): string {
-  const file = path.join(root, '..', `${path.basename(root)}-${cfg.name}.json`);
+  const file = `${tokenizerDir}-${cfg.name}.json`; // removed with the other folders after the tests
   const { name: _n, outDir: _o, ...rest } = cfg;
   fs.writeFileSync(file, JSON.stringify(rest));
   return file;
