@@ -49,6 +49,10 @@ const PLANS: Record<string, Plan> = {
       'pre-nodrop-lr4e-3': [...PRE, ...NODROP, '--lr', '4e-3'],
       'post-nodrop-lr2e-3': ['--norm', 'post', ...NODROP, '--lr', '2e-3'],
       'pre-nodrop-vocab4096': [...PRE, ...NODROP, '--vocab-size', '4096'],
+      'pre-nodrop-lr4e-3-mask0.3': [...PRE, ...NODROP, '--lr', '4e-3', '--mask-prob', '0.3'],
+      'pre-nodrop-lr8e-3': [...PRE, ...NODROP, '--lr', '8e-3'],
+      // Half the batch, twice the steps: about the same seconds as 500 steps of batch 32.
+      'pre-nodrop-lr4e-3-batch16': [...PRE, ...NODROP, '--lr', '4e-3', '--batch-size', '16', '--steps', '1000', '--eval-every', '200'],
     },
   },
 };
