@@ -13,6 +13,18 @@ import {
 import { replayStatistics } from '../src/experiments/statistics.js';
 import { defaultRunConfig, mergeConfig } from '../src/train/config.js';
 import { readMetrics } from '../src/train/metrics.js';
+import { writeCompareReport, compareView } from '../src/report/compare.js';
+import type { Block } from '../src/report/blocks.js';
+import { CHROMIUM, launchChromium } from '../scripts/chromium.js';
+
+// CI installs Chromium and sets UNTIE_REQUIRE_CHROMIUM: there a missing browser fails instead of skipping.
+const chromiumMissing = fs.existsSync(CHROMIUM) || process.env.UNTIE_REQUIRE_CHROMIUM ? false : `no Chromium at ${CHROMIUM} (apt-get install chromium to run this test)`;
+
+function chartIds(blocks: Block[]): string[] {
+  return blocks.flatMap((b) => (b.kind === 'section' || b.kind === 'grid' ? chartIds(b.blocks) : b.kind === 'html' ? [] : [b.id]));
+}
+
+let finished: { out: string } | null = null;
 
 test('time to target: linear interpolation between evaluations; null when never reached', () => {
   const curve: [number, number][] = [[0, 8], [100, 6], [200, 5], [300, 4.5]];
@@ -144,4 +156,40 @@ test('a tiny 2-variant comparison runs end to end, resumes as a no-op, and refus
   await runCompare(base, opts, async () => { throw new Error('the cached downstream scores are reused'); });
   assert.equal(readMetrics(path.join(out, 'runs', 'baseline-seed0', 'metrics.jsonl')).length, before);
   await assert.rejects(runCompare({ ...base, train: { ...base.train, threads: 2 } }, opts, null), /thread/);
+
+  // The report has every section, and every chart has data.
+  writeCompareReport(res, out);
+  const view = compareView(res, out);
+  const text = JSON.stringify(view);
+  for (const part of ['The answer', 'Table 1', 'gradient agreement', 'Settings', 'one after another']) assert.ok(text.includes(part), `the report has "${part}"`);
+  const ids = chartIds(view.blocks);
+  for (const id of ['p0-valLoss-step', 'p0-valLoss-seconds', 'p0-valAcc-step', 'p0-valAcc-seconds', 'p0-statistics', 'p0-heatmap-albert-0']) assert.ok(ids.includes(id), `chart ${id}`);
+  finished = { out };
+});
+
+test('in Chromium: the compare report renders without errors, every chart has data; a screenshot is kept', { skip: chromiumMissing }, async () => {
+  assert.ok(finished, 'the end-to-end comparison ran first');
+  const { browser, close } = await launchChromium({ width: 1280, height: 1600 });
+  try {
+    const page = await browser.newPage();
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    page.on('request', (r) => { if (!r.url().startsWith('file:')) errors.push(`fetched ${r.url()}`); });
+    await page.goto(`file://${path.join(finished.out, 'report.html')}`);
+    await page.waitForSelector('[data-chart="p0-heatmap-albert-0"] canvas');
+    const charts = await page.locator('[data-chart]').evaluateAll((els) => els.map((e) => {
+      const d = (e as HTMLElement).dataset;
+      return { id: d.chart!, points: d.points ? (JSON.parse(d.points) as Record<string, number>) : null, cells: d.cells ? Number(d.cells) : null };
+    }));
+    assert.ok(charts.length >= 6, `${charts.length} charts drawn`);
+    for (const c of charts) {
+      if (c.points) assert.ok(Object.keys(c.points).length > 0 && Object.values(c.points).every((n) => n > 0), `${c.id} drew every series: ${JSON.stringify(c.points)}`);
+      else assert.ok((c.cells ?? 0) > 0, `${c.id} has cells`);
+    }
+    await page.screenshot({ path: path.join(finished.out, 'report.png'), fullPage: true });
+    assert.ok(fs.statSync(path.join(finished.out, 'report.png')).size > 10_000);
+    assert.deepEqual(errors, []);
+  } finally {
+    await close();
+  }
 });

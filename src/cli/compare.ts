@@ -5,6 +5,7 @@ import {
   VARIANTS, VARIANT_ABOUT, parseSweep, parseVariants, runCompare,
   type CompareOptions, type PointSummary, type Stat, type Variant,
 } from '../experiments/compare.js';
+import { writeCompareReport } from '../report/compare.js';
 import { helpText, numberFlag, parse, type Flags } from './args.js';
 import { configFromFlags, trainFlags } from './train.js';
 
@@ -64,11 +65,12 @@ export async function run(argv: string[]): Promise<number> {
     progress: !values.quiet && !values.json,
   };
   const results = await runCompare(base, options, null);
+  const report = writeCompareReport(results, options.out);
   if (values.json) {
     console.log(JSON.stringify({ out: options.out, machine: results.machine, threads: results.threads, interrupted: results.interrupted, summary: results.summary }));
   } else {
     console.log(formatSummary(results.summary, results.machine, results.threads));
-    console.log(`results: ${path.join(options.out, 'results.json')}`);
+    console.log(`results: ${path.join(options.out, 'results.json')}\nreport: ${report}`);
   }
   return results.interrupted ? 130 : 0;
 }

@@ -1,0 +1,234 @@
+/**
+ * report.html of `untie compare`: the answer first (steps and seconds to the
+ * baseline's final loss, quality at equal budget, seed spread), then the
+ * curves of every run against steps and seconds with their untie markers,
+ * the paper's Table 1 (and Tables 3-4 when swept) in its shape, and how the
+ * adjacent layers' gradient agreement moved in every shared run, with when
+ * each untie statistic would have fired. Built from results.json and the run
+ * folders with the same blocks as the run report.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { VARIANT_ABOUT, type CompareResults, type PointSummary, type RunRecord, type Stat, type Variant, type VariantSummary } from '../experiments/compare.js';
+import type { Block, LineChart, LineSeries, Marker, View } from './blocks.js';
+import { PALETTE, escapeHtml, formatNumber, formatSeconds, raw, table, type Cell } from './html.js';
+import { renderPage } from './page.js';
+import { readRun } from './read.js';
+import { cosineHeatmap } from './run.js';
+import { writeFileAtomic } from '../train/fsutil.js';
+
+const VARIANT_COLOR: Record<Variant, string> = {
+  baseline: PALETTE[0], albert: PALETTE[6], 'swe-f': PALETTE[1], 'swe-a': PALETTE[2], 'swe-m': PALETTE[3], 'baseline-half': PALETTE[5],
+};
+
+const fmt = (s: Stat | null | undefined, digits: number, scale = 1): string => {
+  if (!s || !Number.isFinite(s.mean)) return '—';
+  return `${(s.mean * scale).toFixed(digits)}${s.std !== null ? ` ± ${(s.std * scale).toFixed(digits)}` : ''}`;
+};
+
+/** "yes" / "no" / "—" for whether a difference from the baseline exceeds twice its standard error. */
+function beyondSpread(v: VariantSummary, key: string): string {
+  const d = v.vsBaseline[key];
+  if (!d || v.variant === 'baseline') return '';
+  const sign = d.diff >= 0 ? '+' : '';
+  const verdict = d.exceedsSpread === null ? '' : d.exceedsSpread ? ' (beyond spread)' : ' (within spread)';
+  return `${sign}${d.diff.toFixed(key === 'val_loss' ? 4 : 4)}${verdict}`;
+}
+
+function answerTable(p: PointSummary): string {
+  const tasks = [...new Set(p.variants.flatMap((v) => Object.keys(v.downstream)))];
+  const head: Cell[] = ['variant', 'steps to target', 'ratio', 'seconds to target', 'ratio', 'final val loss', 'vs baseline', 'val acc (%)', ...tasks.map((t) => `${t}`), 'untied at (step)'];
+  const rows = p.variants.map((v): Cell[] => [
+    raw(`<span style="color:${VARIANT_COLOR[v.variant]}">■</span> <b>${escapeHtml(v.variant)}</b><br><small>${escapeHtml(VARIANT_ABOUT[v.variant])}</small>`),
+    v.stepsToTarget ? fmt(v.stepsToTarget, 0) + (v.missed ? ` (${v.missed} seed(s) never)` : '') : v.missed ? 'never' : '—',
+    fmt(v.stepsRatio, 2),
+    v.secondsToTarget ? `${fmt(v.secondsToTarget, 0)} s` : '—',
+    fmt(v.secondsRatio, 2),
+    fmt(v.finalValLoss, 4),
+    beyondSpread(v, 'val_loss'),
+    fmt(v.finalValAcc, 2, 100),
+    ...tasks.map((t) => fmt(v.downstream[t], 4) + (v.vsBaseline[t] && v.variant !== 'baseline' ? ` (${beyondSpread(v, t)})` : '')),
+    v.untiedAt.map((u) => (u === null ? '—' : String(u))).join(', '),
+  ]);
+  return table(head, rows);
+}
+
+/** The paper's Table 1, in its shape: MLM accuracy and the downstream scores, one column per variant. */
+function paperTable1(p: PointSummary): string {
+  const tasks = [...new Set(p.variants.flatMap((v) => Object.keys(v.downstream)))];
+  const head: Cell[] = ['', ...p.variants.map((v) => v.variant)];
+  const rows: Cell[][] = [
+    ['MLM acc. (%)', ...p.variants.map((v) => fmt(v.finalValAcc, 2, 100))],
+    ['MLM loss', ...p.variants.map((v) => fmt(v.finalValLoss, 4))],
+    ...tasks.map((t): Cell[] => [t, ...p.variants.map((v) => fmt(v.downstream[t], 4))]),
+  ];
+  return table(head, rows);
+}
+
+function evalSeries(runs: RunRecord[], x: 'step' | 'seconds', field: 'valLoss' | 'valAcc'): LineSeries[] {
+  return runs.map((r) => ({
+    label: `${r.variant}${runs.some((o) => o.variant === r.variant && o.seed !== r.seed) ? ` seed ${r.seed}` : ''}`,
+    color: VARIANT_COLOR[r.variant],
+    ...(r.seed > 0 ? { dash: true } : {}),
+    points: true,
+    x: r.evals.map((e) => (x === 'step' ? e.step : e.seconds)),
+    y: r.evals.map((e) => (field === 'valAcc' ? 100 * e.valAcc : e.valLoss)),
+  }));
+}
+
+/** Untie/split events of every run, placed at their step or at the training second of that step. */
+function markers(runs: RunRecord[], x: 'step' | 'seconds'): Marker[] {
+  const out: Marker[] = [];
+  for (const r of runs) {
+    for (const e of r.events) {
+      let at: number | null = e.step;
+      if (x === 'seconds') at = secondsAt(r, e.step);
+      if (at === null) continue;
+      out.push({ x: at, label: `${r.variant}${r.seed ? ` s${r.seed}` : ''}: ${e.type}${e.reason ? ` (${e.reason})` : ''}`, color: VARIANT_COLOR[r.variant] });
+    }
+  }
+  return out;
+}
+
+/** Training seconds at a step, interpolated between evaluations. */
+function secondsAt(r: RunRecord, step: number): number | null {
+  const pts = [{ step: 0, seconds: 0 }, ...r.evals];
+  for (let i = 1; i < pts.length; i++) {
+    if (pts[i].step >= step) {
+      const a = pts[i - 1], b = pts[i];
+      return a.seconds + ((step - a.step) / Math.max(1, b.step - a.step)) * (b.seconds - a.seconds);
+    }
+  }
+  return null;
+}
+
+function curveCharts(p: PointSummary, runs: RunRecord[], idp: string): LineChart[] {
+  const uniLoss = p.unigramValLoss, uniAcc = p.unigramValAcc;
+  const mk = (x: 'step' | 'seconds', field: 'valLoss' | 'valAcc'): LineChart => ({
+    kind: 'line', id: `${idp}-${field}-${x}`,
+    title: `Validation ${field === 'valLoss' ? 'loss' : 'accuracy'} against ${x === 'step' ? 'steps' : 'training seconds'}`,
+    xLabel: x === 'step' ? 'step' : 'training seconds', yLabel: field === 'valLoss' ? 'loss (nats)' : 'accuracy (%)',
+    series: evalSeries(runs, x, field), markers: markers(runs, x),
+    refLines: [
+      ...(field === 'valLoss' && uniLoss !== null ? [{ y: uniLoss, label: `unigram ${uniLoss.toFixed(3)}` }] : []),
+      ...(field === 'valAcc' && uniAcc !== null ? [{ y: 100 * uniAcc, label: `unigram ${(100 * uniAcc).toFixed(1)}%` }] : []),
+      ...(field === 'valLoss' && p.target ? [{ y: p.target.mean, label: `target ${p.target.mean.toFixed(3)}`, color: VARIANT_COLOR.baseline }] : []),
+    ],
+  });
+  return [mk('step', 'valLoss'), mk('seconds', 'valLoss'), mk('step', 'valAcc'), mk('seconds', 'valAcc')];
+}
+
+/** Per shared run: the cosine heatmap, and when each untie statistic would have fired (replayed from its checks). */
+function agreementBlocks(p: PointSummary, runs: RunRecord[], idp: string): Block[] {
+  const blocks: Block[] = [];
+  const shared = runs.filter((r) => r.checks.length > 0);
+  if (shared.length === 0) return [{ kind: 'html', html: '<p class="note">No run of this comparison logged adjacent-layer checks.</p>' }];
+  const rows: Cell[][] = [];
+  const statSeries: LineSeries[] = [];
+  for (const r of shared) {
+    const v = p.variants.find((x) => x.variant === r.variant);
+    const seedIndex = v ? runs.filter((o) => o.variant === r.variant).sort((a, b) => a.seed - b.seed).findIndex((o) => o.seed === r.seed) : -1;
+    const replays = v?.statistics[seedIndex] ?? [];
+    const cos = r.checks.map((c) => c.cosines.reduce((a, b) => a + b, 0) / Math.max(1, c.cosines.length));
+    rows.push([
+      `${r.variant} seed ${r.seed}`,
+      r.checks.length,
+      `${Math.min(...r.checks.flatMap((c) => c.cosines)).toFixed(3)} – ${Math.max(...r.checks.flatMap((c) => c.cosines)).toFixed(3)}`,
+      `${cos[0].toFixed(3)} → ${cos[cos.length - 1].toFixed(3)}`,
+      r.untiedAt === null ? '—' : `${r.untiedAt} (${r.events.find((e) => e.type === 'untie' || e.type === 'split')?.reason ?? '?'})`,
+      ...replays.map((s) => (s.untieStep === null ? 'never' : String(s.untieStep))),
+    ]);
+    replays.forEach((s, i) => statSeries.push({
+      label: `${r.variant} s${r.seed}: ${s.statistic}`, color: PALETTE[i % PALETTE.length], ...(r.variant !== 'albert' ? { dash: true } : {}),
+      x: s.meanValues.map(([x]) => x), y: s.meanValues.map(([, y]) => y),
+    }));
+  }
+  const statNames = p.variants.flatMap((v) => v.statistics.flat()).map((s) => s.statistic).filter((s, i, a) => a.indexOf(s) === i);
+  const rho = shared.find((r) => r.threshold !== null)?.threshold ?? 0.5;
+  blocks.push({
+    kind: 'html',
+    html: `<p>Each check measures the cosine between adjacent tied layers' gradients. SWE-A unties when more than half of the pairs are below ρ = ${formatNumber(rho)} at 3 consecutive checks. `
+      + 'The last columns replay the logged checks through the same criterion with each statistic of <code>--untie-statistic</code> (no deadline): the step at which each would have untied. '
+      + 'The always-tied run (albert) is monitored for its whole length, so it shows where the statistics go when nothing unties.</p>'
+      + table(['run', 'checks', 'pooled cosine range', 'mean cosine first → last', 'untied at (reason)', ...statNames.map((s) => `would untie: ${s}`)], rows),
+  });
+  blocks.push({
+    kind: 'line', id: `${idp}-statistics`, title: 'Untie statistics against step (mean over adjacent pairs)', xLabel: 'step', yLabel: 'value compared with ρ',
+    series: statSeries, refLines: [{ y: rho, label: `ρ = ${formatNumber(rho)}` }],
+  });
+  const heatmaps: Block[] = [];
+  for (const r of shared) {
+    if (!fs.existsSync(path.join(r.runDir, 'metrics.jsonl'))) continue;
+    const hm = cosineHeatmap(readRun(r.runDir, 'compare'), `${idp}-heatmap-${r.variant}-${r.seed}`);
+    heatmaps.push({ ...hm, title: `${r.variant} seed ${r.seed}: ${hm.title.toLowerCase()}` });
+  }
+  if (heatmaps.length) blocks.push({ kind: 'grid', blocks: heatmaps });
+  return blocks;
+}
+
+/** The sweep as the paper's Tables 3-4 (rows: the swept value) and, for depth, the ratios against it. */
+function sweepBlocks(res: CompareResults): Block[] {
+  const sweep = res.options.sweep;
+  if (!sweep) return [];
+  const variants = res.options.variants;
+  const head: Cell[] = [sweep.key, ...variants.flatMap((v) => [`${v} steps ratio`, `${v} final loss`, `${v} acc (%)`])];
+  const rows = res.summary.map((p): Cell[] => [
+    p.point.replace(/^[^=]*=/, ''),
+    ...variants.flatMap((v) => {
+      const s = p.variants.find((x) => x.variant === v);
+      return [fmt(s?.stepsRatio, 2), fmt(s?.finalValLoss, 4), fmt(s?.finalValAcc, 2, 100)];
+    }),
+  ]);
+  const blocks: Block[] = [{ kind: 'html', html: table(head, rows) }];
+  const numeric = res.summary.map((p) => Number(p.point.replace(/^[^=]*=/, '')));
+  if (numeric.every(Number.isFinite)) {
+    const series: LineSeries[] = variants.filter((v) => v !== 'baseline').map((v) => ({
+      label: v, color: VARIANT_COLOR[v], points: true, x: numeric,
+      y: res.summary.map((p) => p.variants.find((x) => x.variant === v)?.stepsRatio?.mean ?? null),
+    }));
+    blocks.push({
+      kind: 'line', id: 'sweep-ratio', title: `Steps to the baseline's final loss, as a ratio to the baseline, against ${sweep.key}`,
+      xLabel: sweep.key, yLabel: 'ratio (< 1: faster)', xTicks: numeric, series, refLines: [{ y: 1, label: 'baseline' }],
+    });
+  }
+  return blocks;
+}
+
+export function compareView(res: CompareResults, out: string): View {
+  const o = res.options;
+  const base = res.base;
+  const length = base.train.budget > 0 ? `a budget of ${formatSeconds(base.train.budget)} of training` : `${base.train.steps} steps`;
+  const intro = `<p>Does sharing the layers' weights, then untying them, reach the baseline's quality sooner? Every variant trained on the same data, `
+    + `tokenizer, model shape (${base.model.layers} layers, hidden ${base.model.hidden}, ${base.model.norm}-LN), ${length} per run (baseline-half: half) `
+    + `and seeds 0..${o.seeds - 1}. <b>Runs went one after another, each on all ${res.threads} thread(s) of ${escapeHtml(res.machine)}</b>, so their training seconds compare `
+    + '(evaluation and checkpoint time excluded). The target of each seed is the baseline\'s final validation loss at that seed; '
+    + 'steps and seconds to reach it are interpolated between evaluations; ratios below 1 are faster than the baseline. '
+    + 'A difference is "beyond spread" when it exceeds twice its standard error over seeds (with one seed there is no spread to judge by).</p>'
+    + `<p>Folder <code>${escapeHtml(out)}</code>; every number here is in <code>results.json</code>.</p>`;
+  const blocks: Block[] = [{ kind: 'html', html: intro }];
+  res.summary.forEach((p, i) => {
+    const idp = `p${i}`;
+    const runs = res.runs.filter((r) => r.point === p.point);
+    const title = p.point ? `${p.point}` : 'The answer';
+    const targetNote = `<p>Target (baseline final validation loss): <b>${fmt(p.target, 4)}</b>; unigram predictor: ${p.unigramValLoss?.toFixed(4) ?? '—'} / ${p.unigramValAcc !== null ? (100 * p.unigramValAcc).toFixed(2) + '%' : '—'}.</p>`;
+    blocks.push({
+      kind: 'section', title, blocks: [
+        { kind: 'html', html: targetNote + answerTable(p) },
+        { kind: 'grid', blocks: curveCharts(p, runs, idp) },
+        { kind: 'section', level: 3, title: 'In the shape of the paper\'s Table 1', blocks: [{ kind: 'html', html: paperTable1(p) }] },
+        { kind: 'section', level: 3, title: 'Adjacent layers\' gradient agreement', blocks: agreementBlocks(p, runs, idp) },
+      ],
+    });
+  });
+  const sweep = sweepBlocks(res);
+  if (sweep.length) blocks.push({ kind: 'section', title: `Sweep over ${o.sweep!.key} (the paper's Tables 3-4 in shape)`, blocks: sweep });
+  blocks.push({ kind: 'section', title: 'Settings', collapsed: true, blocks: [{ kind: 'html', html: `<pre>${escapeHtml(JSON.stringify({ options: o, base }, null, 2))}</pre>` }] });
+  return { title: 'untie compare', blocks };
+}
+
+/** Writes OUT/report.html from OUT/results.json's contents; returns the path. */
+export function writeCompareReport(res: CompareResults, out: string): string {
+  const file = path.join(out, 'report.html');
+  writeFileAtomic(file, renderPage(compareView(res, out)));
+  return file;
+}
