@@ -6,7 +6,9 @@ import { fileURLToPath } from 'node:url';
 const entry = new URL('../dist/cli/main.js', import.meta.url);
 if (!existsSync(fileURLToPath(entry))) {
   console.error('untie: dist/ is missing. Run `npm install` (or `npm run build`) in the untie folder first.');
-  process.exit(1);
+  process.exitCode = 1;
+} else {
+  const { main } = await import(entry.href);
+  // exitCode, not process.exit(): exit() would cut off stdout still draining into a pipe (64 KB).
+  process.exitCode = await main(process.argv.slice(2));
 }
-const { main } = await import(entry.href);
-process.exit(await main(process.argv.slice(2)));
