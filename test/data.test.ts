@@ -137,12 +137,39 @@ test('text corpus: a file or a folder of .txt files; sentences split sensibly', 
     ['First sentence here.', 'Second one, hard wrapped over lines!', '"Quoted?"', 'New paragraph.'],
   );
   assert.deepEqual(docs[0].sentences[0].tags, []);
+  // One file is one document: cut into blocks of paragraphs (here 2), so it can be split for validation.
   const single = loadTextCorpus(path.join(dir, 'a.txt'));
-  assert.equal(single.length, 1);
-  assert.equal(single[0].id, 'a.txt');
+  assert.deepEqual(single.map((d) => d.id), ['a.txt#paragraphs-1-1', 'a.txt#paragraphs-2-2']);
+  assert.deepEqual(single.flatMap((d) => d.sentences), docs[0].sentences);
+  const { train: t1, validation: v1 } = splitDocuments(single, { seed: 0, validationFraction: 0.05 });
+  assert.equal(t1.length + v1.length, 2);
+  assert.equal(v1.length, 1);
   // Very long runs without punctuation are cut, so no "sentence" is unbounded.
   const long = splitSentences(Array.from({ length: 1000 }, (_, i) => `w${i}`).join(' '));
   assert.ok(long.length >= 4 && long.every((s) => s.words.length <= 256));
+});
+
+test('a single text file is a corpus: blocks of paragraphs, else lines, else sentences, in order', () => {
+  // 250 lines, no blank line: one paragraph, so lines are the unit; 100 blocks of consecutive lines.
+  const lines = Array.from({ length: 250 }, (_, i) => `Line number ${i} says something.`);
+  const file = path.join(tmp, 'lines.txt');
+  fs.writeFileSync(file, lines.join('\n') + '\n');
+  const blocks = loadTextCorpus(file);
+  assert.equal(blocks.length, 100);
+  assert.equal(blocks[0].id, 'lines.txt#lines-1-2');
+  assert.deepEqual(blocks.flatMap((d) => d.sentences.map((s) => s.words.join(' '))), lines);
+  const { train: tr, validation: va } = splitDocuments(blocks, { seed: 3, validationFraction: 0.05 });
+  assert.equal(va.length, 5);
+  assert.equal(tr.length, 95);
+  // Paragraphs win over lines when there are several.
+  fs.writeFileSync(file, 'A first\nparagraph here.\n\nA second one.\n\nAnd a third.');
+  assert.deepEqual(loadTextCorpus(file).map((d) => d.sentences.length), [1, 1, 1]);
+  // One line of several sentences: sentences are the unit.
+  fs.writeFileSync(file, 'One. Two. Three.');
+  assert.deepEqual(loadTextCorpus(file).map((d) => d.id), ['lines.txt#sentences-1-1', 'lines.txt#sentences-2-2', 'lines.txt#sentences-3-3']);
+  // A single sentence cannot be split: the split says so.
+  fs.writeFileSync(file, 'Just one sentence');
+  assertUntieError(() => splitDocuments(loadTextCorpus(file), { seed: 0, validationFraction: 0.05 }), /too few/);
 });
 
 test('text corpus errors say what is wrong and what to do', () => {

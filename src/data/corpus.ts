@@ -7,7 +7,9 @@
  *   (the 1979 Brown tag, e.g. `nn-tl`, `pps+bez`) and mapped to the 12
  *   universal tags of Petrov, Das & McDonald (2012).
  * - `loadTextCorpus(path)`: a user's plain text, one file or a folder of
- *   `.txt` files; each file is a document.
+ *   `.txt` files; each file is a document. A corpus of one document is cut
+ *   into blocks of consecutive paragraphs (or lines, or sentences), so that
+ *   it can still be split into training and validation text.
  * - `splitDocuments()`: train/validation split by document, from a seed.
  */
 import fs from 'node:fs';
@@ -169,9 +171,41 @@ export function splitSentences(text: string): Sentence[] {
   return sentences;
 }
 
+/** A corpus of one document is cut into at most this many blocks (5 for validation at the default fraction). */
+const BLOCKS_OF_ONE_DOCUMENT = 100;
+
 /**
- * A user corpus: one plain-text file (one document), or a folder whose `.txt`
- * files (searched recursively, in sorted path order) are one document each.
+ * One document, cut into up to BLOCKS_OF_ONE_DOCUMENT blocks of consecutive
+ * paragraphs; by lines when it has one paragraph, by sentences when it has
+ * one line. Blocks keep the text in order, so sentences packed together in a
+ * training sequence are still neighbours.
+ */
+export function blocksOfOneDocument(id: string, text: string): Document[] {
+  const normalized = text.replace(/\r\n?/g, '\n');
+  let units: Sentence[][] = normalized.split(/\n\s*\n/).map(splitSentences).filter((u) => u.length > 0);
+  let unit = 'paragraphs';
+  if (units.length < 2) {
+    units = normalized.split('\n').map(splitSentences).filter((u) => u.length > 0);
+    unit = 'lines';
+  }
+  if (units.length < 2) {
+    units = splitSentences(normalized).map((sentence) => [sentence]);
+    unit = 'sentences';
+  }
+  const blocks = Math.min(BLOCKS_OF_ONE_DOCUMENT, units.length);
+  const docs: Document[] = [];
+  for (let b = 0; b < blocks; b++) {
+    const from = Math.floor((b * units.length) / blocks), to = Math.floor(((b + 1) * units.length) / blocks);
+    docs.push({ id: `${id}#${unit}-${from + 1}-${to}`, sentences: units.slice(from, to).flat() });
+  }
+  return docs;
+}
+
+/**
+ * A user corpus: one plain-text file, or a folder whose `.txt` files
+ * (searched recursively, in sorted path order) are one document each. A
+ * corpus of one document (one file) is cut into blocks: see
+ * blocksOfOneDocument.
  */
 export function loadTextCorpus(corpusPath: string): Document[] {
   check(
@@ -194,20 +228,24 @@ export function loadTextCorpus(corpusPath: string): Document[] {
     files = [corpusPath];
   }
   const docs: Document[] = [];
+  const texts: string[] = [];
   for (const file of files) {
     const buffer = fs.readFileSync(file);
     check(
       !buffer.subarray(0, 8192).includes(0),
       `${file} looks like a binary file, not plain text. Remove it from the corpus or pass a text file.`,
     );
-    const sentences = splitSentences(buffer.toString('utf8'));
-    if (sentences.length > 0) docs.push({ id: path.relative(root, file) || path.basename(file), sentences });
+    const text = buffer.toString('utf8');
+    const sentences = splitSentences(text);
+    if (sentences.length === 0) continue;
+    docs.push({ id: path.relative(root, file) || path.basename(file), sentences });
+    texts.push(text);
   }
   check(
     docs.length > 0,
     `Corpus ${corpusPath} contains no text (only empty or whitespace-only files). Add text, or omit --corpus to use the built-in Brown corpus.`,
   );
-  return docs;
+  return docs.length === 1 ? blocksOfOneDocument(docs[0].id, texts[0]) : docs;
 }
 
 function listTextFiles(dir: string): string[] {
