@@ -5,6 +5,7 @@
       "sources": [
         "native/addon.cc",
         "native/gemm.cc",
+        "native/interrupt.cc",
         "native/ops.cc",
         "native/pool.cc",
         "native/simd.cc"

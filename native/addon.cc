@@ -15,6 +15,7 @@
 #endif
 
 #include "gemm.h"
+#include "interrupt.h"
 #include "ops.h"
 #include "pool.h"
 #include "simd.h"
@@ -669,6 +670,7 @@ napi_value Init(napi_env env, napi_value exports) {
       EXPORT(embeddingBackward), EXPORT(permute4),         EXPORT(adamwStep),
       EXPORT(sum),            EXPORT(dot),                 EXPORT(sumSquares),
       EXPORT(allFinite),      EXPORT(simd),
+      EXPORT(watchInterrupt), EXPORT(unwatchInterrupt),
   };
 #undef EXPORT
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);

@@ -17,6 +17,9 @@ interface NativeAddon extends Omit<Kernels, 'name'> {
   /** The SIMD path in use, or (with a name) switch to another one the CPU has; returns success. */
   simd(): Simd;
   simd(name: Simd): boolean;
+  /** Prints `message` on stderr at the first SIGINT, in the signal handler (see native/interrupt.cc). */
+  watchInterrupt(message: string): boolean;
+  unwatchInterrupt(): void;
 }
 
 let addon: NativeAddon | null | undefined;
@@ -106,4 +109,18 @@ export function nativeInfo(): { simd: Simd; threads: number } | null {
 export function setNativeSimd(simd: Simd): boolean {
   const a = loadAddon();
   return a ? a.simd(simd) : false;
+}
+
+/**
+ * Makes the first Ctrl-C print `message` at once, even while JS is busy in a
+ * long synchronous step, and a second one end the process (see
+ * native/interrupt.cc). Install it after a JS SIGINT listener; returns a
+ * function that uninstalls it, or null when the addon is not loaded or the
+ * platform has no POSIX signals (then the JS listener alone answers Ctrl-C,
+ * between steps).
+ */
+export function watchInterrupt(message: string): (() => void) | null {
+  const a = loadAddon();
+  if (!a || typeof a.watchInterrupt !== 'function' || !a.watchInterrupt(message)) return null;
+  return () => a.unwatchInterrupt();
 }
