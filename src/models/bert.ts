@@ -11,6 +11,7 @@ import { DenseLayerNorm, Dropout, Embedding, LayerNorm, Linear } from '../nn/lay
 import { MultiHeadSelfAttention } from '../nn/attention.js';
 import { Module } from '../nn/module.js';
 import type { RepeatedStack } from '../sharing/controller.js';
+import { anomalyScope } from '../tensor/anomaly.js';
 import { Rng } from '../tensor/rng.js';
 import { Tensor } from '../tensor/tensor.js';
 import * as ops from '../tensor/ops.js';
@@ -57,6 +58,19 @@ export function validateBertConfig(c: BertConfig): void {
   }
   if (c.norm !== 'post' && c.norm !== 'pre') throw new UntieError(`norm must be "post" or "pre", got "${String(c.norm)}"`);
   if (typeof c.bias !== 'boolean') throw new UntieError(`bias must be true or false, got ${String(c.bias)}`);
+}
+
+/**
+ * How many numbers BertForMaskedLM(c) holds, computed without building it:
+ * callers check a config against a weights file, or the machine's memory,
+ * before allocating.
+ */
+export function bertParameterCount(c: BertConfig): number {
+  const H = c.hidden, I = c.intermediate;
+  const embeddings = (c.vocabSize + c.maxPositions + c.typeVocabSize) * H + 2 * H;
+  const layer = 4 * (H * H + H) + 2 * H + (H * I + I) + (I * H + H) + 2 * H;
+  const head = H * H + H + 2 * H + c.vocabSize;
+  return embeddings + c.layers * layer + (c.norm === 'pre' ? 2 * H : 0) + head;
 }
 
 /** One batch of token ids, flattened (batch, seq). */
@@ -212,9 +226,13 @@ export class BertForMaskedLM extends Module {
     if (b.inputIds.length !== b.batchSize * b.seqLen) throw new UntieError(`inputIds has ${b.inputIds.length} entries, expected batch ${b.batchSize} x seq ${b.seqLen}`);
     const keyMask = new Float32Array(b.attentionMask.length);
     for (let i = 0; i < keyMask.length; i++) keyMask[i] = b.attentionMask[i] > 0 ? 0 : -1e9;
-    let x = this.bert.embeddings.forward(b);
-    for (const layer of this.bert.encoder.layer) x = layer.forward(x, keyMask);
-    if (this.bert.encoder.finalNorm) x = this.bert.encoder.finalNorm.forward(x);
+    // anomalyScope names the part of the model in --detect-anomaly's messages (free when it is off).
+    let x = anomalyScope('bert.embeddings', () => this.bert.embeddings.forward(b));
+    this.bert.encoder.layer.forEach((layer, i) => {
+      x = anomalyScope(`bert.encoder.layer.${i}`, () => layer.forward(x, keyMask));
+    });
+    const finalNorm = this.bert.encoder.finalNorm;
+    if (finalNorm) x = anomalyScope('bert.encoder.final_layer_norm', () => finalNorm.forward(x));
     return x;
   }
 
@@ -244,8 +262,8 @@ export class BertForMaskedLM extends Module {
     if (positions.length === 0) throw new UntieError('this batch has no masked positions: the masking probability or the sequences are too small');
     const pos = Int32Array.from(positions);
     const targets = Int32Array.from(positions, (p) => b.labels[p]);
-    const logits = this.logitsAt(hidden, pos);
-    const loss = ops.crossEntropy(logits, targets);
+    const logits = anomalyScope('cls.predictions', () => this.logitsAt(hidden, pos));
+    const loss = anomalyScope('the MLM loss', () => ops.crossEntropy(logits, targets));
     const V = this.config.vocabSize;
     let correct = 0;
     for (let r = 0; opts.accuracy !== false && r < targets.length; r++) {

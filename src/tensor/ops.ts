@@ -7,6 +7,7 @@
 import { kernels } from '../backend/index.js';
 import type { Kernels } from '../backend/kernels.js';
 import { UntieError } from '../errors.js';
+import { anomalyMode, checkGradient } from './anomaly.js';
 import type { Rng } from './rng.js';
 import { Tensor, accumulateGrad, needsGrad, record, shapeString, sizeOf, type Shape } from './tensor.js';
 
@@ -122,6 +123,7 @@ export function linear(x: Tensor, weight: Tensor, bias: Tensor | null): Tensor {
       const accumulate = weight.grad !== null;
       if (!weight.grad) weight.grad = new Float32Array(weight.size);
       K.matmul(dy, x.data, weight.grad, 1, outF, inF, rows, true, false, 0, 0, 0, 1, accumulate ? 1 : 0);
+      if (anomalyMode.on) checkGradient(weight);
     }
     if (bias && bias.requiresGrad) {
       const db = new Float32Array(outF);
@@ -449,6 +451,7 @@ export function embedding(table: Tensor, ids: Int32Array, idsShape: Shape = [ids
   return record(result, () => {
     if (table.grad === null) table.grad = new Float32Array(table.size);
     K.embeddingBackward(result.grad!, ids, table.grad, ids.length, dim, vocab);
+    if (anomalyMode.on) checkGradient(table);
   });
 }
 

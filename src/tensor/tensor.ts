@@ -6,6 +6,7 @@
  * intermediates it held can be collected.
  */
 import { UntieError } from '../errors.js';
+import { anomalyMode, checkGradient, checkOutput, opContext, setRunningBackward, type OpContext } from './anomaly.js';
 import type { Rng } from './rng.js';
 
 export type Shape = readonly number[];
@@ -40,6 +41,7 @@ export class Tensor {
     this.shape = shape;
     this.requiresGrad = requiresGrad;
     this.name = name;
+    if (anomalyMode.on) checkOutput(data, shape); // --detect-anomaly: every op output passes through here
   }
 
   static zeros(shape: Shape, requiresGrad = false): Tensor {
@@ -94,6 +96,8 @@ type BackwardFn = () => void;
 interface TapeEntry {
   output: Tensor;
   backward: BackwardFn;
+  /** The op and layer that recorded it (only under --detect-anomaly). */
+  context?: OpContext;
 }
 
 /**
@@ -106,7 +110,7 @@ class Tape {
   enabled = true;
 
   record(output: Tensor, backward: BackwardFn): void {
-    this.entries.push({ output, backward });
+    this.entries.push(anomalyMode.on ? { output, backward, context: opContext() } : { output, backward });
   }
 
   clear(): void {
@@ -138,6 +142,7 @@ export function accumulateGrad(t: Tensor, g: Float32Array, owned: boolean, add: 
   if (!t.requiresGrad) return;
   if (t.grad === null) t.grad = owned ? g : g.slice();
   else add(t.grad, g);
+  if (anomalyMode.on) checkGradient(t);
 }
 
 /**
@@ -152,11 +157,16 @@ export function backward(loss: Tensor, seed = 1): void {
   tape.clear();
   if (!loss.requiresGrad) throw new UntieError('backward(): the loss does not depend on any tensor that requires grad');
   loss.grad = Float32Array.of(seed);
-  for (let i = entries.length - 1; i >= 0; i--) {
-    const { output, backward: run } = entries[i];
-    if (output.grad === null) continue; // nothing flowed into this node
-    run();
-    output.grad = null; // intermediates are not leaves: free their gradient
+  try {
+    for (let i = entries.length - 1; i >= 0; i--) {
+      const { output, backward: run, context } = entries[i];
+      if (output.grad === null) continue; // nothing flowed into this node
+      if (context) setRunningBackward(context);
+      run();
+      output.grad = null; // intermediates are not leaves: free their gradient
+    }
+  } finally {
+    if (anomalyMode.on) setRunningBackward(null);
   }
 }
 
