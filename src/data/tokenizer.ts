@@ -14,7 +14,9 @@
  * same tokenizer.json and vocab.txt, byte for byte.
  */
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
+import { isDeepStrictEqual } from 'node:util';
 import {
   type Model,
   Tokenizer,
@@ -24,7 +26,7 @@ import {
   templateProcessing,
   wordPieceDecoder,
 } from 'tokenizers';
-import { check, UntieError } from '../errors.js';
+import { check, quoteError, UntieError } from '../errors.js';
 import { countWords, learnWordPieceVocab } from './wordpiece.js';
 
 export const SPECIAL_TOKENS = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]'] as const;
@@ -216,6 +218,13 @@ export async function trainTokenizer(
     if (Object.hasOwn(vocab, token)) continue;
     vocab[token] = nextId++;
   }
+  const result = new WordPieceTokenizer(buildBertTokenizer(vocab));
+  result.requestedVocabSize = vocabSize;
+  return result;
+}
+
+/** The whole pipeline around a WordPiece vocabulary: BERT uncased normalizer and pre-tokenizer, [CLS] A [SEP] template, specials. */
+function buildBertTokenizer(vocab: Record<string, number>): Tokenizer {
   const tokenizer = newBertTokenizer(WordPiece.init(vocab, { unkToken: '[UNK]', continuingSubwordPrefix: '##' }));
   tokenizer.addSpecialTokens([...SPECIAL_TOKENS]);
   tokenizer.setPostProcessor(
@@ -224,9 +233,62 @@ export async function trainTokenizer(
       ['[SEP]', SEP_ID],
     ]),
   );
-  const result = new WordPieceTokenizer(tokenizer);
-  result.requestedVocabSize = vocabSize;
-  return result;
+  return tokenizer;
+}
+
+let canonicalJson: Record<string, unknown> | null = null;
+/** tokenizer.json as untie writes it, for a vocabulary of the specials alone (parsed; built once). */
+function canonicalTokenizerJson(): Record<string, unknown> {
+  if (canonicalJson === null) {
+    const vocab: Record<string, number> = {};
+    SPECIAL_TOKENS.forEach((token, id) => (vocab[token] = id));
+    // The binding serialises to files only.
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'untie-tokenizer-'));
+    try {
+      buildBertTokenizer(vocab).save(path.join(dir, TOKENIZER_FILES.tokenizer));
+      canonicalJson = JSON.parse(fs.readFileSync(path.join(dir, TOKENIZER_FILES.tokenizer), 'utf8')) as Record<string, unknown>;
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  return canonicalJson;
+}
+
+/**
+ * The vocabulary of a parsed tokenizer.json, after checking that everything
+ * around it is exactly what untie writes. The binding is never handed a
+ * pipeline it has not been checked for: fuzzing found that a tokenizer.json
+ * whose template names a special token it does not define loads, then makes
+ * the Rust code panic and abort the whole process at the first encode.
+ */
+function checkedVocabulary(json: unknown, file: string): Record<string, number> {
+  const fail = (what: string) =>
+    new UntieError(`${file} is not a tokenizer untie wrote (${what}). It may be damaged: delete the tokenizer files to train a fresh one.`);
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw fail('not a JSON object');
+  const given = json as Record<string, unknown>;
+  const canonical = canonicalTokenizerJson();
+  for (const key of ['added_tokens', 'normalizer', 'pre_tokenizer', 'post_processor', 'decoder', 'truncation', 'padding']) {
+    if (!isDeepStrictEqual(given[key] ?? null, canonical[key] ?? null)) throw fail(`its "${key}" is ${JSON.stringify(given[key] ?? null)?.slice(0, 80)}, not BERT uncased's`);
+  }
+  const model = given.model as Record<string, unknown> | null;
+  if (typeof model !== 'object' || model === null || Array.isArray(model)) throw fail('it has no "model"');
+  const { vocab, ...settings } = model;
+  const { vocab: _v, ...canonicalSettings } = canonical.model as Record<string, unknown>;
+  if (!isDeepStrictEqual(settings, canonicalSettings)) throw fail(`its model is ${JSON.stringify(settings).slice(0, 120)}, not a WordPiece model as untie writes it`);
+  if (typeof vocab !== 'object' || vocab === null || Array.isArray(vocab)) throw fail('its model has no vocabulary');
+  const entries = Object.entries(vocab as Record<string, unknown>);
+  const seen = new Uint8Array(entries.length);
+  for (const [token, id] of entries) {
+    if (!Number.isInteger(id) || (id as number) < 0 || (id as number) >= entries.length || seen[id as number]) {
+      throw fail(`the id of ${JSON.stringify(token).slice(0, 40)} is ${JSON.stringify(id)}; ids must be 0 .. ${entries.length - 1}, each once`);
+    }
+    seen[id as number] = 1;
+  }
+  SPECIAL_TOKENS.forEach((token, id) => {
+    // The binding's WordPiece.init throws a plain Error without [UNK]; untie needs all five at their ids.
+    if ((vocab as Record<string, unknown>)[token] !== id) throw fail(`${token} is not at id ${id}`);
+  });
+  return vocab as Record<string, number>;
 }
 
 function newBertTokenizer(model: Model): Tokenizer {
@@ -247,19 +309,26 @@ export function hasTokenizer(dir: string): boolean {
   return fs.existsSync(path.join(dir, TOKENIZER_FILES.tokenizer));
 }
 
-/** Loads dir/tokenizer.json (as written by save(), or any BERT WordPiece tokenizer with untie's special ids). */
+/**
+ * Loads dir/tokenizer.json as written by save(): a BERT uncased WordPiece
+ * tokenizer with untie's special ids. Everything but the vocabulary must be
+ * exactly what save() writes (see checkedVocabulary).
+ */
 export function loadTokenizer(dir: string): WordPieceTokenizer {
   const file = path.join(dir, TOKENIZER_FILES.tokenizer);
   check(fs.existsSync(file), `No ${TOKENIZER_FILES.tokenizer} in ${dir}. Train one first (untie train does this).`);
-  let inner: Tokenizer;
+  const size = fs.statSync(file).size;
+  check(size <= 1 << 28, `${file} is ${size} bytes, far more than a WordPiece tokenizer: it is not one. Delete it to train a fresh one.`);
+  let json: unknown;
   try {
-    inner = Tokenizer.fromFile(file);
+    json = JSON.parse(fs.readFileSync(file, 'utf8'));
   } catch (err) {
     throw new UntieError(
-      `${file} could not be read as a Hugging Face tokenizer (${(err as Error).message}). ` +
+      `${file} could not be read as a Hugging Face tokenizer (${quoteError(err)}). ` +
         'It may be truncated or corrupted: delete it to train a fresh one.',
     );
   }
+  const inner = buildBertTokenizer(checkedVocabulary(json, file));
   const tokenizer = new WordPieceTokenizer(inner);
   const configFile = path.join(dir, TOKENIZER_FILES.config);
   if (fs.existsSync(configFile)) {
@@ -275,13 +344,14 @@ export function loadTokenizer(dir: string): WordPieceTokenizer {
 
 /**
  * Reuses dir's tokenizer when present, else trains one on texts() and saves
- * it. A saved tokenizer trained for a different vocab size is an error, not a
+ * it (unless `save` is false: then the caller saves it once it may write). A
+ * saved tokenizer trained for a different vocab size is an error, not a
  * silent reuse.
  */
 export async function loadOrTrainTokenizer(
   dir: string,
   texts: () => Iterable<string>,
-  options: TrainTokenizerOptions & SaveTokenizerOptions = {},
+  options: TrainTokenizerOptions & SaveTokenizerOptions & { save?: boolean } = {},
 ): Promise<{ tokenizer: WordPieceTokenizer; trained: boolean }> {
   const vocabSize = options.vocabSize ?? DEFAULT_VOCAB_SIZE;
   if (hasTokenizer(dir)) {
@@ -295,6 +365,6 @@ export async function loadOrTrainTokenizer(
     return { tokenizer, trained: false };
   }
   const tokenizer = await trainTokenizer(texts(), { vocabSize });
-  tokenizer.save(dir, options);
+  if (options.save ?? true) tokenizer.save(dir, options);
   return { tokenizer, trained: true };
 }
