@@ -20,7 +20,7 @@
  * sequences: at 126 eligible tokens the chance of selecting none is 1e-9).
  */
 import { check } from '../errors.js';
-import { Rng, type RngState } from '../tensor/rng.js';
+import { Rng, isRngState, type RngState } from '../tensor/rng.js';
 import { sentenceText, type Document } from './corpus.js';
 import { CLS_ID, MASK_ID, PAD_ID, SEP_ID, type WordPieceTokenizer } from './tokenizer.js';
 
@@ -291,9 +291,9 @@ export class MlmDataset {
 
   setState(state: MlmDatasetState): void {
     check(
-      Number.isInteger(state.epoch) && state.epoch >= 0 && Number.isInteger(state.position) && state.position >= 0 &&
-        state.position <= this.sequences.length && Array.isArray(state.rng) && state.rng.length === 4,
-      `The saved data state ${JSON.stringify(state)} does not fit this dataset (${this.sequences.length} sequences). ` +
+      typeof state === 'object' && state !== null && Number.isSafeInteger(state.epoch) && state.epoch >= 0 &&
+        Number.isInteger(state.position) && state.position >= 0 && state.position <= this.sequences.length && isRngState(state.rng),
+      () => `The saved data state ${JSON.stringify(state)?.slice(0, 200)} does not fit this dataset (${this.sequences.length} sequences). ` +
         'The checkpoint was made with different data or sequence length; resume with the same corpus, tokenizer and settings.',
     );
     this.epochValue = state.epoch;

@@ -103,7 +103,8 @@ export class NeverCriterion implements Criterion {
     return this.marks ? { marks: this.marks.lastMark } : {};
   }
   setState(state: Record<string, unknown>) {
-    if (this.marks) this.marks.lastMark = Number(state.marks ?? -1);
+    if (this.marks) this.marks.lastMark = markOf(state.marks ?? -1);
+    else noState(this.kind, state);
   }
 }
 
@@ -147,7 +148,28 @@ export class FixedCriterion implements Criterion {
   getState() {
     return {};
   }
-  setState() {}
+  setState(state: Record<string, unknown>) {
+    noState(this.kind, state);
+  }
+}
+
+/** Criteria without state take none back: a saved state with keys belongs to another criterion. */
+function noState(kind: string, state: Record<string, unknown>): void {
+  if (typeof state !== 'object' || state === null || Object.keys(state).length > 0) {
+    throw new UntieError(`the saved criterion state ${JSON.stringify(state)?.slice(0, 80)} does not belong to the ${kind} criterion, which keeps none`);
+  }
+}
+
+/** A saved streak: a count of consecutive checks, so a whole number >= 0. */
+function streakOf(v: unknown, what: string): number {
+  if (!Number.isSafeInteger(v) || (v as number) < 0) throw new UntieError(`a saved criterion ${what} must be a whole number >= 0, got ${JSON.stringify(v)}`);
+  return v as number;
+}
+
+/** A saved check mark: the last fraction-of-the-run mark checked, -1 before the first. */
+function markOf(v: unknown): number {
+  if (!Number.isSafeInteger(v) || (v as number) < -1) throw new UntieError(`a saved criterion "marks" must be a whole number >= -1, got ${JSON.stringify(v)}`);
+  return v as number;
 }
 
 function checkAdaptive(o: AdaptiveOptions): void {
@@ -209,8 +231,8 @@ export class AdaptiveCriterion implements Criterion {
     return { streak: this.streak, statistic: this.tracker.getState(), marks: this.marks.lastMark };
   }
   setState(state: Record<string, unknown>) {
-    this.streak = Number(state.streak ?? 0);
-    this.marks.lastMark = Number(state.marks ?? -1);
+    this.streak = streakOf(state.streak ?? 0, 'streak');
+    this.marks.lastMark = markOf(state.marks ?? -1);
     this.tracker.setState(state.statistic as Parameters<StatisticTracker['setState']>[0]);
   }
 }
@@ -262,8 +284,15 @@ export class MultiCriterion implements Criterion {
     return { streaks: { ...this.streaks }, statistic: this.tracker.getState(), marks: this.marks.lastMark };
   }
   setState(state: Record<string, unknown>) {
-    this.streaks = { ...((state.streaks as Record<string, number> | undefined) ?? {}) };
-    this.marks.lastMark = Number(state.marks ?? -1);
+    const saved = state.streaks ?? {};
+    if (typeof saved !== 'object' || saved === null || Array.isArray(saved)) throw new UntieError(`a saved SWE-M state needs "streaks" as an object, got ${JSON.stringify(saved)}`);
+    const streaks: Record<string, number> = {};
+    for (const [pair, v] of Object.entries(saved)) {
+      if (!/^\d+-\d+$/.test(pair)) throw new UntieError(`a saved SWE-M streak is for ${JSON.stringify(pair)}, not a layer pair "a-b"`);
+      streaks[pair] = streakOf(v, `streaks.${pair}`);
+    }
+    this.streaks = streaks;
+    this.marks.lastMark = markOf(state.marks ?? -1);
     this.tracker.setState(state.statistic as Parameters<StatisticTracker['setState']>[0]);
   }
 }

@@ -87,6 +87,15 @@ export class StatisticTracker {
   }
 
   setState(state: Partial<StatisticState> | undefined): void {
-    this.state = { ema: { ...(state?.ema ?? {}) }, first: structuredClone(state?.first ?? {}) };
+    const bad = (what: string) => new UntieError(`a saved untie statistic state is damaged: ${what}`);
+    const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+    const isCosine = (v: unknown) => typeof v === 'number' && v >= -1 - 1e-6 && v <= 1 + 1e-6;
+    if (state !== undefined && !isRecord(state)) throw bad(`${JSON.stringify(state)?.slice(0, 60)} is not an object`);
+    const ema = state?.ema ?? {}, first = state?.first ?? {};
+    if (!isRecord(ema) || !Object.values(ema).every(isCosine)) throw bad('"ema" must map layer pairs to cosines in [-1, 1]');
+    if (!isRecord(first) || !Object.values(first).every((xs) => Array.isArray(xs) && xs.length <= RELATIVE_BASELINE_CHECKS && xs.every(isCosine))) {
+      throw bad(`"first" must map layer pairs to at most ${RELATIVE_BASELINE_CHECKS} cosines in [-1, 1]`);
+    }
+    this.state = { ema: { ...ema }, first: structuredClone(first) };
   }
 }

@@ -4,7 +4,14 @@
  * exactly. Everything random in untie (init, dropout seeds, masking, data
  * order) draws from one of these.
  */
+import { UntieError } from '../errors.js';
+
 export type RngState = [number, number, number, number];
+
+/** True for a usable saved state: four uint32s, not all zero (xoshiro's one fixed point). */
+export function isRngState(x: unknown): x is RngState {
+  return Array.isArray(x) && x.length === 4 && x.every((v) => Number.isInteger(v) && v >= 0 && v <= 0xffffffff) && x.some((v) => v !== 0);
+}
 
 function splitmix32(seed: number): () => number {
   let s = seed >>> 0;
@@ -89,6 +96,7 @@ export class Rng {
   }
 
   setState(state: RngState): void {
+    if (!isRngState(state)) throw new UntieError(`a saved random-generator state must be four uint32s, not all zero; got ${JSON.stringify(state)?.slice(0, 80)}`);
     this.s = new Uint32Array(state);
   }
 }
