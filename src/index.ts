@@ -5,6 +5,7 @@ export { kernels, setThreads, useKernels, nativeKernels, reference } from './bac
 export { Tensor, backward, noGrad, parameter } from './tensor/tensor.js';
 export * as ops from './tensor/ops.js';
 export { Rng } from './tensor/rng.js';
+export { setDetectAnomaly, anomalyScope, AnomalyError } from './tensor/anomaly.js';
 export { Module } from './nn/module.js';
 export { Linear, LayerNorm, Embedding, Dropout } from './nn/layers.js';
 export { MultiHeadSelfAttention } from './nn/attention.js';
@@ -16,7 +17,9 @@ export {
   type Criterion, type CheckStats, type Decision, type PairStat,
 } from './sharing/criteria.js';
 export { SharingController, type RepeatedStack, type SharingEvent, type SharingOptions } from './sharing/controller.js';
-export { BertForMaskedLM, defaultBertConfig, type BertConfig, type MlmBatch } from './models/bert.js';
+export { BertForMaskedLM, bertParameterCount, defaultBertConfig, type BertConfig, type MlmBatch } from './models/bert.js';
+export { trainTokenizer, loadTokenizer, type WordPieceTokenizer } from './data/tokenizer.js';
+export { bertPreTokenize, learnWordPieceVocab } from './data/wordpiece.js';
 export { DeepLinearNetwork } from './models/linear.js';
 export { defaultRunConfig, type RunConfig } from './train/config.js';
 export { train, evaluate, type TrainOptions, type TrainResult } from './train/trainer.js';
@@ -34,3 +37,5 @@ export {
   cosineHeatmap, cosineChart, groupBands, eventMarkers, summaryTable, eventsTable, configTable, secondsClock, sharingEvents, type XAxis,
 } from './report/run.js';
 export { startServer, type ServeOptions, type RunningServer } from './serve/server.js';
+export { verifyChecksums } from './train/checkpoint.js';
+export { RunLock } from './train/runlock.js';

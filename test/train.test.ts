@@ -30,7 +30,10 @@ before(async () => {
   }
   // Train the tokenizer once; each run folder gets a copy, so no test retrains it.
   tokenizerDir = path.join(root, 'tok');
-  await prepareData(tinyConfig('tok').data, 0, tokenizerDir, 4);
+  const data = await prepareData(tinyConfig('tok').data, 0, tokenizerDir, 4);
+  assert.equal(data.tokenizerTrained, true);
+  assert.ok(!fs.existsSync(tokenizerDir), 'prepareData writes nothing');
+  data.tokenizer.save(tokenizerDir, { modelMaxLength: 32 });
 });
 
 function tinyConfig(name: string, patch: object = {}): RunConfig {
@@ -156,6 +159,10 @@ test('resume errors: no checkpoint, corrupted checkpoint; nothing already saved 
   const full = fs.readFileSync(model);
   fs.writeFileSync(model, full.subarray(0, full.length - 100));
   const before = fs.readFileSync(model);
+  await assert.rejects(train({ config: tinyConfig('broken', { train: { steps: 16 } }), resume: true, progress: false }), /model\.safetensors does not match its SHA-256/);
+  assert.deepEqual(fs.readFileSync(model), before);
+  // Without the checksum file (a checkpoint of an older untie) the reader itself refuses it.
+  fs.rmSync(path.join(dst, 'checkpoint-12', 'checksums.sha256'));
   await assert.rejects(train({ config: tinyConfig('broken', { train: { steps: 16 } }), resume: true, progress: false }), /truncated or corrupted/);
   assert.deepEqual(fs.readFileSync(model), before);
   assert.ok(fs.existsSync(path.join(dst, 'checkpoint-8', 'model.safetensors')));

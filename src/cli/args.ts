@@ -2,6 +2,7 @@
  * Argument parsing on node:util's parseArgs, with errors a user can act on
  * and a generated --help listing every flag with its default.
  */
+import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { UntieError } from '../errors.js';
 
@@ -54,4 +55,29 @@ export function numberFlag(name: string, value: string | boolean | undefined, op
     throw new UntieError(`--${name} must be ${kind}${opts.min !== undefined ? ` >= ${opts.min}` : ''}, got "${String(value)}"`);
   }
   return n;
+}
+
+/** Refuses positional arguments of a command that takes none (`untie train extra` used to run, ignoring "extra"). */
+export function noPositionals(command: string, positionals: readonly string[]): void {
+  if (positionals.length > 0) {
+    throw new UntieError(`unexpected argument "${positionals[0]}": untie ${command} takes only options (--name VALUE). Run \`untie ${command} --help\` for the options.`);
+  }
+}
+
+/**
+ * How the user ran `untie <command>`, so that the commands we suggest (the
+ * resume hint) work as typed: "npx untie train" under npx, "npm start --"
+ * under `npm start` (whose script already says "train"), "node bin/untie.js
+ * train" when run by path, else "untie train".
+ */
+export function commandAsRun(command: string, env: NodeJS.ProcessEnv = process.env, argv: readonly string[] = process.argv, cwd = process.cwd()): string {
+  if (env.npm_lifecycle_event === 'start' && command === 'train') return 'npm start --';
+  if (env.npm_command === 'exec' || env.npm_lifecycle_event === 'npx') return `npx untie ${command}`;
+  const script = argv[1] ?? '';
+  if (/(^|[\\/])untie\.js$/.test(script)) {
+    const relative = path.relative(cwd, script);
+    const shown = relative && !relative.startsWith('..') && !path.isAbsolute(relative) ? relative : script;
+    return `node ${/^[\w@%+=:,./-]+$/.test(shown) ? shown : `'${shown.replace(/'/g, "'\\''")}'`} ${command}`;
+  }
+  return `untie ${command}`;
 }

@@ -1,6 +1,5 @@
 /** `untie eval RUN_OR_CHECKPOINT`: validation MLM loss and accuracy. */
 import { UntieError } from '../errors.js';
-import { defaultRunConfig, mergeConfig, type RunConfig } from '../train/config.js';
 import { prepareValidation } from '../train/data.js';
 import { load } from '../train/load.js';
 import { evaluate } from '../train/trainer.js';
@@ -20,9 +19,8 @@ export async function run(argv: string[]): Promise<number> {
   if (positionals.length !== 1) throw new UntieError('usage: untie eval RUN_OR_CHECKPOINT');
   const loaded = load(positionals[0]);
   if (!loaded.runDir || !loaded.runConfig) throw new UntieError(`${positionals[0]} is not part of a run folder, so its validation set is unknown. Pass the run folder or one of its checkpoint-<step> folders.`);
-  const base = defaultRunConfig(loaded.runConfig.preset);
-  const cfg: RunConfig = mergeConfig(base, loaded.runConfig, 'config');
-  const validation = await prepareValidation(cfg.data, loaded.runDir, cfg.train.batchSize);
+  const cfg = loaded.runConfig;
+  const validation = await prepareValidation(cfg.data, loaded.runDir, cfg.train.batchSize, loaded.tokenizer);
   const result = evaluate(loaded.model, validation);
   if (values.json) {
     console.log(JSON.stringify({ val_loss: result.loss, val_acc: result.accuracy, tokens: result.tokens, checkpoint: loaded.modelDir }));

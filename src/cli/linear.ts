@@ -3,7 +3,6 @@
  * at several depths; prints the steps-to-eps table and fitted slopes, or one
  * JSON object (--json), and writes report.html (--out DIR).
  */
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { UntieError } from '../errors.js';
 import {
@@ -11,7 +10,7 @@ import {
   type LinearConfig, type LinearResults, type Study, type TargetKind, type Variant,
 } from '../experiments/linear.js';
 import { linearReportHtml } from '../report/linear.js';
-import { writeFileAtomic } from '../train/fsutil.js';
+import { checkCreatable, makeDirectory, writeFileAtomic } from '../train/fsutil.js';
 import { helpText, numberFlag, parse, type Flags } from './args.js';
 
 export const summary = 'deep linear networks: the theory of the method, simulated and plotted';
@@ -140,12 +139,13 @@ export async function run(argv: string[], write: (text: string) => void = (t) =>
   }
   if (positionals.length > 0) throw new UntieError(`unexpected argument "${positionals[0]}". Run \`untie linear --help\` for the options.`);
   const config = configFromFlags(values);
+  if (typeof values.out === 'string') checkCreatable(values.out); // refuse an odd --out now, not after the run
   const progress = process.stderr.isTTY && !values.json ? (m: string) => process.stderr.write(`\r\x1b[K${m}`) : () => {};
   const res = runLinearExperiment(config, progress);
   if (process.stderr.isTTY && !values.json) process.stderr.write('\r\x1b[K');
   const json = linearResultsJson(res);
   if (typeof values.out === 'string') {
-    mkdirSync(values.out, { recursive: true });
+    makeDirectory(values.out);
     writeFileAtomic(join(values.out, 'report.html'), linearReportHtml(res));
     writeFileAtomic(join(values.out, 'results.json'), `${JSON.stringify(json, null, 1)}\n`);
   }

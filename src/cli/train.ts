@@ -2,10 +2,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { UntieError } from '../errors.js';
-import { defaultRunConfig, mergeConfig, parseDuration, readConfigFile, PRESETS, type RunConfig } from '../train/config.js';
-import { train } from '../train/trainer.js';
+import { defaultRunConfig, mergeConfig, parseDuration, readConfigFile, runConfigOf, PRESETS, type RunConfig } from '../train/config.js';
+import { checkCreatable } from '../train/fsutil.js';
+import { runDirOf, train } from '../train/trainer.js';
 import { startServer, type RunningServer } from '../serve/server.js';
-import { helpText, numberFlag, parse, type Flags } from './args.js';
+import { commandAsRun, helpText, noPositionals, numberFlag, parse, type Flags } from './args.js';
 import { DEFAULT_PORT, exposureNote, serverFlags } from './serve.js';
 
 export const summary = 'pre-train a BERT encoder with masked LM (shared layers, then untied)';
@@ -31,6 +32,7 @@ const NUMERIC: Record<string, [keyof RunConfig, string, boolean, string]> = {
   'vocab-size': ['data', 'vocabSize', true, 'WordPiece vocabulary size'],
   'eval-batches': ['data', 'evalBatches', true, 'validation batches per evaluation (0 = all)'],
   'mask-prob': ['data', 'maskProb', false, 'fraction of tokens masked for prediction in training (validation always masks 0.15)'],
+  'validation-fraction': ['data', 'validationFraction', false, 'share of the documents held out for validation (a single text file is cut into 100 blocks first)'],
   layers: ['model', 'layers', true, 'encoder layers (preset-dependent)'],
   hidden: ['model', 'hidden', true, 'hidden size (preset-dependent)'],
   heads: ['model', 'heads', true, 'attention heads (preset-dependent)'],
@@ -77,6 +79,7 @@ export function trainFlags(): Flags {
     ui: { type: 'boolean', help: 'serve a live page of the run on 127.0.0.1 while it trains (prints its URL; see `untie serve`)' },
     port: { type: 'string', help: `--ui: port (0 = any free port; when the default is taken, the next free one)`, default: String(DEFAULT_PORT) },
     host: { type: 'string', help: '--ui: address to listen on (0.0.0.0 exposes the page to the network)', default: '127.0.0.1' },
+    'detect-anomaly': { type: 'boolean', help: 'name the first op, tensor and layer whose output or gradient is NaN/infinite (slow; for debugging)' },
   };
   for (const [flag, [section, key, , help]] of Object.entries(NUMERIC)) {
     const def = (d[section] as unknown as Record<string, unknown>)[key];
@@ -126,11 +129,10 @@ export function configFromFlags(values: Record<string, string | boolean | undefi
 function resumeConfig(dir: string, values: Record<string, string | boolean | undefined>): RunConfig {
   const file = path.join(dir, 'config.json');
   if (!fs.existsSync(file)) throw new UntieError(`${dir} is not a run folder (no config.json). Pass the folder that \`untie train\` created.`);
-  const saved = readConfigFile(file) as RunConfig;
-  const cfg = mergeConfig(defaultRunConfig(saved.preset in PRESETS ? saved.preset : 'tiny'), saved, 'config');
+  const cfg = runConfigOf(readConfigFile(file), dir);
   cfg.outDir = path.dirname(dir);
   cfg.name = path.basename(dir);
-  const allowed = new Set(['resume', 'json', 'quiet', 'ui', 'port', 'host', 'threads', 'steps', 'eval-every', 'save-every', 'keep-last', 'log-every']);
+  const allowed = new Set(['resume', 'json', 'quiet', 'ui', 'port', 'host', 'detect-anomaly', 'threads', 'steps', 'eval-every', 'save-every', 'keep-last', 'log-every']);
   for (const [k, v] of Object.entries(values)) {
     if (v !== undefined && !allowed.has(k)) throw new UntieError(`--${k} cannot change on --resume: the run keeps its saved config.json (only --steps, --threads and the logging/saving intervals can change)`);
   }
@@ -155,18 +157,23 @@ async function startLivePage(config: RunConfig, values: Record<string, string | 
 
 export async function run(argv: string[]): Promise<number> {
   const f = trainFlags();
-  const { values } = parse('train', argv, f);
+  const { values, positionals } = parse('train', argv, f);
   if (values.help) {
     console.log(helpText('train', '[options]', f, summary + '.\nDefaults are those of the tiny preset; other presets change the model size and learning rate.'));
     return 0;
   }
+  noPositionals('train', positionals);
   const resumeDir = typeof values.resume === 'string' ? values.resume : null;
   if (!values.ui && (values.port !== undefined || values.host !== undefined)) throw new UntieError('--port and --host set up the live page: add --ui');
   const config = resumeDir ? resumeConfig(resumeDir, values) : configFromFlags(values);
+  if (!resumeDir) checkCreatable(runDirOf(config)); // an odd --out fails now, before the data is read
   const server = values.ui ? await startLivePage(config, values) : null;
   let result;
   try {
-    result = await train({ config, resume: resumeDir !== null, progress: !values.quiet && !values.json });
+    result = await train({
+      config, resume: resumeDir !== null, progress: !values.quiet && !values.json,
+      command: commandAsRun('train'), detectAnomaly: values['detect-anomaly'] === true,
+    });
   } finally {
     if (server) {
       await server.close();

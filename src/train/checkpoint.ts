@@ -6,25 +6,33 @@
  *                     trainer_state.json     step, RNG states, data position,
  *                                            tying plan and criterion state,
  *                                            optimizer step counts
+ *                     tokenizer.json, vocab.txt, tokenizer_config.json,
+ *                     special_tokens_map.json (so AutoTokenizer loads it)
+ *                     checksums.sha256       SHA-256 of every file above, in
+ *                                            `sha256sum -c` format
  * A checkpoint is written into a temporary folder and renamed, so a crash
- * never leaves a half-written checkpoint under a real name.
+ * never leaves a half-written checkpoint under a real name. Resume and eval
+ * verify the checksums, so a flipped bit is named, not trained on.
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { UntieError } from '../errors.js';
+import { quoteError, UntieError } from '../errors.js';
+import { TOKENIZER_FILES } from '../data/tokenizer.js';
 import type { BertConfig, BertForMaskedLM } from '../models/bert.js';
 import type { Optimizer } from '../optim/optimizers.js';
 import type { SharingState } from '../sharing/controller.js';
-import type { RngState } from '../tensor/rng.js';
+import { firstNonFinite } from '../tensor/anomaly.js';
+import { isRngState, type RngState } from '../tensor/rng.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { readSafetensors, writeSafetensors, type WritableTensor } from './safetensors.js';
-import { writeFileAtomic } from './fsutil.js';
+import { describeFsError, formatBytes, freeBytes, fsErrorCode, sha256File, writeFileAtomic } from './fsutil.js';
 
 export const CHECKPOINT_FILES = {
   model: 'model.safetensors',
   config: 'config.json',
   optimizer: 'optimizer.safetensors',
   state: 'trainer_state.json',
+  checksums: 'checksums.sha256',
 } as const;
 
 export interface TrainerState {
@@ -70,6 +78,7 @@ export function hfConfig(c: BertConfig): Record<string, unknown> {
 
 /** Reads a BertConfig back from a Hugging Face config.json. */
 export function bertConfigFromHf(raw: Record<string, unknown>, source: string): BertConfig {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new UntieError(`${source} is not a JSON object: it is not a model config`);
   const num = (k: string, fallback?: number): number => {
     const v = raw[k] ?? fallback;
     if (typeof v !== 'number') throw new UntieError(`${source}: "${k}" is missing or not a number`);
@@ -116,6 +125,8 @@ export function loadModelWeights(file: string, model: BertForMaskedLM): void {
     if (!src) throw new UntieError(`${file} has no tensor "${name}": it is not a checkpoint of this model (check config.json)`);
     if (src.shape.join() !== t.shape.join()) throw new UntieError(`${file}: "${name}" has shape [${src.shape}], the model expects [${t.shape}]`);
     if (!(src.data instanceof Float32Array)) throw new UntieError(`${file}: "${name}" is ${src.dtype}, expected a float tensor`);
+    const bad = firstNonFinite(src.data);
+    if (bad >= 0) throw new UntieError(`${file}: "${name}" holds ${src.data[bad]} at index ${bad}: the weights are not finite. Use an earlier checkpoint.`);
     t.data.set(src.data);
   }
 }
@@ -140,13 +151,22 @@ export interface CheckpointContents {
   state: TrainerState;
 }
 
-/** Writes checkpoint-<step> under runDir, atomically. Returns its path. */
-export function saveCheckpoint(runDir: string, c: CheckpointContents): string {
+export interface SaveOptions {
+  /** A folder holding the run's tokenizer files, copied into the checkpoint. */
+  tokenizerDir?: string;
+  /** The command that resumes the run, quoted in the error when a write fails. */
+  resumeHint?: string;
+}
+
+/**
+ * Writes checkpoint-<step> under runDir, atomically, with a checksum per
+ * file. Returns its path. If a write fails (a full disk, an I/O error), the
+ * partial folder is removed, the checkpoints already saved are untouched, and
+ * the UntieError says how much space a checkpoint needs.
+ */
+export function saveCheckpoint(runDir: string, c: CheckpointContents, options: SaveOptions = {}): string {
   const final = path.join(runDir, `checkpoint-${c.state.step}`);
   const tmp = path.join(runDir, `.tmp-checkpoint-${c.state.step}-${process.pid}`);
-  fs.rmSync(tmp, { recursive: true, force: true });
-  fs.mkdirSync(tmp, { recursive: true });
-  saveModelWeights(tmp, c.model);
   const moments: Record<string, WritableTensor> = {};
   const steps: Record<string, number> = {};
   for (const [name, t] of c.trainable) {
@@ -156,12 +176,93 @@ export function saveCheckpoint(runDir: string, c: CheckpointContents): string {
     moments[`${name}.exp_avg_sq`] = { dtype: 'F32', shape: t.shape, data: s.v };
     steps[name] = s.step;
   }
-  writeSafetensors(path.join(tmp, CHECKPOINT_FILES.optimizer), moments, { format: 'pt' });
-  const state: TrainerState = { ...c.state, optimizerSteps: steps };
-  writeFileAtomic(path.join(tmp, CHECKPOINT_FILES.state), JSON.stringify(state, null, 1) + '\n');
-  fs.rmSync(final, { recursive: true, force: true });
-  fs.renameSync(tmp, final);
+  try {
+    fs.rmSync(tmp, { recursive: true, force: true });
+    fs.mkdirSync(tmp);
+    saveModelWeights(tmp, c.model);
+    writeSafetensors(path.join(tmp, CHECKPOINT_FILES.optimizer), moments, { format: 'pt' });
+    const state: TrainerState = { ...c.state, optimizerSteps: steps };
+    writeFileAtomic(path.join(tmp, CHECKPOINT_FILES.state), JSON.stringify(state, null, 1) + '\n');
+    if (options.tokenizerDir) {
+      for (const f of Object.values(TOKENIZER_FILES)) {
+        const src = path.join(options.tokenizerDir, f);
+        if (fs.existsSync(src)) fs.copyFileSync(src, path.join(tmp, f));
+      }
+    }
+    writeChecksums(tmp);
+    fs.rmSync(final, { recursive: true, force: true });
+    fs.renameSync(tmp, final);
+  } catch (err) {
+    fs.rmSync(tmp, { recursive: true, force: true });
+    if (fsErrorCode(err) === null) throw err;
+    const need = checkpointBytes(c, options.tokenizerDir);
+    const free = freeBytes(runDir);
+    const saved = listCheckpoints(runDir);
+    throw new UntieError(
+      `could not write checkpoint-${c.state.step} in ${runDir}: ${describeFsError(err)}. A checkpoint needs about ${formatBytes(need)}` +
+        `${free !== null ? `; ${formatBytes(free)} ${free === 1 ? 'is' : 'are'} free there` : ''}. ` +
+        (saved.length > 0 ? `The checkpoints already saved are intact (newest: checkpoint-${saved[saved.length - 1].step}). ` : 'No checkpoint was saved yet. ') +
+        `Free some space, then ${options.resumeHint ? `continue with: ${options.resumeHint}` : 'resume the run (--resume)'}`,
+    );
+  }
   return final;
+}
+
+/** About how many bytes saveCheckpoint writes: the tensors, plus headers, JSON and tokenizer files. */
+function checkpointBytes(c: CheckpointContents, tokenizerDir: string | undefined): number {
+  let bytes = 64 * 1024;
+  for (const [, t] of c.model.namedParameters()) bytes += 4 * t.size + 128;
+  for (const [, t] of c.trainable) if (c.optimizer.hasState(t)) bytes += 8 * t.size + 256;
+  if (tokenizerDir) {
+    for (const f of Object.values(TOKENIZER_FILES)) bytes += fs.statSync(path.join(tokenizerDir, f), { throwIfNoEntry: false })?.size ?? 0;
+  }
+  return bytes;
+}
+
+/** Writes dir/checksums.sha256 over every other file in dir (read back from disk). */
+function writeChecksums(dir: string): void {
+  const lines = fs.readdirSync(dir)
+    .filter((f) => f !== CHECKPOINT_FILES.checksums && !f.startsWith('.'))
+    .sort()
+    .map((f) => `${sha256File(path.join(dir, f))}  ${f}\n`);
+  writeFileAtomic(path.join(dir, CHECKPOINT_FILES.checksums), lines.join(''));
+}
+
+/**
+ * Checks `dir`'s files against its checksums.sha256: each of `required`
+ * (and every other file listed) must be listed, present and unchanged.
+ * Returns false when the checkpoint has no checksum file (one written by an
+ * older untie, or an exported model), true when everything matched.
+ */
+export function verifyChecksums(dir: string, required: readonly string[]): boolean {
+  const file = path.join(dir, CHECKPOINT_FILES.checksums);
+  if (!fs.existsSync(file)) return false;
+  const broken = (what: string) =>
+    new UntieError(`${file} is damaged (${what}). The checkpoint cannot be verified; use another checkpoint.`);
+  const stat = fs.statSync(file);
+  if (stat.size > 1 << 20) throw broken(`${stat.size} bytes, far more than a checksum list`);
+  const listed = new Map<string, string>();
+  for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
+    if (line === '') continue;
+    const m = /^([0-9a-f]{64}) [ *]([^/\\\0]+)$/.exec(line);
+    if (!m || m[2] === '.' || m[2] === '..') throw broken(`the line ${JSON.stringify(line.slice(0, 100))} is not "<sha256>  <file name>"`);
+    listed.set(m[2], m[1]);
+  }
+  for (const name of required) {
+    if (name !== CHECKPOINT_FILES.checksums && !listed.has(name) && fs.existsSync(path.join(dir, name))) throw broken(`it does not list ${name}`);
+  }
+  for (const [name, expected] of listed) {
+    const target = path.join(dir, name);
+    if (!fs.existsSync(target)) throw new UntieError(`${target} is missing, though ${file} lists it: the checkpoint is incomplete. Use another checkpoint.`);
+    const actual = sha256File(target);
+    if (actual !== expected) {
+      throw new UntieError(
+        `${target} does not match its SHA-256 in ${CHECKPOINT_FILES.checksums} (the file changed after it was saved: a flipped bit, ` +
+          'a partial copy or an edit). Use another checkpoint.',
+      );
+    }
+  }
+  return true;
 }
 
 /** Checkpoint folders of a run, oldest first. */
@@ -180,28 +281,130 @@ export function pruneCheckpoints(runDir: string, keep: number): void {
   for (const c of all.slice(0, Math.max(0, all.length - keep))) fs.rmSync(c.dir, { recursive: true, force: true });
 }
 
-/** Reads a checkpoint's trainer_state.json, with a clear error when it is missing or corrupt. */
-export function readTrainerState(dir: string): TrainerState {
+/**
+ * Reads a checkpoint's trainer_state.json and checks every field's type and
+ * range (the dataset, the tying plan and the criterion check theirs again
+ * when the state is restored). `expectedStep` is the step in the folder name.
+ */
+export function readTrainerState(dir: string, expectedStep?: number): TrainerState {
   const file = path.join(dir, CHECKPOINT_FILES.state);
   if (!fs.existsSync(file)) throw new UntieError(`${dir} has no ${CHECKPOINT_FILES.state}: the checkpoint is incomplete. Resume from an earlier checkpoint (delete this folder).`);
+  const size = fs.statSync(file).size;
+  if (size > 64 << 20) throw new UntieError(`${file} is corrupted (${formatBytes(size)}, far more than a trainer state). Resume from an earlier checkpoint (delete this folder).`);
+  let raw: unknown;
   try {
-    const s = JSON.parse(fs.readFileSync(file, 'utf8')) as TrainerState;
-    if (!Number.isInteger(s.step) || !s.sharing || !Array.isArray(s.dropoutRng)) throw new Error('fields missing');
-    return s;
+    raw = JSON.parse(fs.readFileSync(file, 'utf8'));
   } catch (err) {
-    throw new UntieError(`${file} is corrupted (${(err as Error).message}). Resume from an earlier checkpoint (delete this folder).`);
+    throw new UntieError(`${file} is corrupted (${quoteError(err)}). Resume from an earlier checkpoint (delete this folder).`);
   }
+  return parseTrainerState(raw, file, expectedStep);
+}
+
+/** Checks a parsed trainer_state.json (see readTrainerState); `source` names it in errors. */
+export function parseTrainerState(raw: unknown, source: string, expectedStep?: number): TrainerState {
+  const bad = (what: string) => new UntieError(`${source} is corrupted: ${what}. Resume from an earlier checkpoint (delete this folder).`);
+  const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+  if (!isObject(raw)) throw bad('it is not a JSON object');
+  const s = raw;
+  if (!Number.isSafeInteger(s.step) || (s.step as number) < 1) throw bad(`"step" must be a whole number >= 1, got ${JSON.stringify(s.step)}`);
+  const step = s.step as number;
+  if (expectedStep !== undefined && step !== expectedStep) throw bad(`"step" is ${step} but the folder is checkpoint-${expectedStep}`);
+  if (!isRngState(s.dropoutRng)) throw bad(`"dropoutRng" must be four uint32s (not all zero), got ${JSON.stringify(s.dropoutRng)?.slice(0, 80)}`);
+  if (!isObject(s.data)) throw bad('"data" (the data position) is missing');
+  if (!isObject(s.sharing) || !Array.isArray(s.sharing.groups) || !isObject(s.sharing.criterion)) throw bad('"sharing" must hold "groups" (a list) and "criterion" (an object)');
+  for (const g of s.sharing.groups) {
+    if (!Array.isArray(g) || !g.every((p) => Number.isSafeInteger(p))) throw bad(`"sharing.groups" must be lists of layer positions, got ${JSON.stringify(g)?.slice(0, 80)}`);
+  }
+  if (!isObject(s.optimizerSteps)) throw bad('"optimizerSteps" must be an object');
+  for (const [name, n] of Object.entries(s.optimizerSteps)) {
+    if (!Number.isSafeInteger(n) || (n as number) < 1 || (n as number) > step) throw bad(`"optimizerSteps.${name}" must be a whole number in [1, ${step}], got ${JSON.stringify(n)}`);
+  }
+  if (s.bestValLoss !== null && !(typeof s.bestValLoss === 'number' && Number.isFinite(s.bestValLoss) && s.bestValLoss >= 0)) {
+    throw bad(`"bestValLoss" must be null or a finite number >= 0, got ${JSON.stringify(s.bestValLoss)}`);
+  }
+  if (!(typeof s.elapsed === 'number' && Number.isFinite(s.elapsed) && s.elapsed >= 0)) throw bad(`"elapsed" must be a number of seconds >= 0, got ${JSON.stringify(s.elapsed)}`);
+  return s as unknown as TrainerState;
 }
 
 /** Restores optimizer moments and steps for `trainable` from a checkpoint. */
 export function loadOptimizerState(dir: string, optimizer: Optimizer, trainable: [string, Tensor][], steps: Record<string, number>): void {
-  const { tensors } = readSafetensors(path.join(dir, CHECKPOINT_FILES.optimizer));
+  const file = path.join(dir, CHECKPOINT_FILES.optimizer);
+  const { tensors } = readSafetensors(file);
+  // The two files must describe the same parameters, or a resumed run would silently restart some moments.
+  const names = new Set(trainable.map(([name]) => name));
+  for (const name of Object.keys(steps)) {
+    if (!names.has(name)) throw new UntieError(`${path.join(dir, CHECKPOINT_FILES.state)} has optimizer steps for "${name}", which this model does not train: the checkpoint is corrupted or of another model`);
+  }
+  for (const key of Object.keys(tensors)) {
+    const name = key.replace(/\.exp_avg(_sq)?$/, '');
+    if (steps[name] === undefined) throw new UntieError(`${file} holds "${key}", but ${CHECKPOINT_FILES.state} has no optimizer steps for "${name}": the checkpoint is corrupted`);
+  }
   for (const [name, t] of trainable) {
     if (steps[name] === undefined) continue;
     const m = tensors[`${name}.exp_avg`], v = tensors[`${name}.exp_avg_sq`];
     if (!m || !v || !(m.data instanceof Float32Array) || !(v.data instanceof Float32Array)) {
-      throw new UntieError(`${dir}/${CHECKPOINT_FILES.optimizer} lacks the state of "${name}": the checkpoint is corrupted`);
+      throw new UntieError(`${file} lacks the state of "${name}": the checkpoint is corrupted`);
+    }
+    if (m.shape.join() !== t.shape.join() || v.shape.join() !== t.shape.join()) {
+      throw new UntieError(`${file}: the state of "${name}" has shape [${m.shape}], the parameter [${t.shape}]: the checkpoint is of another model`);
+    }
+    const badM = firstNonFinite(m.data), badV = firstNonFinite(v.data);
+    if (badM >= 0 || badV >= 0 || v.data.some((x) => x < 0)) {
+      throw new UntieError(`${file}: the state of "${name}" holds ${badM >= 0 ? m.data[badM] : badV >= 0 ? v.data[badV] : 'a negative second moment'}: the checkpoint is corrupted. Use an earlier checkpoint.`);
     }
     optimizer.setState(t, { step: steps[name], m: m.data, v: v.data });
   }
+}
+
+export interface RestoreTargets {
+  model: BertForMaskedLM;
+  optimizer: Optimizer;
+  sharing: { setState(s: SharingState): void; trainable(named: [string, Tensor][]): [string, Tensor][] };
+  /** The model's named parameters. */
+  named: [string, Tensor][];
+  /** The training data stream (its position and masking RNG). */
+  dataset: { setState(s: never): void };
+  /** The folder of the tokenizer the data was encoded with; the checkpoint's copy must equal it. */
+  tokenizerDir: string;
+}
+
+/**
+ * Reads checkpoint `dir` (step `step`) into the in-memory model, optimizer,
+ * tying plan and data stream, checking everything first: checksums, every
+ * trainer_state field, the weights (names, shapes, finite), the optimizer
+ * state (the same parameters, shapes, finite), and that the checkpoint's
+ * tokenizer is the run's. Writes nothing: on any error the run folder is as
+ * it was. Returns the trainer state and whether checksums were verified.
+ */
+export function restoreCheckpoint(dir: string, step: number, t: RestoreTargets): { state: TrainerState; verified: boolean } {
+  const verified = verifyChecksums(dir, [...Object.values(CHECKPOINT_FILES), ...Object.values(TOKENIZER_FILES)]);
+  const state = readTrainerState(dir, step);
+  const ownTokenizer = path.join(dir, TOKENIZER_FILES.tokenizer), runTokenizer = path.join(t.tokenizerDir, TOKENIZER_FILES.tokenizer);
+  if (fs.existsSync(ownTokenizer) && !fs.readFileSync(ownTokenizer).equals(fs.readFileSync(runTokenizer))) {
+    throw new UntieError(
+      `${ownTokenizer} differs from ${runTokenizer}: the run's tokenizer changed after this checkpoint was saved, so its token ids mean ` +
+        `other words now. Copy the checkpoint's tokenizer files back into ${t.tokenizerDir}.`,
+    );
+  }
+  const hfConfigFile = path.join(dir, CHECKPOINT_FILES.config);
+  if (fs.existsSync(hfConfigFile)) {
+    let saved: BertConfig;
+    try {
+      saved = bertConfigFromHf(JSON.parse(fs.readFileSync(hfConfigFile, 'utf8')) as Record<string, unknown>, hfConfigFile);
+    } catch (err) {
+      throw err instanceof UntieError ? err : new UntieError(`${hfConfigFile} is not valid JSON (${quoteError(err)}): the checkpoint is corrupted`);
+    }
+    const expected = t.model.config;
+    for (const key of ['vocabSize', 'hidden', 'layers', 'heads', 'intermediate', 'maxPositions', 'typeVocabSize', 'norm'] as const) {
+      if (saved[key] !== expected[key]) {
+        throw new UntieError(`${hfConfigFile} says ${key} = ${String(saved[key])}, but the run's config.json gives ${String(expected[key])}: the checkpoint belongs to another run`);
+      }
+    }
+  }
+  loadModelWeights(path.join(dir, CHECKPOINT_FILES.model), t.model);
+  t.sharing.setState(state.sharing);
+  loadOptimizerState(dir, t.optimizer, t.sharing.trainable(t.named), state.optimizerSteps);
+  t.model.dropoutRng.setState(state.dropoutRng);
+  t.dataset.setState(state.data as never);
+  return { state, verified };
 }

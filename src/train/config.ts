@@ -4,7 +4,7 @@
  * that order), validated, and written whole into the run folder.
  */
 import fs from 'node:fs';
-import { UntieError } from '../errors.js';
+import { quoteError, UntieError } from '../errors.js';
 import { defaultBertConfig, validateBertConfig, type BertConfig } from '../models/bert.js';
 import { parseCriterion, type Criterion } from '../sharing/criteria.js';
 import { parseStatistic } from '../sharing/statistics.js';
@@ -151,7 +151,7 @@ export function readConfigFile(file: string): unknown {
   try {
     return JSON.parse(fs.readFileSync(file, 'utf8'));
   } catch (err) {
-    throw new UntieError(`config file ${file} is not valid JSON: ${(err as Error).message}`);
+    throw new UntieError(`config file ${file} is not valid JSON: ${quoteError(err)}`);
   }
 }
 
@@ -229,4 +229,15 @@ export function parseDuration(text: string): number {
   }
   if (!(seconds > 0) || !Number.isFinite(seconds)) throw new UntieError(`--budget must be positive, got "${text}"`);
   return seconds;
+}
+
+/** A run folder's config.json (as read), merged over its preset's defaults and validated; `runDir` names it in errors. */
+export function runConfigOf(saved: unknown, runDir: string): RunConfig {
+  const preset = (saved as { preset?: unknown } | null)?.preset;
+  if (typeof preset !== 'string' || !Object.hasOwn(PRESETS, preset)) {
+    throw new UntieError(`${runDir}/config.json names no known preset (${JSON.stringify(preset)}): it is not a run config, or it is damaged`);
+  }
+  const cfg = mergeConfig(defaultRunConfig(preset), saved, 'config');
+  validateRunConfig(cfg);
+  return cfg;
 }

@@ -11,6 +11,8 @@ import type { DataConfig } from './config.js';
 
 export interface PreparedData {
   tokenizer: WordPieceTokenizer;
+  /** True when the tokenizer was trained now (it is not saved yet: the trainer saves it once the inputs have been checked). */
+  tokenizerTrained: boolean;
   train: MlmDataset;
   validation: MlmBatch[];
   trainDocuments: number;
@@ -24,21 +26,24 @@ export function loadCorpus(corpus: string): Document[] {
   return corpus === 'brown' ? loadBrown() : loadTextCorpus(corpus);
 }
 
-/** Corpus, split and tokenizer (trained on the training split, or reused from runDir). */
-async function corpusAndTokenizer(cfg: DataConfig, runDir: string) {
+/**
+ * Corpus, split and tokenizer: `given`, else runDir's, else one trained on
+ * the training split (in memory: nothing is written here).
+ */
+async function corpusAndTokenizer(cfg: DataConfig, runDir: string, given?: WordPieceTokenizer) {
   const docs = loadCorpus(cfg.corpus);
   // The split depends on data.splitSeed only (not on the training seed), so
   // runs with different seeds still validate on the same documents.
   const { train, validation } = splitDocuments(docs, { seed: cfg.splitSeed, validationFraction: cfg.validationFraction });
-  const { tokenizer } = await loadOrTrainTokenizer(
+  const { tokenizer, trained } = given ? { tokenizer: given, trained: false } : await loadOrTrainTokenizer(
     runDir,
     function* () {
       for (const d of train) for (const s of d.sentences) yield sentenceText(s);
     },
-    { vocabSize: cfg.vocabSize, modelMaxLength: cfg.seqLen },
+    { vocabSize: cfg.vocabSize, modelMaxLength: cfg.seqLen, save: false },
   );
   const pack = async (ds: Document[]) => packSequences(await tokenizeDocuments(tokenizer, ds), { maxLength: cfg.seqLen });
-  return { tokenizer, train, validation, pack };
+  return { tokenizer, trained, train, validation, pack };
 }
 
 /**
@@ -47,7 +52,9 @@ async function corpusAndTokenizer(cfg: DataConfig, runDir: string) {
  * every run folder, so all its runs share one vocabulary.
  */
 export async function prepareTokenizer(cfg: DataConfig, dir: string): Promise<WordPieceTokenizer> {
-  return (await corpusAndTokenizer(cfg, dir)).tokenizer;
+  const { tokenizer, trained } = await corpusAndTokenizer(cfg, dir);
+  if (trained) tokenizer.save(dir, { modelMaxLength: cfg.seqLen });
+  return tokenizer;
 }
 
 function validationBatches(cfg: DataConfig, sequences: Int32Array[], tokenizer: WordPieceTokenizer, batchSize: number): MlmBatch[] {
@@ -56,12 +63,13 @@ function validationBatches(cfg: DataConfig, sequences: Int32Array[], tokenizer: 
 }
 
 export async function prepareData(cfg: DataConfig, seed: number, runDir: string, batchSize: number): Promise<PreparedData> {
-  const { tokenizer, train, validation, pack } = await corpusAndTokenizer(cfg, runDir);
+  const { tokenizer, trained, train, validation, pack } = await corpusAndTokenizer(cfg, runDir);
   const trainSeqs = await pack(train);
   const valBatches = validationBatches(cfg, await pack(validation), tokenizer, batchSize);
   const unigram = unigramScore(unigramModel(trainSeqs, tokenizer.vocabSize, tokenizer.specialIds), valBatches);
   return {
     tokenizer,
+    tokenizerTrained: trained,
     // Training may mask more than 15% (data.maskProb); validation always masks 15%, so losses compare across runs.
     train: new MlmDataset(trainSeqs, { seqLen: cfg.seqLen, seed, masking: { ...maskingConfig(tokenizer), maskProbability: cfg.maskProb } }),
     validation: valBatches,
@@ -72,8 +80,11 @@ export async function prepareData(cfg: DataConfig, seed: number, runDir: string,
   };
 }
 
-/** Only the validation batches (what `untie eval` needs): the training split is not tokenized. */
-export async function prepareValidation(cfg: DataConfig, runDir: string, batchSize: number): Promise<MlmBatch[]> {
-  const { tokenizer, validation, pack } = await corpusAndTokenizer(cfg, runDir);
-  return validationBatches(cfg, await pack(validation), tokenizer, batchSize);
+/**
+ * Only the validation batches (what `untie eval` needs): the training split
+ * is not tokenized. `tokenizer` (the checkpoint's) defaults to runDir's.
+ */
+export async function prepareValidation(cfg: DataConfig, runDir: string, batchSize: number, tokenizer?: WordPieceTokenizer): Promise<MlmBatch[]> {
+  const { tokenizer: used, validation, pack } = await corpusAndTokenizer(cfg, runDir, tokenizer);
+  return validationBatches(cfg, await pack(validation), used, batchSize);
 }

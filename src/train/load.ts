@@ -8,9 +8,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { UntieError } from '../errors.js';
 import { loadTokenizer, hasTokenizer, TOKENIZER_FILES, type WordPieceTokenizer } from '../data/tokenizer.js';
-import { BertForMaskedLM } from '../models/bert.js';
-import { bertConfigFromHf, CHECKPOINT_FILES, listCheckpoints, loadModelWeights, saveModelWeights } from './checkpoint.js';
-import { readConfigFile, type RunConfig } from './config.js';
+import { BertForMaskedLM, bertParameterCount, validateBertConfig } from '../models/bert.js';
+import { bertConfigFromHf, CHECKPOINT_FILES, listCheckpoints, loadModelWeights, saveModelWeights, verifyChecksums } from './checkpoint.js';
+import { readConfigFile, runConfigOf, type RunConfig } from './config.js';
+import { makeDirectory } from './fsutil.js';
 
 export interface Loaded {
   model: BertForMaskedLM;
@@ -19,6 +20,7 @@ export interface Loaded {
   modelDir: string;
   /** The run folder, when loading from a run or one of its checkpoints. */
   runDir: string | null;
+  /** The run's config.json, merged over its preset's defaults and validated. */
   runConfig: RunConfig | null;
 }
 
@@ -37,16 +39,29 @@ export function resolveModelDir(target: string): { modelDir: string; runDir: str
 
 export function load(target: string): Loaded {
   const { modelDir, runDir } = resolveModelDir(target);
+  // A checkpoint's checksums cover the weights, the config and the tokenizer (exported folders have none).
+  verifyChecksums(modelDir, [CHECKPOINT_FILES.model, CHECKPOINT_FILES.config, ...Object.values(TOKENIZER_FILES)]);
   const hfConfigFile = path.join(modelDir, CHECKPOINT_FILES.config);
   if (!fs.existsSync(hfConfigFile)) throw new UntieError(`${modelDir} has no config.json: the folder is incomplete`);
   const config = bertConfigFromHf(readConfigFile(hfConfigFile) as Record<string, unknown>, hfConfigFile);
+  validateBertConfig(config);
+  // Allocate only what the weights file can hold: a damaged config.json must not ask for gigabytes.
+  const weightsFile = path.join(modelDir, CHECKPOINT_FILES.model);
+  const fileBytes = fs.statSync(weightsFile, { throwIfNoEntry: false })?.size ?? 0;
+  const count = bertParameterCount(config);
+  if (count * 2 > fileBytes) {
+    throw new UntieError(
+      `${hfConfigFile} describes a model of ${count.toLocaleString('en-US')} parameters, but ${weightsFile} has only ${fileBytes.toLocaleString('en-US')} bytes: ` +
+        'they do not belong together (a damaged or mismatched config.json).',
+    );
+  }
   const model = new BertForMaskedLM(config, 0);
-  loadModelWeights(path.join(modelDir, CHECKPOINT_FILES.model), model);
+  loadModelWeights(weightsFile, model);
   model.eval();
   const tokDir = hasTokenizer(modelDir) ? modelDir : runDir && hasTokenizer(runDir) ? runDir : null;
   if (!tokDir) throw new UntieError(`no ${TOKENIZER_FILES.tokenizer} beside ${modelDir}${runDir ? ` or in ${runDir}` : ''}: the tokenizer is missing`);
   const tokenizer = loadTokenizer(tokDir);
-  const runConfig = runDir ? (readConfigFile(path.join(runDir, 'config.json')) as RunConfig) : null;
+  const runConfig = runDir ? runConfigOf(readConfigFile(path.join(runDir, 'config.json')), runDir) : null;
   return { model, tokenizer, modelDir, runDir, runConfig };
 }
 
@@ -59,7 +74,7 @@ export function exportModel(target: string, outDir: string): string[] {
   if (loaded.model.config.norm === 'pre') {
     throw new UntieError('this model is Pre-LN; Hugging Face BertForMaskedLM is Post-LN and would compute something else with these weights. Export needs a Post-LN run (--norm post).');
   }
-  fs.mkdirSync(outDir, { recursive: true });
+  makeDirectory(outDir);
   saveModelWeights(outDir, loaded.model, { hfBiases: true });
   loaded.tokenizer.save(outDir, { modelMaxLength: loaded.model.config.maxPositions });
   return fs.readdirSync(outDir).sort();

@@ -4,24 +4,27 @@
  * Everything a resumed run needs is in the checkpoint, so `resume` is a flag
  * on the same loop, and a resumed run repeats the uninterrupted one exactly.
  */
-import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { kernels } from '../backend/index.js';
+import { watchInterrupt } from '../backend/native.js';
+import { saveTokenizer } from '../data/tokenizer.js';
 import { UntieError } from '../errors.js';
 import { BertForMaskedLM, type MlmBatch } from '../models/bert.js';
 import { Optimizer, clipGradNorm } from '../optim/optimizers.js';
 import { learningRate, learningRateAt } from '../optim/schedule.js';
 import { SharingController, type SharingEvent } from '../sharing/controller.js';
 import { parseShare, planGroups } from '../sharing/plan.js';
-import { backward, clearTape, noGrad } from '../tensor/tensor.js';
+import { AnomalyError, checkParameters, setDetectAnomaly } from '../tensor/anomaly.js';
+import { backward, clearTape, noGrad, type Tensor } from '../tensor/tensor.js';
 import { bertConfigOf, criterionOf, shareOf, validateRunConfig, warmupOf, type RunConfig } from './config.js';
-import { listCheckpoints, loadModelWeights, loadOptimizerState, pruneCheckpoints, readTrainerState, saveCheckpoint, CHECKPOINT_FILES, type TrainerState } from './checkpoint.js';
-import { prepareData } from './data.js';
+import { listCheckpoints, pruneCheckpoints, restoreCheckpoint, saveCheckpoint, type TrainerState } from './checkpoint.js';
+import { prepareData, type PreparedData } from './data.js';
 import { MetricsLog, type MetricRecord } from './metrics.js';
 import { Progress, formatSeconds } from './progress.js';
 import { ScalarEventWriter } from './tensorboard.js';
-import { writeFileAtomic } from './fsutil.js';
+import { describeFsError, fsErrorCode, fsFailure, makeDirectory, writeFileAtomic } from './fsutil.js';
+import { RunLock } from './runlock.js';
 
 export interface TrainOptions {
   config: RunConfig;
@@ -31,6 +34,10 @@ export interface TrainOptions {
   haltAt?: number;
   /** Print progress (default true). */
   progress?: boolean;
+  /** How the user runs `untie train` ("untie train", "npx untie train"), for the resume hints it prints (default "untie train"). */
+  command?: string;
+  /** Name the first op, tensor and layer whose output or gradient is not finite (slower; off by default). */
+  detectAnomaly?: boolean;
 }
 
 export interface TrainResult {
@@ -84,22 +91,54 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const cfg = opts.config;
   validateRunConfig(cfg);
   const runDir = runDirOf(cfg);
-  const t = cfg.train;
-  kernels().setThreads(t.threads > 0 ? t.threads : os.availableParallelism());
-  fs.mkdirSync(runDir, { recursive: true });
+  const threads = threadCount(cfg.train.threads);
+  if (threads.note) warn(threads.note);
+  kernels().setThreads(threads.threads);
 
-  // ---- resume point
-  let resumeFrom: string | null = null;
-  if (opts.resume) {
-    const ckpts = listCheckpoints(runDir);
-    if (ckpts.length === 0) throw new UntieError(`${runDir} has no checkpoint-<step> folder to resume from. Start a new run instead (drop --resume).`);
-    resumeFrom = ckpts[ckpts.length - 1].dir;
-  } else if (listCheckpoints(runDir).length > 0) {
-    throw new UntieError(`${runDir} already holds checkpoints. Resume it with --resume ${runDir}, or pick another --name / --out.`);
+  // ---- read and check every input; nothing is written until all of it has passed
+  const resumeFrom = resumePoint(runDir, opts.resume ?? false);
+  // On resume the folder exists: lock it first, so that no other run changes it while we check it.
+  let lock = resumeFrom ? takeLock(runDir) : null;
+  try {
+    const run = await setUpRun(cfg, runDir, resumeFrom);
+    // ---- all inputs are good: claim the folder, then write
+    if (!lock) {
+      makeDirectory(runDir);
+      lock = takeLock(runDir);
+    }
+    return await runTraining(cfg, runDir, run, opts);
+  } catch (err) {
+    // A file that cannot be read or written before the loop (permissions, a full disk): one line, not a stack.
+    if (fsErrorCode(err) !== null) throw new UntieError(`${fsFailure(err)}. Nothing saved in ${runDir} was changed; fix that, then run again.`);
+    throw err;
+  } finally {
+    lock?.release();
   }
-  writeFileAtomic(path.join(runDir, 'config.json'), JSON.stringify(cfg, null, 2) + '\n');
+}
 
-  // ---- data, model, optimizer, sharing
+/** The newest checkpoint to resume from (null for a new run), or an UntieError when there is none, or when a new run would overwrite one. */
+function resumePoint(runDir: string, resume: boolean): { step: number; dir: string } | null {
+  const ckpts = listCheckpoints(runDir);
+  if (resume) {
+    if (ckpts.length === 0) throw new UntieError(`${runDir} has no checkpoint-<step> folder to resume from. Start a new run instead (drop --resume).`);
+    return ckpts[ckpts.length - 1];
+  }
+  if (ckpts.length > 0) throw new UntieError(`${runDir} already holds checkpoints. Resume it with --resume ${runDir}, or pick another --name / --out.`);
+  return null;
+}
+
+interface RunSetup {
+  data: PreparedData;
+  model: BertForMaskedLM;
+  named: [string, Tensor][];
+  optimizer: Optimizer;
+  sharing: SharingController;
+  state: TrainerState;
+}
+
+/** Data, model, optimizer, tying plan and (on resume) the checkpoint's state, in memory: every input is checked, nothing is written. */
+async function setUpRun(cfg: RunConfig, runDir: string, resumeFrom: { step: number; dir: string } | null): Promise<RunSetup> {
+  const t = cfg.train;
   const data = await prepareData(cfg.data, t.seed, runDir, t.batchSize);
   const model = new BertForMaskedLM(bertConfigOf(cfg, data.tokenizer.vocabSize), t.seed);
   const named = model.namedParameters();
@@ -116,13 +155,22 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     optimizerSteps: {}, bestValLoss: null, elapsed: 0,
   };
   if (resumeFrom) {
-    state = readTrainerState(resumeFrom);
-    loadModelWeights(path.join(resumeFrom, CHECKPOINT_FILES.model), model);
-    sharing.setState(state.sharing);
-    loadOptimizerState(resumeFrom, optimizer, sharing.trainable(named), state.optimizerSteps);
-    model.dropoutRng.setState(state.dropoutRng);
-    data.train.setState(state.data as ReturnType<typeof data.train.getState>);
+    const restored = restoreCheckpoint(resumeFrom.dir, resumeFrom.step, { model, optimizer, sharing, named, dataset: data.train, tokenizerDir: runDir });
+    state = restored.state;
+    if (!restored.verified) warn(`${resumeFrom.dir} has no checksums (an older untie wrote it): its files were checked for structure and values only.`);
   }
+  return { data, model, named, optimizer, sharing, state };
+}
+
+/** Writes the run's config and tokenizer, then trains: the loop. */
+async function runTraining(cfg: RunConfig, runDir: string, run: RunSetup, opts: TrainOptions): Promise<TrainResult> {
+  const t = cfg.train;
+  const { data, model, named, optimizer, sharing } = run;
+  let state = run.state;
+  const resumeHint = `${opts.command ?? 'untie train'} --resume ${shellQuote(runDir)}`;
+  writeFileAtomic(path.join(runDir, 'config.json'), JSON.stringify(cfg, null, 2) + '\n');
+  if (data.tokenizerTrained) saveTokenizer(data.tokenizer, runDir, { modelMaxLength: cfg.data.seqLen });
+  setDetectAnomaly(opts.detectAnomaly ?? false, opts.detectAnomaly ? anomalyNames(named) : undefined);
 
   const metrics = new MetricsLog(path.join(runDir, 'metrics.jsonl'), state.step);
   const tb = new ScalarEventWriter(runDir);
@@ -139,12 +187,18 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   for (const e of metrics.previous) if (e.type === 'untie') untiedAt = e.step as number;
   let lastEval: { loss: number; accuracy: number; step: number } | null = null;
   let interrupted = false;
-  const onSigint = () => (interrupted = true);
+  const stopping = 'Ctrl-C: stopping after the current step and saving a checkpoint (Ctrl-C again quits at once, without saving).';
+  const onSigint = () => {
+    interrupted = true;
+    if (!unwatch) warn(stopping); // without the addon's handler, say it now (between steps)
+  };
   process.once('SIGINT', onSigint);
+  // Says so the moment Ctrl-C is pressed, not when the step ends (see native/interrupt.cc).
+  const unwatch = watchInterrupt(`\nuntie: ${stopping}\n`);
 
   const saveNow = () => {
     state = { ...state, dropoutRng: model.dropoutRng.getState(), data: data.train.getState(), sharing: sharing.getState() };
-    const dir = saveCheckpoint(runDir, { model, optimizer, trainable: sharing.trainable(named), state });
+    const dir = saveCheckpoint(runDir, { model, optimizer, trainable: sharing.trainable(named), state }, { tokenizerDir: runDir, resumeHint });
     pruneCheckpoints(runDir, t.keepLast);
     metrics.write({ type: 'checkpoint', step: state.step, path: dir });
   };
@@ -171,7 +225,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
           clearTape();
           throw new UntieError(
             `the loss became ${value} at step ${step + 1}. Nothing was updated, and the checkpoints in ${runDir} are intact. ` +
-              'Lower --lr, raise the warmup, or keep --clip on, then --resume from the last checkpoint.',
+              `Lower --lr, raise the warmup, or keep --clip on (--detect-anomaly names the op where it starts), then continue with: ${resumeHint}`,
           );
         }
         backward(out.loss, 1 / t.gradAccum);
@@ -182,6 +236,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       const trainable = sharing.trainable(named);
       const gradNorm = clipGradNorm(trainable.map(([, p]) => p), t.clip);
       optimizer.step(trainable.map(([, p]) => p), trainable.map(([n]) => n), lr);
+      if (opts.detectAnomaly) checkParameters(trainable, `after the optimizer update of step ${step + 1}`);
       state.step = step + 1;
       const seconds = (performance.now() - stepStart) / 1000;
       state.elapsed += seconds;
@@ -224,13 +279,25 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       if (opts.haltAt !== undefined && state.step >= opts.haltAt) break;
       if ((t.saveEvery > 0 && state.step % t.saveEvery === 0) || last || interrupted) saveNow();
       if (interrupted) {
-        progress.note(`interrupted: saved checkpoint-${state.step}; continue with: untie train --resume ${runDir}`);
+        const stopped = `interrupted: saved checkpoint-${state.step}; continue with: ${resumeHint}`;
+        if (opts.progress ?? true) progress.note(stopped);
+        else warn(stopped); // said even with --quiet/--json: the user needs the way back
         break;
       }
       await new Promise((resolve) => setImmediate(resolve)); // let Ctrl-C (SIGINT) reach us between steps
     }
+  } catch (err) {
+    clearTape();
+    if (err instanceof AnomalyError) throw new UntieError(`${err.message} That was in step ${state.step + 1}; the checkpoints in ${runDir} are intact.`);
+    // A full disk or an I/O error while writing metrics or events: one line, not a stack.
+    if (fsErrorCode(err) !== null) {
+      throw new UntieError(`writing in ${runDir} failed at step ${state.step}: ${describeFsError(err)}. The checkpoints saved so far are intact; fix that, then continue with: ${resumeHint}`);
+    }
+    throw err;
   } finally {
+    unwatch?.();
     process.removeListener('SIGINT', onSigint);
+    setDetectAnomaly(false);
     progress.finish();
     tb.close();
   }
@@ -241,6 +308,39 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     unigramValLoss: data.unigram.loss, unigramValAcc: data.unigram.accuracy, seconds: state.elapsed, untiedAt,
     uniqueParameters: sharing.uniqueParameterCount(named), parameters: named.reduce((n, [, p]) => n + p.size, 0), interrupted,
   };
+}
+
+/** The kernel thread count for a `threads` setting (0 = all cores), capped at the cores there are, with a note when capped. */
+export function threadCount(requested: number, cores = os.availableParallelism()): { threads: number; note: string | null } {
+  if (requested <= 0) return { threads: cores, note: null };
+  if (requested <= cores) return { threads: requested, note: null };
+  return {
+    threads: cores,
+    note: `--threads ${requested} is more than the ${cores} core${cores === 1 ? '' : 's'} here; using ${cores} (more threads than cores only wait for each other).`,
+  };
+}
+
+/** Takes the run folder's lock, saying when a dead run's lock was taken over. */
+function takeLock(runDir: string): RunLock {
+  const lock = RunLock.acquire(runDir);
+  if (lock.tookOverStale) warn(`took over ${lock.file}, left by a run that is no longer running (pid ${lock.tookOverStale.pid}).`);
+  return lock;
+}
+
+/** Parameter names for --detect-anomaly's messages (a tied tensor is named after its first layer). */
+function anomalyNames(named: [string, Tensor][]): Map<Tensor, string> {
+  const names = new Map<Tensor, string>();
+  for (const [name, p] of named) if (!names.has(p)) names.set(p, name);
+  return names;
+}
+
+function warn(message: string): void {
+  process.stderr.write(`untie: ${message}\n`);
+}
+
+/** `dir` as a shell word: as is when plain, else single-quoted. */
+export function shellQuote(word: string): string {
+  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, "'\\''")}'`;
 }
 
 function mean(xs: number[]): number {
