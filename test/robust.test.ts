@@ -107,6 +107,19 @@ async function cli(args: string[]): Promise<{ code: number; out: string; err: st
   }
 }
 
+/** bin/untie.js as shipped, running this source tree's CLI (dist/ may be stale while developing); run it with `node --import tsx`. */
+function shimBin(): string {
+  const shim = path.join(root, 'shim');
+  const bin = path.join(shim, 'bin', 'untie.js');
+  if (fs.existsSync(bin)) return bin;
+  fs.mkdirSync(path.join(shim, 'bin'), { recursive: true });
+  fs.mkdirSync(path.join(shim, 'dist', 'cli'), { recursive: true });
+  fs.copyFileSync(path.join(repo, 'bin', 'untie.js'), bin);
+  fs.writeFileSync(path.join(shim, 'dist', 'cli', 'main.js'), `export { main } from ${JSON.stringify(path.join(repo, 'src', 'cli', 'main.ts'))};\n`);
+  fs.writeFileSync(path.join(shim, 'package.json'), '{"type": "module"}\n');
+  return bin;
+}
+
 // ---- same seed, same run
 
 test('the same seed gives the same run: tokenizer, weights and optimizer state byte for byte', async () => {
@@ -127,14 +140,7 @@ test('bin/untie.js: a >1 MB --json answer arrives whole through a pipe, and exit
   fs.mkdirSync(modelDir);
   saveModelWeights(modelDir, model);
   tokenizer.save(modelDir);
-  // bin/untie.js as shipped, running this source tree's CLI (dist/ may be stale while developing).
-  const shim = path.join(root, 'shim');
-  fs.mkdirSync(path.join(shim, 'bin'), { recursive: true });
-  fs.mkdirSync(path.join(shim, 'dist', 'cli'), { recursive: true });
-  fs.copyFileSync(path.join(repo, 'bin', 'untie.js'), path.join(shim, 'bin', 'untie.js'));
-  fs.writeFileSync(path.join(shim, 'dist', 'cli', 'main.js'), `export { main } from ${JSON.stringify(path.join(repo, 'src', 'cli', 'main.ts'))};\n`);
-  fs.writeFileSync(path.join(shim, 'package.json'), '{"type": "module"}\n');
-  const bin = path.join(shim, 'bin', 'untie.js');
+  const bin = shimBin();
   const text = Array.from({ length: 16 }, () => 'the [MASK]').join(' ');
   const { stdout } = await execFileAsync(process.execPath, ['--import', 'tsx', bin, 'fill-mask', modelDir, text, '--top-k', '600', '--json'], {
     cwd: repo, maxBuffer: 64 << 20, encoding: 'utf8',
@@ -480,8 +486,7 @@ test('Ctrl-C says at once that the run stops after the step, even while JS is bu
 });
 
 test('Ctrl-C in a run: saved checkpoint, exit 130, and the resume hint as the user typed it (npx)', async () => {
-  const shim = path.join(root, 'shim', 'bin', 'untie.js'); // made by the whole-output test
-  const child = spawn(process.execPath, ['--import', 'tsx', shim, 'train', '--quiet', '--out', root, '--name', 'ctrl-c', '--corpus', corpus,
+  const child = spawn(process.execPath, ['--import', 'tsx', shimBin(), 'train', '--quiet', '--out', root, '--name', 'ctrl-c', '--corpus', corpus,
     '--steps', '100000', '--save-every', '0', '--layers', '1', '--hidden', '16', '--heads', '2', '--intermediate', '32', '--seq-len', '32',
     '--max-positions', '32', '--batch-size', '2', '--vocab-size', '600', '--threads', '1', '--log-every', '1'], {
     cwd: repo, env: { ...process.env, npm_command: 'exec' },

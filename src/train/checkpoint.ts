@@ -323,6 +323,9 @@ export function parseTrainerState(raw: unknown, source: string, expectedStep?: n
     throw bad(`"bestValLoss" must be null or a finite number >= 0, got ${JSON.stringify(s.bestValLoss)}`);
   }
   if (!(typeof s.elapsed === 'number' && Number.isFinite(s.elapsed) && s.elapsed >= 0)) throw bad(`"elapsed" must be a number of seconds >= 0, got ${JSON.stringify(s.elapsed)}`);
+  if (s.evalMark !== undefined && !(Number.isSafeInteger(s.evalMark) && (s.evalMark as number) >= 0)) {
+    throw bad(`"evalMark" must be a whole number >= 0, got ${JSON.stringify(s.evalMark)}`);
+  }
   return s as unknown as TrainerState;
 }
 

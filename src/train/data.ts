@@ -11,7 +11,7 @@ import type { DataConfig } from './config.js';
 
 export interface PreparedData {
   tokenizer: WordPieceTokenizer;
-  /** True when the tokenizer was trained now (it is not saved yet: the trainer saves it once the inputs have been checked). */
+  /** True when the tokenizer was trained now (saved into runDir unless `save: false`). */
   tokenizerTrained: boolean;
   train: MlmDataset;
   validation: MlmBatch[];
@@ -62,8 +62,14 @@ function validationBatches(cfg: DataConfig, sequences: Int32Array[], tokenizer: 
   return buildValidationBatches(kept, { seqLen: cfg.seqLen, batchSize, masking: maskingConfig(tokenizer) });
 }
 
-export async function prepareData(cfg: DataConfig, seed: number, runDir: string, batchSize: number): Promise<PreparedData> {
+/**
+ * Everything a run trains and validates on. A tokenizer trained here is saved
+ * into runDir, unless `save` is false (the trainer saves it itself, once all
+ * of its inputs have been checked, so that a failed start writes nothing).
+ */
+export async function prepareData(cfg: DataConfig, seed: number, runDir: string, batchSize: number, options: { save?: boolean } = {}): Promise<PreparedData> {
   const { tokenizer, trained, train, validation, pack } = await corpusAndTokenizer(cfg, runDir);
+  if (trained && (options.save ?? true)) tokenizer.save(runDir, { modelMaxLength: cfg.seqLen });
   const trainSeqs = await pack(train);
   const valBatches = validationBatches(cfg, await pack(validation), tokenizer, batchSize);
   const unigram = unigramScore(unigramModel(trainSeqs, tokenizer.vocabSize, tokenizer.specialIds), valBatches);

@@ -139,7 +139,7 @@ interface RunSetup {
 /** Data, model, optimizer, tying plan and (on resume) the checkpoint's state, in memory: every input is checked, nothing is written. */
 async function setUpRun(cfg: RunConfig, runDir: string, resumeFrom: { step: number; dir: string } | null): Promise<RunSetup> {
   const t = cfg.train;
-  const data = await prepareData(cfg.data, t.seed, runDir, t.batchSize);
+  const data = await prepareData(cfg.data, t.seed, runDir, t.batchSize, { save: false });
   const model = new BertForMaskedLM(bertConfigOf(cfg, data.tokenizer.vocabSize), t.seed);
   const named = model.namedParameters();
   const optimizer = new Optimizer({ kind: t.optimizer, beta1: t.beta1, beta2: t.beta2, eps: t.eps, weightDecay: t.weightDecay });
