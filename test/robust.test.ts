@@ -23,6 +23,8 @@ import { load } from '../src/train/load.js';
 import { RunLock } from '../src/train/runlock.js';
 import { threadCount, train } from '../src/train/trainer.js';
 import { AnomalyError, setDetectAnomaly } from '../src/tensor/anomaly.js';
+import { Rng } from '../src/tensor/rng.js';
+import { parseCriterion } from '../src/sharing/criteria.js';
 import * as ops from '../src/tensor/ops.js';
 import { backward, parameter, clearTape } from '../src/tensor/tensor.js';
 
@@ -327,6 +329,31 @@ function flipByte(file: string, at: number): void {
   b[i] ^= 0x10;
   fs.writeFileSync(file, b);
 }
+
+test('criteria and the RNG take back their own saved state and refuse damaged ones', () => {
+  const refuse = (c: { setState(s: Record<string, unknown>): void }, state: Record<string, unknown>) =>
+    assert.throws(() => c.setState(state), UntieError, JSON.stringify(state));
+  for (const kind of ['adaptive', 'multi'] as const) {
+    const c = parseCriterion(kind, { totalSteps: 100, statistic: 'relative' });
+    c.setState(c.getState());
+    const good = c.getState();
+    for (const bad of [{ streak: -1 }, { streak: 'x' }, { marks: -2 }, { marks: 1.5 }, { statistic: { ema: { '0-1': 5 } } },
+      { statistic: { first: { '0-1': [0.1, 0.2, 0.3, 0.4] } } }, { statistic: 'x' }]) {
+      if (kind === 'multi' && 'streak' in bad) continue;
+      refuse(c, { ...good, ...bad });
+    }
+  }
+  const multi = parseCriterion('multi', { totalSteps: 100 });
+  for (const streaks of [{ x: 1 }, { '0-1': -1 }, [], 'x']) refuse(multi, { ...multi.getState(), streaks });
+  const fixed = parseCriterion('step:5', { totalSteps: 100 });
+  fixed.setState({});
+  refuse(fixed, { streak: 1 });
+  const never = parseCriterion('never', { totalSteps: 100 });
+  never.setState(never.getState());
+  refuse(never, { marks: 'x' });
+  const rng = new Rng(1);
+  for (const bad of [[0, 0, 0, 0], [1, 2, 3], [1, 2, 3, -4], [1, 2, 3, 2 ** 32], ['a', 1, 2, 3]]) assert.throws(() => rng.setState(bad as never), UntieError);
+});
 
 // ---- one writer per run folder
 
