@@ -32,10 +32,9 @@ import { UntieError } from '../src/errors.js';
 import { BertForMaskedLM, bertParameterCount } from '../src/models/bert.js';
 import { Optimizer } from '../src/optim/optimizers.js';
 import { SharingController } from '../src/sharing/controller.js';
-import { FixedCriterion } from '../src/sharing/criteria.js';
 import { Rng } from '../src/tensor/rng.js';
 import { bertConfigFromHf, restoreCheckpoint, verifyChecksums, CHECKPOINT_FILES } from '../src/train/checkpoint.js';
-import { defaultRunConfig, mergeConfig, readConfigFile, runConfigOf, type RunConfig } from '../src/train/config.js';
+import { criterionOf, defaultRunConfig, mergeConfig, readConfigFile, runConfigOf, type RunConfig } from '../src/train/config.js';
 import { prepareData } from '../src/train/data.js';
 import { load } from '../src/train/load.js';
 import { decodeSafetensors } from '../src/train/safetensors.js';
@@ -62,7 +61,8 @@ before(async () => {
     model: { layers: 2, hidden: 8, heads: 2, intermediate: 16, maxPositions: 16 },
     data: { corpus, seqLen: 16, vocabSize: 150, evalBatches: 1 },
     train: { steps: 2, batchSize: 2, threads: 1, saveEvery: 2, evalEvery: 2 },
-    sharing: { share: '1x2', untie: 'step:1' },
+    // SWE-M with the relative statistic and a check every step: trainer_state.json then holds streaks, check marks and the statistic's state.
+    sharing: { share: '1x2', untie: 'multi', checkEvery: 1, statistic: 'relative' },
   }, 'config');
   await train({ config: cfg, progress: false });
   runDir = path.join(root, 'run');
@@ -243,7 +243,7 @@ let dataset: MlmDataset;
 function restoreInto(dir: string): void {
   const model = freshModel();
   const named = model.namedParameters();
-  const sharing = new SharingController(model.stack(), { groups: [[0, 1]], criterion: new FixedCriterion(1), sharedGrad: 'mean', untieOptimizer: 'copy' });
+  const sharing = new SharingController(model.stack(), { groups: [[0, 1]], criterion: criterionOf(cfg), sharedGrad: 'mean', untieOptimizer: 'copy' });
   sharing.tieWeights();
   restoreCheckpoint(dir, 2, { model, optimizer: new Optimizer({ kind: 'adamw', beta1: 0.9, beta2: 0.999, eps: 1e-6, weightDecay: 0.01 }), sharing, named, dataset, tokenizerDir: dir });
 }
