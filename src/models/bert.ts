@@ -159,13 +159,60 @@ class Encoder extends Module {
   }
 }
 
-class BertBody extends Module {
+/** BertPooler: dense + tanh on the first ([CLS]) token, as Hugging Face's (only the sequence classifier has one). */
+class Pooler extends Module {
+  readonly dense: Linear;
+  constructor(c: BertConfig, rng: Rng) {
+    super();
+    this.dense = this.child('dense', new Linear(c.hidden, c.hidden, rng, { std: c.initStd, bias: c.bias }));
+  }
+}
+
+/**
+ * BertModel: embeddings and the encoder stack (and, when asked for, the
+ * pooler), named as Hugging Face's, so every head (masked LM, token and
+ * sequence classification) shares this one encoder and its parameter names.
+ */
+export class BertModel extends Module {
   readonly embeddings: Embeddings;
   readonly encoder: Encoder;
-  constructor(c: BertConfig, rng: Rng, dropRng: Rng) {
+  readonly pooler: Pooler | null;
+  constructor(readonly config: BertConfig, rng: Rng, dropRng: Rng, opts: { pooler?: boolean } = {}) {
     super();
-    this.embeddings = this.child('embeddings', new Embeddings(c, rng, dropRng));
-    this.encoder = this.child('encoder', new Encoder(c, rng, dropRng));
+    this.embeddings = this.child('embeddings', new Embeddings(config, rng, dropRng));
+    this.encoder = this.child('encoder', new Encoder(config, rng, dropRng));
+    this.pooler = opts.pooler ? this.child('pooler', new Pooler(config, rng)) : null;
+  }
+
+  /** Final hidden states (B, T, C). */
+  encode(b: TokenBatch): Tensor {
+    const c = this.config;
+    if (b.seqLen > c.maxPositions) throw new UntieError(`sequence length ${b.seqLen} exceeds max positions ${c.maxPositions}`);
+    if (b.inputIds.length !== b.batchSize * b.seqLen) throw new UntieError(`inputIds has ${b.inputIds.length} entries, expected batch ${b.batchSize} x seq ${b.seqLen}`);
+    const keyMask = new Float32Array(b.attentionMask.length);
+    for (let i = 0; i < keyMask.length; i++) keyMask[i] = b.attentionMask[i] > 0 ? 0 : -1e9;
+    // anomalyScope names the part of the model in --detect-anomaly's messages (free when it is off).
+    let x = anomalyScope('bert.embeddings', () => this.embeddings.forward(b));
+    this.encoder.layer.forEach((layer, i) => {
+      x = anomalyScope(`bert.encoder.layer.${i}`, () => layer.forward(x, keyMask));
+    });
+    const finalNorm = this.encoder.finalNorm;
+    if (finalNorm) x = anomalyScope('bert.encoder.final_layer_norm', () => finalNorm.forward(x));
+    return x;
+  }
+
+  /** The hidden state of each sequence's first ([CLS]) position: (B, C) from (B, T, C). */
+  firstToken(hidden: Tensor, b: TokenBatch): Tensor {
+    const first = Int32Array.from({ length: b.batchSize }, (_, i) => i * b.seqLen);
+    return ops.embedding(ops.reshape(hidden, [b.batchSize * b.seqLen, this.config.hidden]), first);
+  }
+
+  /** The encoder's layers, for the sharing controller. */
+  stack(): RepeatedStack {
+    return {
+      layers: this.encoder.layer.map((l) => l.namedParameters()),
+      prefix: (i) => `bert.encoder.layer.${i}.`,
+    };
   }
 }
 
@@ -196,7 +243,7 @@ export interface MlmOutput {
 
 /** BertForMaskedLM: encoder plus the MLM head, decoder tied to the word embeddings. */
 export class BertForMaskedLM extends Module {
-  readonly bert: BertBody;
+  readonly bert: BertModel;
   readonly cls: MlmHeads;
   /** Every dropout mask draws its seed from this; its state goes into checkpoints. */
   readonly dropoutRng: Rng;
@@ -207,33 +254,18 @@ export class BertForMaskedLM extends Module {
     validateBertConfig(config);
     const rng = Rng.derive(seed, 'init');
     this.dropoutRng = Rng.derive(seed, 'dropout');
-    this.bert = this.child('bert', new BertBody(config, rng, this.dropoutRng));
+    this.bert = this.child('bert', new BertModel(config, rng, this.dropoutRng));
     this.cls = this.child('cls', new MlmHeads(config, rng));
   }
 
   /** The encoder's layers, for the sharing controller. */
   stack(): RepeatedStack {
-    return {
-      layers: this.bert.encoder.layer.map((l) => l.namedParameters()),
-      prefix: (i) => `bert.encoder.layer.${i}.`,
-    };
+    return this.bert.stack();
   }
 
   /** Final hidden states (B, T, C). */
   encode(b: TokenBatch): Tensor {
-    const c = this.config;
-    if (b.seqLen > c.maxPositions) throw new UntieError(`sequence length ${b.seqLen} exceeds max positions ${c.maxPositions}`);
-    if (b.inputIds.length !== b.batchSize * b.seqLen) throw new UntieError(`inputIds has ${b.inputIds.length} entries, expected batch ${b.batchSize} x seq ${b.seqLen}`);
-    const keyMask = new Float32Array(b.attentionMask.length);
-    for (let i = 0; i < keyMask.length; i++) keyMask[i] = b.attentionMask[i] > 0 ? 0 : -1e9;
-    // anomalyScope names the part of the model in --detect-anomaly's messages (free when it is off).
-    let x = anomalyScope('bert.embeddings', () => this.bert.embeddings.forward(b));
-    this.bert.encoder.layer.forEach((layer, i) => {
-      x = anomalyScope(`bert.encoder.layer.${i}`, () => layer.forward(x, keyMask));
-    });
-    const finalNorm = this.bert.encoder.finalNorm;
-    if (finalNorm) x = anomalyScope('bert.encoder.final_layer_norm', () => finalNorm.forward(x));
-    return x;
+    return this.bert.encode(b);
   }
 
   /**

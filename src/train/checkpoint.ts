@@ -19,12 +19,13 @@ import path from 'node:path';
 import { quoteError, UntieError } from '../errors.js';
 import { TOKENIZER_FILES } from '../data/tokenizer.js';
 import type { BertConfig, BertForMaskedLM } from '../models/bert.js';
+import type { Module } from '../nn/module.js';
 import type { Optimizer } from '../optim/optimizers.js';
 import type { SharingState } from '../sharing/controller.js';
 import { firstNonFinite } from '../tensor/anomaly.js';
 import { isRngState, type RngState } from '../tensor/rng.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { readSafetensors, writeSafetensors, type WritableTensor } from './safetensors.js';
+import { readSafetensors, writeSafetensors, type Safetensors, type WritableTensor } from './safetensors.js';
 import { describeFsError, formatBytes, freeBytes, fsErrorCode, sha256File, writeFileAtomic } from './fsutil.js';
 
 export const CHECKPOINT_FILES = {
@@ -50,10 +51,20 @@ export interface TrainerState {
   evalMark?: number;
 }
 
-/** The Hugging Face BertConfig for a model (extra "untie_*" keys are kept by HF as attributes). */
-export function hfConfig(c: BertConfig): Record<string, unknown> {
+/** A task head's part of the config: the HF class and its labels in id order. */
+export interface HeadInfo {
+  architecture: string;
+  labels: readonly string[];
+}
+
+/**
+ * The Hugging Face BertConfig for a model (extra "untie_*" keys are kept by
+ * HF as attributes). With a task head: its architecture and HF's label
+ * fields (id2label, label2id, num_labels).
+ */
+export function hfConfig(c: BertConfig, head?: HeadInfo): Record<string, unknown> {
   return {
-    architectures: ['BertForMaskedLM'],
+    architectures: [head?.architecture ?? 'BertForMaskedLM'],
     model_type: 'bert',
     vocab_size: c.vocabSize,
     hidden_size: c.hidden,
@@ -73,7 +84,36 @@ export function hfConfig(c: BertConfig): Record<string, unknown> {
     torch_dtype: 'float32',
     untie_norm: c.norm,
     untie_bias: c.bias,
+    ...(head ? headFields(head) : {}),
   };
+}
+
+function headFields(head: HeadInfo): Record<string, unknown> {
+  return {
+    id2label: Object.fromEntries(head.labels.map((l, i) => [String(i), l])),
+    label2id: Object.fromEntries(head.labels.map((l, i) => [l, i])),
+    num_labels: head.labels.length,
+    classifier_dropout: null,
+    ...(head.architecture === 'BertForSequenceClassification' ? { problem_type: 'single_label_classification' } : {}),
+  };
+}
+
+/** The head of a Hugging Face config.json (null for BertForMaskedLM), checked. */
+export function headFromHf(raw: Record<string, unknown>, source: string): HeadInfo | null {
+  const arch = Array.isArray(raw.architectures) ? String(raw.architectures[0]) : 'BertForMaskedLM';
+  if (raw.model_type !== undefined && raw.model_type !== 'bert') throw new UntieError(`${source}: model_type "${String(raw.model_type)}" is not a BERT model; untie reads BERT checkpoints only`);
+  if (!/^Bert(ForMaskedLM|ForPreTraining|Model|ForTokenClassification|ForSequenceClassification)$/.test(arch)) {
+    throw new UntieError(`${source}: architecture "${arch}" is not one untie reads (BertForMaskedLM, BertForTokenClassification, BertForSequenceClassification)`);
+  }
+  if (arch !== 'BertForTokenClassification' && arch !== 'BertForSequenceClassification') return null;
+  const id2label = raw.id2label as Record<string, unknown> | undefined;
+  if (!id2label || typeof id2label !== 'object') throw new UntieError(`${source}: a ${arch} config needs "id2label"`);
+  const labels = Object.keys(id2label).map((_, i) => {
+    const name = id2label[String(i)];
+    if (typeof name !== 'string') throw new UntieError(`${source}: id2label has no label for id ${i}`);
+    return name;
+  });
+  return { architecture: arch, labels };
 }
 
 /** Reads a BertConfig back from a Hugging Face config.json. */
@@ -99,29 +139,43 @@ function f32(t: Tensor): WritableTensor {
   return { dtype: 'F32', shape: t.shape, data: t.data };
 }
 
+/** A BERT model with or without a task head, as the weight writers need it. */
+export type SavableModel = Module & { config: BertConfig; architecture?: string; labels?: readonly string[] };
+
 /**
  * Writes model.safetensors and config.json. With `hfBiases`, a model built
  * without Linear biases gets explicit zero biases, so Hugging Face's BERT
  * (which always has them) loads it and computes the same function.
  */
-export function saveModelWeights(dir: string, model: BertForMaskedLM, opts: { hfBiases?: boolean } = {}): void {
+export function saveModelWeights(dir: string, model: SavableModel, opts: { hfBiases?: boolean } = {}): void {
   const tensors: Record<string, WritableTensor> = {};
   for (const [name, t] of model.namedParameters()) tensors[name] = f32(t);
   if (opts.hfBiases && !model.config.bias) {
-    for (const [name, shape] of linearBiasShapes(model.config)) tensors[name] ??= { dtype: 'F32', shape, data: new Float32Array(shape[0]) };
+    for (const [name, shape] of linearBiasShapes(model.config)) {
+      // Only for the Linear layers this model has (a classifier has no MLM transform; only a sequence classifier has a pooler).
+      if (tensors[name.replace(/bias$/, 'weight')]) tensors[name] ??= { dtype: 'F32', shape, data: new Float32Array(shape[0]) };
+    }
   }
   writeSafetensors(path.join(dir, CHECKPOINT_FILES.model), tensors, { format: 'pt' });
-  writeFileAtomic(path.join(dir, CHECKPOINT_FILES.config), JSON.stringify(hfConfig(model.config), null, 2) + '\n');
+  const head = model.architecture && model.labels ? { architecture: model.architecture, labels: model.labels } : undefined;
+  writeFileAtomic(path.join(dir, CHECKPOINT_FILES.config), JSON.stringify(hfConfig(model.config, head), null, 2) + '\n');
 }
 
 /**
- * Loads weights by name into `model`. Every model parameter must be present
- * with its shape; `cls.predictions.decoder.*` (tied in HF) is ignored.
+ * Loads weights by name into `model`. Every model parameter that `wanted`
+ * accepts (default: all) must be present with its shape; tensors the model
+ * does not have (`cls.predictions.decoder.*`, tied in HF; another head) are
+ * ignored. `optional` parameters are loaded when present and left alone when not.
  */
-export function loadModelWeights(file: string, model: BertForMaskedLM): void {
-  const { tensors } = readSafetensors(file);
+export function loadModelWeights(
+  file: string, model: Module,
+  opts: { wanted?: (name: string) => boolean; optional?: (name: string) => boolean; tensors?: Safetensors['tensors'] } = {},
+): void {
+  const tensors = opts.tensors ?? readSafetensors(file).tensors;
   for (const [name, t] of model.namedParameters()) {
+    if (opts.wanted && !opts.wanted(name)) continue;
     const src = tensors[name];
+    if (!src && opts.optional?.(name)) continue;
     if (!src) throw new UntieError(`${file} has no tensor "${name}": it is not a checkpoint of this model (check config.json)`);
     if (src.shape.join() !== t.shape.join()) throw new UntieError(`${file}: "${name}" has shape [${src.shape}], the model expects [${t.shape}]`);
     if (!(src.data instanceof Float32Array)) throw new UntieError(`${file}: "${name}" is ${src.dtype}, expected a float tensor`);
@@ -131,7 +185,7 @@ export function loadModelWeights(file: string, model: BertForMaskedLM): void {
   }
 }
 
-/** Names and shapes of the Linear biases Hugging Face's BertForMaskedLM holds. */
+/** Names and shapes of the Linear biases Hugging Face's BERT models hold (BertForMaskedLM's, and the pooler's). */
 function linearBiasShapes(c: BertConfig): [string, number[]][] {
   const out: [string, number[]][] = [];
   for (let i = 0; i < c.layers; i++) {
@@ -139,7 +193,7 @@ function linearBiasShapes(c: BertConfig): [string, number[]][] {
     for (const n of ['attention.self.query', 'attention.self.key', 'attention.self.value', 'attention.output.dense']) out.push([`${p}${n}.bias`, [c.hidden]]);
     out.push([`${p}intermediate.dense.bias`, [c.intermediate]], [`${p}output.dense.bias`, [c.hidden]]);
   }
-  out.push(['cls.predictions.transform.dense.bias', [c.hidden]]);
+  out.push(['cls.predictions.transform.dense.bias', [c.hidden]], ['bert.pooler.dense.bias', [c.hidden]]);
   return out;
 }
 

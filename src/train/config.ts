@@ -59,6 +59,8 @@ export interface TrainConfig {
   evalPoints: number;
   saveEvery: number;
   keepLast: number;
+  /** After each validation, score a frozen-encoder probe on this downstream task ("" = off; "pos" or "spam"). */
+  probe: string;
 }
 
 export interface SharingConfig {
@@ -110,7 +112,7 @@ export function defaultRunConfig(preset = 'tiny'): RunConfig {
     train: {
       steps: 1000, budget: 0, batchSize: 32, gradAccum: 1, optimizer: 'adamw', lr: 1e-3, warmupSteps: 0, warmupFraction: 0.1, schedule: 'linear',
       weightDecay: 0.01, beta1: 0.9, beta2: 0.999, eps: 1e-6, clip: 1.0, seed: 0, threads: 0,
-      logEvery: 10, evalEvery: 200, evalPoints: 0, saveEvery: 500, keepLast: 2, ...p.train,
+      logEvery: 10, evalEvery: 200, evalPoints: 0, saveEvery: 500, keepLast: 2, probe: '', ...p.train,
     },
     sharing: { share: '', untie: 'adaptive', sharedGrad: 'mean', untieOptimizer: 'copy', threshold: 0.5, patience: 3, checkEvery: 0, untieBy: 0.2, statistic: 'cosine' },
   };
@@ -185,6 +187,7 @@ export function validateRunConfig(cfg: RunConfig): void {
   whole('data.splitSeed', d.splitSeed, 0);
   if (!(t.lr > 0)) throw new UntieError(`train.lr must be > 0, got ${t.lr}`);
   if (t.optimizer !== 'adamw' && t.optimizer !== 'lamb') throw new UntieError(`train.optimizer must be "adamw" or "lamb", got "${t.optimizer}"`);
+  if (!['', 'pos', 'spam'].includes(t.probe)) throw new UntieError(`--probe must be "pos" or "spam" (or left out), got "${t.probe}"`);
   if (!['linear', 'cosine', 'constant'].includes(t.schedule)) throw new UntieError(`train.schedule must be "linear", "cosine" or "constant", got "${t.schedule}"`);
   if (!(t.warmupFraction >= 0 && t.warmupFraction < 1)) throw new UntieError(`train.warmupFraction must be in [0, 1), got ${t.warmupFraction}`);
   if (!(cfg.model.initStd > 0)) throw new UntieError(`model.initStd must be > 0, got ${cfg.model.initStd}`);

@@ -1,15 +1,17 @@
 /**
  * Loading a trained model back: from a run folder (its newest checkpoint), a
- * checkpoint folder, or an exported Hugging Face folder. Also `exportModel`,
- * which writes a folder that Hugging Face's BertForMaskedLM.from_pretrained
- * and AutoTokenizer.from_pretrained load unchanged.
+ * checkpoint folder, or an exported Hugging Face folder; fine-tuned
+ * classifiers too. Also `exportModel`, which writes a folder that Hugging
+ * Face's from_pretrained (BertForMaskedLM, BertForTokenClassification,
+ * BertForSequenceClassification) and AutoTokenizer.from_pretrained load unchanged.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { UntieError } from '../errors.js';
 import { loadTokenizer, hasTokenizer, TOKENIZER_FILES, type WordPieceTokenizer } from '../data/tokenizer.js';
-import { BertForMaskedLM, bertParameterCount, validateBertConfig } from '../models/bert.js';
-import { bertConfigFromHf, CHECKPOINT_FILES, listCheckpoints, loadModelWeights, saveModelWeights, verifyChecksums } from './checkpoint.js';
+import { BertForMaskedLM, bertParameterCount, validateBertConfig, type BertConfig } from '../models/bert.js';
+import { newClassifier, type BertClassifier } from '../models/heads.js';
+import { bertConfigFromHf, headFromHf, CHECKPOINT_FILES, listCheckpoints, loadModelWeights, saveModelWeights, verifyChecksums, type HeadInfo } from './checkpoint.js';
 import { readConfigFile, runConfigOf, type RunConfig } from './config.js';
 import { makeDirectory } from './fsutil.js';
 
@@ -37,13 +39,32 @@ export function resolveModelDir(target: string): { modelDir: string; runDir: str
   return { modelDir: ckpts[ckpts.length - 1].dir, runDir: target };
 }
 
-export function load(target: string): Loaded {
+/** A checkpoint's files, read and checked, before any model is built. */
+export interface CheckpointInfo {
+  modelDir: string;
+  runDir: string | null;
+  runConfig: RunConfig | null;
+  config: BertConfig;
+  /** The task head (null: a masked-LM checkpoint). */
+  head: HeadInfo | null;
+  tokenizer: WordPieceTokenizer;
+  weightsFile: string;
+}
+
+/**
+ * Resolves `target`, reads its config.json and the tokenizer (beside the
+ * model, else the run's), and checks that they belong together: a model
+ * whose vocabulary size is not the tokenizer's is an error.
+ */
+export function openCheckpoint(target: string): CheckpointInfo {
   const { modelDir, runDir } = resolveModelDir(target);
   // A checkpoint's checksums cover the weights, the config and the tokenizer (exported folders have none).
   verifyChecksums(modelDir, [CHECKPOINT_FILES.model, CHECKPOINT_FILES.config, ...Object.values(TOKENIZER_FILES)]);
   const hfConfigFile = path.join(modelDir, CHECKPOINT_FILES.config);
   if (!fs.existsSync(hfConfigFile)) throw new UntieError(`${modelDir} has no config.json: the folder is incomplete`);
-  const config = bertConfigFromHf(readConfigFile(hfConfigFile) as Record<string, unknown>, hfConfigFile);
+  const raw = readConfigFile(hfConfigFile) as Record<string, unknown>;
+  const head = headFromHf(raw, hfConfigFile);
+  const config = bertConfigFromHf(raw, hfConfigFile);
   validateBertConfig(config);
   // Allocate only what the weights file can hold: a damaged config.json must not ask for gigabytes.
   const weightsFile = path.join(modelDir, CHECKPOINT_FILES.model);
@@ -55,24 +76,46 @@ export function load(target: string): Loaded {
         'they do not belong together (a damaged or mismatched config.json).',
     );
   }
-  const model = new BertForMaskedLM(config, 0);
-  loadModelWeights(weightsFile, model);
-  model.eval();
   const tokDir = hasTokenizer(modelDir) ? modelDir : runDir && hasTokenizer(runDir) ? runDir : null;
   if (!tokDir) throw new UntieError(`no ${TOKENIZER_FILES.tokenizer} beside ${modelDir}${runDir ? ` or in ${runDir}` : ''}: the tokenizer is missing`);
   const tokenizer = loadTokenizer(tokDir);
+  if (tokenizer.vocabSize !== config.vocabSize) {
+    throw new UntieError(`${hfConfigFile} has vocab_size ${config.vocabSize} but ${path.join(tokDir, TOKENIZER_FILES.tokenizer)} has ${tokenizer.vocabSize} tokens: the model and the tokenizer do not belong together. Use the tokenizer of the run that trained this model.`);
+  }
   const runConfig = runDir ? runConfigOf(readConfigFile(path.join(runDir, 'config.json')), runDir) : null;
-  return { model, tokenizer, modelDir, runDir, runConfig };
+  return { modelDir, runDir, runConfig, config, head, tokenizer, weightsFile };
+}
+
+/** A masked-LM model (a run, a checkpoint or an exported folder), ready for inference. */
+export function load(target: string): Loaded {
+  const info = openCheckpoint(target);
+  if (info.head) throw new UntieError(`${info.modelDir} is a fine-tuned ${info.head.architecture}, not a masked-LM model; pass a pre-training run or checkpoint`);
+  const model = new BertForMaskedLM(info.config, 0);
+  loadModelWeights(info.weightsFile, model);
+  model.eval();
+  return { model, tokenizer: info.tokenizer, modelDir: info.modelDir, runDir: info.runDir, runConfig: info.runConfig };
+}
+
+/** A fine-tuned classifier (as `untie finetune` saves it), ready for inference. */
+export function loadClassifier(target: string): { model: BertClassifier; tokenizer: WordPieceTokenizer; modelDir: string } {
+  const info = openCheckpoint(target);
+  if (!info.head) throw new UntieError(`${info.modelDir} is a masked-LM model, not a fine-tuned classifier`);
+  const model = newClassifier(info.head.architecture === 'BertForTokenClassification' ? 'token' : 'sequence', info.config, info.head.labels, 0);
+  loadModelWeights(info.weightsFile, model);
+  model.eval();
+  return { model, tokenizer: info.tokenizer, modelDir: info.modelDir };
 }
 
 /**
- * Writes `target`'s model as a Hugging Face BertForMaskedLM folder:
+ * Writes `target`'s model as a Hugging Face folder (BertForMaskedLM, or the
+ * fine-tuned BertForTokenClassification / BertForSequenceClassification):
  * model.safetensors, config.json and the tokenizer files.
  */
 export function exportModel(target: string, outDir: string): string[] {
-  const loaded = load(target);
+  const isClassifier = openCheckpoint(target).head !== null;
+  const loaded = isClassifier ? loadClassifier(target) : load(target);
   if (loaded.model.config.norm === 'pre') {
-    throw new UntieError('this model is Pre-LN; Hugging Face BertForMaskedLM is Post-LN and would compute something else with these weights. Export needs a Post-LN run (--norm post).');
+    throw new UntieError('this model is Pre-LN; Hugging Face BERT is Post-LN and would compute something else with these weights. Export needs a Post-LN run (--norm post).');
   }
   makeDirectory(outDir);
   saveModelWeights(outDir, loaded.model, { hfBiases: true });

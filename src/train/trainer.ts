@@ -20,6 +20,9 @@ import { backward, clearTape, noGrad, type Tensor } from '../tensor/tensor.js';
 import { bertConfigOf, criterionOf, shareOf, validateRunConfig, warmupOf, type RunConfig } from './config.js';
 import { listCheckpoints, pruneCheckpoints, restoreCheckpoint, saveCheckpoint, type TrainerState } from './checkpoint.js';
 import { prepareData, type PreparedData } from './data.js';
+import { readTask } from '../data/tasks/index.js';
+import type { TaskData, TaskName } from '../data/tasks/task.js';
+import { probeEncoder, PROBE_SETTINGS } from './finetune.js';
 import { MetricsLog, type MetricRecord } from './metrics.js';
 import { Progress, formatSeconds } from './progress.js';
 import { ScalarEventWriter } from './tensorboard.js';
@@ -183,6 +186,10 @@ async function runTraining(cfg: RunConfig, runDir: string, run: RunSetup, opts: 
   const finished = () => (budget ? state.elapsed >= budget : state.step >= t.steps);
   const lrNow = (step: number) =>
     budget ? learningRateAt(fractionDone(), { lr: t.lr, warmupFraction: t.warmupFraction, kind: t.schedule }) : learningRate(step, sched);
+  // The probe's task, read once with the run's tokenizer and document split (its test documents are the validation documents).
+  const probeData: TaskData | null = t.probe
+    ? await readTask(t.probe as TaskName, data.tokenizer, { maxLength: cfg.data.seqLen, maxTrain: PROBE_SETTINGS.maxTrain, maxDev: PROBE_SETTINGS.maxDev }, { splitSeed: cfg.data.splitSeed, validationFraction: cfg.data.validationFraction })
+    : null;
   let untiedAt: number | null = null;
   for (const e of metrics.previous) if (e.type === 'untie') untiedAt = e.step as number;
   let lastEval: { loss: number; accuracy: number; step: number } | null = null;
@@ -275,6 +282,14 @@ async function runTraining(cfg: RunConfig, runDir: string, run: RunSetup, opts: 
           `step ${state.step}: val loss ${ev.loss.toFixed(4)} (unigram ${uni.loss.toFixed(4)}), ` +
             `accuracy ${(100 * ev.accuracy).toFixed(2)}% (unigram ${(100 * uni.accuracy).toFixed(2)}%)`,
         );
+        if (probeData) {
+          const probeStart = performance.now();
+          const probe = probeEncoder(model, probeData);
+          const run = probe.runs[0];
+          metrics.write({ type: 'probe', step: state.step, task: probeData.task, metric: probeData.metric, score: run.test!.score, dev_score: run.dev.score, lr: probe.lr, seconds: (performance.now() - probeStart) / 1000 });
+          tb.addScalar(`probe/${probeData.task}_${probeData.metric}`, run.test!.score, state.step);
+          progress.note(`step ${state.step}: ${probeData.task} probe (frozen encoder) test ${probeData.metric} ${(100 * run.test!.score).toFixed(2)}%`);
+        }
       }
       if (opts.haltAt !== undefined && state.step >= opts.haltAt) break;
       if ((t.saveEvery > 0 && state.step % t.saveEvery === 0) || last || interrupted) saveNow();
