@@ -96,6 +96,24 @@ test('a checkpoint loads back with the same outputs, and the run folder is compl
   assert.deepEqual(state.sharing.groups, [[0], [1], [2], [3]]);
 });
 
+test('train --probe pos: a frozen-encoder POS probe after each validation, leaving the run itself unchanged', async () => {
+  seedTokenizer('probed');
+  await train({ config: tinyConfig('probed', { train: { probe: 'pos' } }), progress: false });
+  const records = readMetrics(path.join(root, 'probed', 'metrics.jsonl'));
+  const probes = records.filter((r) => r.type === 'probe');
+  assert.deepEqual(probes.map((r) => r.step), [6, 12]);
+  for (const p of probes) {
+    assert.equal(p.task, 'pos');
+    assert.ok((p.score as number) > 0 && (p.score as number) < 1, String(p.score));
+  }
+  // The probe trains its own copy: the run's weights and every other record equal the run without it.
+  assert.deepEqual(comparable(records.filter((r) => r.type !== 'probe')), comparable(readMetrics(path.join(root, 'whole', 'metrics.jsonl'))));
+  const a = readSafetensors(path.join(root, 'whole', 'checkpoint-12', 'model.safetensors'));
+  const b = readSafetensors(path.join(root, 'probed', 'checkpoint-12', 'model.safetensors'));
+  for (const name of Object.keys(a.tensors)) assert.deepEqual(b.tensors[name].data, a.tensors[name].data, name);
+  assert.throws(() => validateRunConfig(tinyConfig('x', { train: { probe: 'ner' } })), /--probe must be "pos" or "spam"/);
+});
+
 test('export writes a Hugging Face BertForMaskedLM folder that loads back identically', async () => {
   const out = path.join(root, 'exported');
   const files = exportModel(path.join(root, 'whole', 'checkpoint-12'), out);
