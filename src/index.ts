@@ -20,10 +20,15 @@ export { SharingController, type RepeatedStack, type SharingEvent, type SharingO
 export { BertForMaskedLM, bertParameterCount, defaultBertConfig, type BertConfig, type MlmBatch } from './models/bert.js';
 export { trainTokenizer, loadTokenizer, type WordPieceTokenizer } from './data/tokenizer.js';
 export { bertPreTokenize, learnWordPieceVocab } from './data/wordpiece.js';
+export { BertForTokenClassification, BertForSequenceClassification, BertClassifier, newClassifier } from './models/heads.js';
 export { DeepLinearNetwork } from './models/linear.js';
+export { readTask, type TaskOptions } from './data/tasks/index.js';
+export type { TaskData, TaskExample, TaskName } from './data/tasks/task.js';
 export { defaultRunConfig, type RunConfig } from './train/config.js';
 export { train, evaluate, type TrainOptions, type TrainResult } from './train/trainer.js';
-export { load, exportModel } from './train/load.js';
+export { load, loadClassifier, exportModel } from './train/load.js';
+export { finetuneClassifier, searchAndTrain, probeEncoder, evaluateClassifier, type FinetuneRecipe, type TaskScore } from './train/finetune.js';
+export { finetune, type FinetuneOptions, type FinetuneResult } from './experiments/finetune.js';
 export { fillMask } from './train/inference.js';
 export { readSafetensors, writeSafetensors } from './train/safetensors.js';
 export type {

@@ -38,7 +38,7 @@ trained with seed 0 and scored on the dev split, then the other seeds run at
 the best one; the score is the mean (and standard deviation) over seeds on the
 test split, next to the majority-class baseline. To stay cheap, at most
 ${D.maxTrain} training examples of ${D.maxLength} tokens are used (a fixed subset); with the
-defaults that is ${D.epochs} x ${D.maxTrain / D.batchSize} = ${D.epochs * (D.maxTrain / D.batchSize)} updates a run, 5 runs.
+defaults that is ${D.epochs} x ${D.maxTrain / D.batchSize} = ${D.epochs * (D.maxTrain / D.batchSize)} updates a run, ${LR_GRID.length + D.seeds - 1} runs.
 Results and the best model (by dev score) go to <run>/finetune-<task>/
 (results.json, metrics.jsonl, best/); \`untie export <run>/finetune-<task>/best OUT\`
 writes it as a Hugging Face folder.`;

@@ -26,7 +26,7 @@ const summaries: Record<string, string> = {
   train: 'pre-train a BERT encoder with masked LM (shared layers, then untied)',
   eval: 'validation MLM loss and accuracy of a run or checkpoint',
   'fill-mask': 'most likely tokens for each [MASK] in a text',
-  export: 'write a checkpoint as a Hugging Face BertForMaskedLM folder',
+  export: 'write a checkpoint (or a fine-tuned model) as a Hugging Face folder',
   finetune: 'fine-tune a checkpoint on POS tagging, spam detection or your own labelled texts',
   linear: 'deep linear networks: the theory of the method, simulated and plotted',
   compare: 'the headline experiment: baseline vs ALBERT-style vs SWE-F/A/M, in steps and seconds',

@@ -61,7 +61,7 @@ const STRINGS: Record<string, [keyof RunConfig | null, string, string]> = {
   'shared-grad': ['sharing', 'sharedGrad', 'mean (the paper) | sum (ALBERT)'],
   'untie-optimizer': ['sharing', 'untieOptimizer', 'copy (each layer continues the shared state) | reset'],
   'untie-statistic': ['sharing', 'statistic', 'what adaptive/multi compare with rho: cosine (the paper\'s) | ema | relative | tensor-median'],
-  probe: ['train', 'probe', 'after each validation, train a probe on the frozen encoder and log its test score: pos | spam (off unless given; ~10-30 s each on the tiny preset)'],
+  probe: ['train', 'probe', 'after each validation, train a probe on the frozen encoder and log its test score: pos | spam (off unless given; each costs about one `untie finetune --frozen --seeds 1`)'],
 };
 
 /** The flags of `untie train` (compare accepts them after `--`). */

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The downstream numbers in the README: pre-train the default run (tiny
+# preset, 1,000 steps), then fine-tune it on pos and spam, against the same
+# shape trained from scratch and against a frozen-encoder probe; print a
+# table (mean ± std over 3 seeds on the test split, the majority-class
+# baseline, wall-clock seconds). One thread everywhere, as measured.
+#
+#   bash scripts/finetune-scores.sh [OUT]      (default OUT: runs)
+set -euo pipefail
+out=${1:-runs}
+run="$out/ft-base"
+cd "$(dirname "$0")/.."
+echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores"
+if [ ! -d "$run/checkpoint-1000" ]; then
+  npx untie train --threads 1 --name ft-base --out "$out"
+fi
+for task in pos spam; do
+  for mode in pretrained from-scratch frozen; do
+    flag=""
+    [ "$mode" = from-scratch ] && flag=--from-scratch
+    [ "$mode" = frozen ] && flag=--frozen
+    npx untie finetune "$run" --task "$task" --threads 1 --quiet $flag
+  done
+done
+node --input-type=module -e '
+import fs from "node:fs";
+const run = process.argv[1];
+const dirs = fs.readdirSync(run).filter((d) => d.startsWith("finetune-")).sort();
+const pct = (x) => (100 * x).toFixed(1);
+console.log("| task | encoder | test score (mean ± std, 3 seeds) | seeds | lr | majority baseline | seconds |");
+console.log("|---|---|---|---|---|---|---|");
+for (const d of dirs) {
+  const r = JSON.parse(fs.readFileSync(`${run}/${d}/results.json`, "utf8"));
+  const acc = r.metric === "f1" ? ` (accuracy ${pct(r.runs.reduce((s, x) => s + x.test.accuracy, 0) / r.runs.length)})` : "";
+  const base = r.metric === "f1" ? `${pct(r.baseline.score)} (accuracy ${pct(r.baseline.accuracy)})` : pct(r.baseline.score);
+  console.log(`| ${r.task} (${r.metric}) | ${r.mode} | ${pct(r.score)} ± ${pct(r.std)}${acc} | ${r.scores.map(pct).join(", ")} | ${r.lr} | ${base} | ${r.seconds.toFixed(0)} |`);
+}
+' "$run"
