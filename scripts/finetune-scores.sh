@@ -27,12 +27,12 @@ import fs from "node:fs";
 const run = process.argv[1];
 const dirs = fs.readdirSync(run).filter((d) => d.startsWith("finetune-")).sort();
 const pct = (x) => (100 * x).toFixed(1);
-console.log("| task | encoder | test score (mean ± std, 3 seeds) | seeds | lr | majority baseline | seconds |");
-console.log("|---|---|---|---|---|---|---|");
+console.log("| task | encoder | test score (mean ± std, 3 seeds) | seeds | lr | majority baseline | wall s | CPU s |");
+console.log("|---|---|---|---|---|---|---|---|");
 for (const d of dirs) {
   const r = JSON.parse(fs.readFileSync(`${run}/${d}/results.json`, "utf8"));
   const acc = r.metric === "f1" ? ` (accuracy ${pct(r.runs.reduce((s, x) => s + x.test.accuracy, 0) / r.runs.length)})` : "";
   const base = r.metric === "f1" ? `${pct(r.baseline.score)} (accuracy ${pct(r.baseline.accuracy)})` : pct(r.baseline.score);
-  console.log(`| ${r.task} (${r.metric}) | ${r.mode} | ${pct(r.score)} ± ${pct(r.std)}${acc} | ${r.scores.map(pct).join(", ")} | ${r.lr} | ${base} | ${r.seconds.toFixed(0)} |`);
+  console.log(`| ${r.task} (${r.metric}) | ${r.mode} | ${pct(r.score)} ± ${pct(r.std)}${acc} | ${r.scores.map(pct).join(", ")} | ${r.lr} | ${base} | ${r.seconds.toFixed(0)} | ${r.cpuSeconds.toFixed(0)} |`);
 }
 ' "$run"

@@ -86,6 +86,8 @@ export interface FinetuneResult {
   lr: number;
   /** Wall-clock seconds of the whole experiment (data, grid, seeds, scoring). */
   seconds: number;
+  /** CPU seconds of this process over the experiment (user + system): the cost when the machine is shared. */
+  cpuSeconds: number;
   mode: 'pretrained' | 'from-scratch' | 'frozen' | 'frozen-from-scratch';
   checkpoint: string;
   /** Majority-class baseline (the most frequent training label) on the test split. */
@@ -112,6 +114,11 @@ function wholeAtLeast(name: string, v: number, min: number): number {
   return v;
 }
 
+function cpuSecondsSince(start: NodeJS.CpuUsage): number {
+  const used = process.cpuUsage(start);
+  return (used.user + used.system) / 1e6;
+}
+
 function meanStd(xs: number[]): { mean: number; std: number } {
   const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
   const std = xs.length > 1 ? Math.sqrt(xs.reduce((s, x) => s + (x - mean) ** 2, 0) / (xs.length - 1)) : 0;
@@ -119,7 +126,7 @@ function meanStd(xs: number[]): { mean: number; std: number } {
 }
 
 export async function finetune(opts: FinetuneOptions): Promise<FinetuneResult> {
-  const started = performance.now();
+  const started = performance.now(), cpuStarted = process.cpuUsage();
   checkTaskOptions(opts.task, opts);
   const frozen = opts.frozen ?? false, mode = modeOf(opts);
   const nSeeds = wholeAtLeast('seeds', opts.seeds ?? FINETUNE_DEFAULTS.seeds, 1);
@@ -178,6 +185,7 @@ export async function finetune(opts: FinetuneOptions): Promise<FinetuneResult> {
     const { mean, std } = meanStd(scores);
     const result: FinetuneResult = {
       task: opts.task, metric: data.metric, score: mean, std, seeds, scores, lr: search.lr, seconds: (performance.now() - started) / 1000,
+      cpuSeconds: cpuSecondsSince(cpuStarted),
       mode, checkpoint: ckpt.modelDir, baseline, grid: search.grid, runs: search.runs, bestSeed: search.best.run.seed, outDir, splits: data.splits, labels: data.labelNames,
     };
     if (tmpDir && outDir) {

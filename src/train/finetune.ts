@@ -294,13 +294,18 @@ export interface SearchRun {
 }
 
 export interface SearchResult {
-  /** The learning rate with the best dev score (first seed); ties go to the smaller index in the grid. */
+  /** The learning rate with the best dev score (first seed; ties: better accuracy, then the earlier in the grid). */
   lr: number;
   grid: SearchRun[];
   /** One run per seed at the chosen learning rate, scored on dev and test. */
   runs: SearchRun[];
   /** The run with the best dev score among `runs`, and its model. */
   best: { run: SearchRun; model: BertClassifier };
+}
+
+/** A higher score; on a tie (e.g. F1 0 when no spam is found) the higher accuracy. */
+function better(a: TaskScore, b: TaskScore): boolean {
+  return a.score > b.score || (a.score === b.score && a.accuracy > b.accuracy);
 }
 
 /**
@@ -343,7 +348,7 @@ export function searchAndTrain(data: TaskData, opts: SearchOptions): SearchResul
     const r = trainOne(lr, opts.seeds[0]);
     grid.push(r.run);
     opts.onRun?.(r.run, 'grid');
-    if (!chosen || r.run.dev.score > chosen.run.dev.score) chosen = r;
+    if (!chosen || better(r.run.dev, chosen.run.dev)) chosen = r;
   }
   const lr = chosen!.run.lr;
   const finals = [chosen!];
@@ -355,7 +360,7 @@ export function searchAndTrain(data: TaskData, opts: SearchOptions): SearchResul
   const runs = finals.map((r) => {
     const run = { ...r.run, test: r.score('test') };
     opts.onRun?.(run, 'seed');
-    if (r.run.dev.score > best.run.dev.score) best = r;
+    if (better(r.run.dev, best.run.dev)) best = r;
     return run;
   });
   return { lr, grid, runs, best: { run: runs[finals.indexOf(best)], model: best.model } };
