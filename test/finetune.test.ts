@@ -170,6 +170,14 @@ test('heads have Hugging Face names and config fields', () => {
   assert.equal(cfg.num_labels, 2);
   assert.equal(cfg.hidden_size, 32);
   assert.throws(() => new BertForTokenClassification(c, ['only'], 0), UntieError);
+
+  // A model built without biases exports HF's zero biases for its own Linear layers only (the pooler, not the MLM transform).
+  const dir = path.join(root, 'no-bias-seq');
+  saveModelWeights(dir, new BertForSequenceClassification({ ...c, bias: false }, ['ham', 'spam'], 0), { hfBiases: true });
+  const tensors = readSafetensors(path.join(dir, 'model.safetensors')).tensors;
+  assert.deepEqual(tensors['bert.pooler.dense.bias'].data, new Float32Array(32));
+  assert.ok(tensors['bert.encoder.layer.1.attention.self.query.bias'] && tensors['classifier.bias']);
+  assert.ok(!Object.keys(tensors).some((n) => n.startsWith('cls.')));
 });
 
 test('metrics: accuracy and F1 of the positive label, by hand', () => {
