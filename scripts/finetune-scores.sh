@@ -5,10 +5,15 @@
 # table (mean ± std over 3 seeds on the test split, the majority-class
 # baseline, wall-clock seconds). One thread everywhere, as measured.
 #
-#   bash scripts/finetune-scores.sh [OUT]      (default OUT: runs)
+#   bash scripts/finetune-scores.sh [OUT [CHECKPOINT]]
+#
+# OUT (default runs) holds the run folder ft-base; CHECKPOINT (default: the
+# run's newest, checkpoint-1000) picks another of its checkpoints, e.g.
+# checkpoint-500. --from-scratch uses only the run's shape and tokenizer.
 set -euo pipefail
 out=${1:-runs}
 run="$out/ft-base"
+model="$run${2:+/$2}"
 cd "$(dirname "$0")/.."
 echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores"
 if [ ! -d "$run/checkpoint-1000" ]; then
@@ -19,7 +24,7 @@ for task in pos spam; do
     flag=""
     [ "$mode" = from-scratch ] && flag=--from-scratch
     [ "$mode" = frozen ] && flag=--frozen
-    npx untie finetune "$run" --task "$task" --threads 1 --quiet $flag
+    npx untie finetune "$model" --task "$task" --threads 1 --quiet $flag
   done
 done
 node --input-type=module -e '
