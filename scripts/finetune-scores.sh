@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The downstream numbers in the README: pre-train the default run (tiny
 # preset, 1,000 steps), then fine-tune it on pos and spam, against the same
-# shape trained from scratch and against a frozen-encoder probe; print a
+# shape trained from scratch and against frozen-encoder probes (of the
+# pre-trained and of a random encoder); print a
 # table (mean ± std over 3 seeds on the test split, the majority-class
-# baseline, wall-clock seconds). One thread everywhere, as measured.
+# baseline, wall-clock and CPU seconds). One thread everywhere, as measured.
 #
 #   bash scripts/finetune-scores.sh [OUT [CHECKPOINT]]
 #
@@ -20,17 +21,18 @@ if [ ! -d "$run/checkpoint-1000" ]; then
   npx untie train --threads 1 --name ft-base --out "$out"
 fi
 for task in pos spam; do
-  for mode in pretrained from-scratch frozen; do
+  for mode in pretrained from-scratch frozen frozen-from-scratch; do
     flag=""
     [ "$mode" = from-scratch ] && flag=--from-scratch
     [ "$mode" = frozen ] && flag=--frozen
+    [ "$mode" = frozen-from-scratch ] && flag="--frozen --from-scratch"
     npx untie finetune "$model" --task "$task" --threads 1 --quiet $flag
   done
 done
 node --input-type=module -e '
 import fs from "node:fs";
 const run = process.argv[1];
-const dirs = fs.readdirSync(run).filter((d) => d.startsWith("finetune-")).sort();
+const dirs = fs.readdirSync(run).filter((d) => d.startsWith("finetune-") && !d.includes(".tmp-")).sort();
 const pct = (x) => (100 * x).toFixed(1);
 console.log("| task | encoder | test score (mean ± std, 3 seeds) | seeds | lr | majority baseline | wall s | CPU s |");
 console.log("|---|---|---|---|---|---|---|---|");
