@@ -16,7 +16,7 @@ for (const k of Object.keys(K) as (keyof typeof K)[]) {
     return r; };
 }
 useKernels(wrapped);
-const m = new BertForMaskedLM({ vocabSize: 8192, hidden: 128, layers: 6, heads: 4, intermediate: 512, maxPositions: 128, typeVocabSize: 2, dropout: 0.1, attentionDropout: 0.1, layerNormEps: 1e-12, initStd: 0.02, norm: 'post', bias: true }, 0);
+const m = new BertForMaskedLM({ vocabSize: 8192, hidden: 128, layers: 6, heads: 4, intermediate: 512, maxPositions: 128, typeVocabSize: 2, dropout: 0.1, attentionDropout: 0.1, layerNormEps: 1e-12, initStd: 0.02, norm: 'post', bias: true, positionInit: 'normal' }, 0);
 const rng = new Rng(1); const B = 32, T = 128, n = B*T;
 const ids = new Int32Array(n).map(() => 5 + rng.int(8000)); const labels = new Int32Array(n).fill(-100);
 for (let i = 0; i < n; i++) if (rng.uniform() < 0.15) labels[i] = ids[i];

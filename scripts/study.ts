@@ -53,6 +53,12 @@ const PLANS: Record<string, Plan> = {
       'pre-nodrop-lr8e-3': [...PRE, ...NODROP, '--lr', '8e-3'],
       // Half the batch, twice the steps: about the same seconds as 500 steps of batch 32.
       'pre-nodrop-lr4e-3-batch16': [...PRE, ...NODROP, '--lr', '4e-3', '--batch-size', '16', '--steps', '1000', '--eval-every', '200'],
+      'pre-nodrop-batch16': [...PRE, ...NODROP, '--batch-size', '16', '--steps', '1000', '--eval-every', '200'],
+      'pre-nodrop-mask0.3': [...PRE, ...NODROP, '--mask-prob', '0.3'],
+      // Same tokens per step, half the sequence length: cheaper attention, more (shorter) sequences.
+      'pre-nodrop-seq64': [...PRE, ...NODROP, '--seq-len', '64', '--batch-size', '64'],
+      'pre-nodrop-sinpos': [...PRE, ...NODROP, '--position-init', 'sinusoidal'],
+      'pre-nodrop-sinpos-lr2e-3': [...PRE, ...NODROP, '--position-init', 'sinusoidal', '--lr', '2e-3'],
     },
   },
 };

@@ -5,6 +5,8 @@ import {
   VARIANTS, VARIANT_ABOUT, parseSweep, parseVariants, runCompare,
   type CompareOptions, type PointSummary, type Stat, type Variant,
 } from '../experiments/compare.js';
+import { finetune } from '../experiments/finetune.js';
+import type { DownstreamJudge } from '../experiments/compare.js';
 import { writeCompareReport } from '../report/compare.js';
 import { helpText, numberFlag, parse, type Flags } from './args.js';
 import { configFromFlags, trainFlags } from './train.js';
@@ -23,6 +25,12 @@ const flags: Flags = {
   evals: { type: 'string', help: 'validations per run (the resolution of time-to-target)', default: '20' },
   out: { type: 'string', help: 'folder for the runs, results.json and report.html', default: 'runs/compare' },
   threads: { type: 'string', help: 'kernel threads for every run (0 = all cores); runs go one after another', default: '0' },
+  downstream: {
+    type: 'string',
+    help: 'judge each final checkpoint downstream: probe (a linear probe on the frozen encoder, ~30 CPU-s a task), finetune (untie finetune, one seed, ~5 CPU-min a task), or none',
+    default: 'probe',
+  },
+  tasks: { type: 'string', help: 'downstream tasks (comma-separated): pos, spam', default: 'pos,spam' },
   json: { type: 'boolean', help: 'print the summary as JSON' },
   quiet: { type: 'boolean', help: 'no progress output' },
 };
@@ -64,7 +72,19 @@ export async function run(argv: string[]): Promise<number> {
     sweep: typeof values.sweep === 'string' ? parseSweep(values.sweep) : null,
     progress: !values.quiet && !values.json,
   };
-  const results = await runCompare(base, options, null);
+  const mode = values.downstream as string;
+  if (!['probe', 'finetune', 'none'].includes(mode)) throw new UntieError(`--downstream must be probe, finetune or none, got "${mode}"`);
+  const tasks = String(values.tasks).split(',').map((t) => t.trim()).filter(Boolean);
+  for (const t of tasks) if (t !== 'pos' && t !== 'spam') throw new UntieError(`--tasks: "${t}" is not a built-in task (pos, spam)`);
+  const judge: DownstreamJudge | null = mode === 'none' || tasks.length === 0 ? null : async (runDir) => {
+    const scores: Awaited<ReturnType<DownstreamJudge>> = {};
+    for (const task of tasks) {
+      const r = await finetune({ checkpoint: runDir, task: task as 'pos' | 'spam', seeds: 1, frozen: mode === 'probe', outDir: null, progress: false });
+      scores[task] = { metric: r.metric, score: r.score, seconds: r.seconds };
+    }
+    return scores;
+  };
+  const results = await runCompare(base, { ...options, downstream: judge ? `${mode}:${tasks.join(',')}` : 'none' }, judge);
   const report = writeCompareReport(results, options.out);
   if (values.json) {
     console.log(JSON.stringify({ out: options.out, machine: results.machine, threads: results.threads, interrupted: results.interrupted, summary: results.summary }));

@@ -56,6 +56,7 @@ const STRINGS: Record<string, [keyof RunConfig | null, string, string]> = {
   norm: ['model', 'norm', 'post (Hugging Face BERT) | pre (the paper\'s Pre-LN)'],
   bias: ['model', 'bias', 'on | off: biases in the encoder\'s Linear layers (off = Cramming\'s recipe)'],
   schedule: ['train', 'schedule', 'linear | cosine | constant: the learning rate after warmup'],
+  'position-init': ['model', 'positionInit', 'normal | sinusoidal: how the learned position table starts'],
   share: ['sharing', 'share', 'tying plan AxB: a unit of A layers repeated B times (default 1x<layers>: all tied)'],
   untie: ['sharing', 'untie', 'never | step:N | fraction:F | adaptive | multi'],
   'shared-grad': ['sharing', 'sharedGrad', 'mean (the paper) | sum (ALBERT)'],

@@ -55,6 +55,8 @@ export interface CompareOptions {
   /** Evaluations per run (the resolution of time-to-target). */
   evalsPerRun: number;
   sweep: Sweep | null;
+  /** How runs are judged downstream (recorded, so a resumed comparison keeps it): e.g. "probe:pos,spam" or "none". */
+  downstream?: string;
   /** Print progress lines. */
   progress?: boolean;
 }

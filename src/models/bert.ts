@@ -38,12 +38,20 @@ export interface BertConfig {
    * theirs. Export writes zero biases, so either loads in Hugging Face.
    */
   bias: boolean;
+  /**
+   * How the (learned) position table starts: 'normal' (N(0, initStd), as
+   * BERT) or 'sinusoidal' (the Transformer's sin/cos table, scaled to the
+   * same RMS), which gives attention a notion of nearness from step 0. Only
+   * the starting values differ: the table is trained either way, and the
+   * model stays a Hugging Face BERT.
+   */
+  positionInit: 'normal' | 'sinusoidal';
 }
 
 export function defaultBertConfig(): BertConfig {
   return {
     vocabSize: 8192, hidden: 128, layers: 6, heads: 4, intermediate: 512, maxPositions: 128,
-    typeVocabSize: 2, dropout: 0.1, attentionDropout: 0.1, layerNormEps: 1e-12, initStd: 0.02, norm: 'post', bias: true,
+    typeVocabSize: 2, dropout: 0.1, attentionDropout: 0.1, layerNormEps: 1e-12, initStd: 0.02, norm: 'post', bias: true, positionInit: 'normal',
   };
 }
 
@@ -58,6 +66,7 @@ export function validateBertConfig(c: BertConfig): void {
   }
   if (c.norm !== 'post' && c.norm !== 'pre') throw new UntieError(`norm must be "post" or "pre", got "${String(c.norm)}"`);
   if (typeof c.bias !== 'boolean') throw new UntieError(`bias must be true or false, got ${String(c.bias)}`);
+  if (c.positionInit !== 'normal' && c.positionInit !== 'sinusoidal') throw new UntieError(`positionInit must be "normal" or "sinusoidal", got "${String(c.positionInit)}"`);
 }
 
 /**
@@ -88,6 +97,22 @@ export interface MlmBatch extends TokenBatch {
   labels: Int32Array;
 }
 
+/**
+ * The Transformer's position table, PE[p, 2i] = sin(p / 10000^(2i/d)) and
+ * PE[p, 2i+1] = cos(...), scaled so its RMS is `rms` (the raw table's is
+ * 1/sqrt(2)). Written into `out` (positions x dim, row-major).
+ */
+export function sinusoidalTable(out: Float32Array, positions: number, dim: number, rms: number): void {
+  const scale = rms * Math.SQRT2;
+  for (let p = 0; p < positions; p++) {
+    for (let i = 0; i < dim; i += 2) {
+      const angle = p / Math.pow(10000, i / dim);
+      out[p * dim + i] = scale * Math.sin(angle);
+      if (i + 1 < dim) out[p * dim + i + 1] = scale * Math.cos(angle);
+    }
+  }
+}
+
 class Embeddings extends Module {
   readonly word_embeddings: Embedding;
   readonly position_embeddings: Embedding;
@@ -98,6 +123,7 @@ class Embeddings extends Module {
     super();
     this.word_embeddings = this.child('word_embeddings', new Embedding(c.vocabSize, c.hidden, rng, c.initStd));
     this.position_embeddings = this.child('position_embeddings', new Embedding(c.maxPositions, c.hidden, rng, c.initStd));
+    if (c.positionInit === 'sinusoidal') sinusoidalTable(this.position_embeddings.weight.data, c.maxPositions, c.hidden, c.initStd);
     this.token_type_embeddings = this.child('token_type_embeddings', new Embedding(c.typeVocabSize, c.hidden, rng, c.initStd));
     this.LayerNorm = this.child('LayerNorm', new LayerNorm(c.hidden, c.layerNormEps));
     this.drop = this.child('dropout', new Dropout(c.dropout, dropRng));

@@ -132,6 +132,7 @@ export function bertConfigFromHf(raw: Record<string, unknown>, source: string): 
     layerNormEps: num('layer_norm_eps', 1e-12), initStd: num('initializer_range', 0.02),
     norm: raw.untie_norm === 'pre' ? 'pre' : 'post',
     bias: raw.untie_bias !== false,
+    positionInit: 'normal', // only the starting values of a trained table: irrelevant once weights are loaded
   };
 }
 
