@@ -1,14 +1,16 @@
-// GEMM in the BLIS style: B is packed into panels of NR columns (KC x NC
-// blocks), A into panels of MR rows (MC x KC blocks), and a register-blocked
+// GEMM in the BLIS style: op(B) is packed into panels of NR columns, op(A)
+// into panels of MR rows (or read in place), and a register-blocked
 // microkernel computes one MR x NR tile of C from one A panel and one B panel.
 //
 // Reproducibility: every element of C is computed by the same sequence of
 // operations whatever the thread count and however the work is split: the K
 // blocking depends on k only, each KC block is summed by the microkernel in
-// k order (one FMA chain per element), and edge tiles run the same kernel.
-// Threads only divide up tiles of C (or whole batch items).
+// k order (one FMA chain per element), the blocks are added in k order by the
+// one job that owns the element, and edge tiles run the same arithmetic.
+// Threads only divide up blocks of C (see Plan).
 #include "gemm.h"
 
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 
@@ -22,16 +24,24 @@
 namespace untie {
 namespace {
 
-// lda is used only by the direct-A kernels (see ukr_avx512_t), ldb (floats
-// from one k step of B to the next: NR when packed) by the AVX-512 kernels.
+// lda is used only by the direct-A kernels (see ukr_avx512_t); ldb is the
+// floats from one k step of B to the next (NR when packed; the portable
+// kernel reads packed B only).
 typedef void (*MicroKernel)(int64_t kc, const float* A, int64_t lda, const float* B, int64_t ldb, float* C,
                             int64_t ldc, int mr, int nr, float alpha, float beta);
 
+// How a microkernel reads op(A): packed panels, or in place from A stored
+// (m, k) (kRows) or (k, m) (kCols).
+enum AMode { kPacked, kRows, kCols };
+
 struct KernelCfg {
-  int MR, NR, KC, MC, NC;
+  int MR, NR, KC, MC;
+  // The microkernels mask their loads of B past nr, so B may be read in
+  // place for a partial panel.
+  bool b_masked;
   MicroKernel ukr;
   // Kernels that read op(A) in place, without packing (null if none): for
-  // A stored (m, k) and A stored (k, m). See gemm_item for when.
+  // A stored (m, k) and A stored (k, m). See choose_amode for when.
   MicroKernel ukr_direct_rows, ukr_direct_cols;
 };
 
@@ -160,7 +170,6 @@ void pack_transpose_avx2(const float* src, int64_t ld, int rows, int64_t kc, int
 // - AMODE kRows: op(A) read in place from A stored (m, k), row r at A + r*lda;
 // - AMODE kCols: op(A) read in place from A stored (k, m), step p at A + p*lda.
 // The FMAs are the same in every mode, so the results are too.
-enum AMode { kPacked, kRows, kCols };
 template <int MR, int NV, int AS, int AMODE>
 __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma"))) void ukr_avx512_t(
     int64_t kc, const float* A, int64_t lda, const float* B, int64_t ldb, float* C, int64_t ldc, int mr, int nr,
@@ -239,53 +248,98 @@ void ukr_avx512_cols(int64_t kc, const float* A, int64_t lda, const float* B, in
   avx512_kernels[kCols][mr][nr > 16](kc, A, lda, B, ldb, C, ldc, mr, nr, alpha, beta);
 }
 
-// 6 x 16: 12 accumulators in ymm registers.
-__attribute__((target("avx2,fma"))) void ukr_avx2_full(int64_t kc, const float* A, const float* B, float* C,
-                                                       int64_t ldc, float alpha, float beta) {
-  constexpr int MR = 6;
-  __m256 c0[MR], c1[MR];
-#pragma GCC unroll 8
-  for (int r = 0; r < MR; r++) { c0[r] = _mm256_setzero_ps(); c1[r] = _mm256_setzero_ps(); }
-  for (int64_t p = 0; p < kc; p++) {
-    const __m256 b0 = _mm256_load_ps(B), b1 = _mm256_load_ps(B + 8);
-#pragma GCC unroll 8
-    for (int r = 0; r < MR; r++) {
-      const __m256 a = _mm256_broadcast_ss(A + r);
-      c0[r] = _mm256_fmadd_ps(a, b0, c0[r]);
-      c1[r] = _mm256_fmadd_ps(a, b1, c1[r]);
-    }
-    A += MR;
-    B += 16;
-  }
+// C (MR rows of NV*8, ldc apart) = alpha * acc + beta * C; beta = 0 never reads C.
+template <int MR, int NV>
+__attribute__((target("avx2,fma"), always_inline)) inline void avx2_store(const __m256* c0, const __m256* c1,
+                                                                          float* C, int64_t ldc, float alpha,
+                                                                          float beta) {
   const __m256 va = _mm256_set1_ps(alpha);
   if (beta == 0.0f) {
 #pragma GCC unroll 8
     for (int r = 0; r < MR; r++) {
       _mm256_storeu_ps(C + r * ldc, _mm256_mul_ps(va, c0[r]));
-      _mm256_storeu_ps(C + r * ldc + 8, _mm256_mul_ps(va, c1[r]));
+      if (NV == 2) _mm256_storeu_ps(C + r * ldc + 8, _mm256_mul_ps(va, c1[r]));
     }
-  } else {
-    const __m256 vb = _mm256_set1_ps(beta);
+    return;
+  }
+  const __m256 vb = _mm256_set1_ps(beta);
 #pragma GCC unroll 8
-    for (int r = 0; r < MR; r++) {
-      const __m256 o0 = _mm256_loadu_ps(C + r * ldc), o1 = _mm256_loadu_ps(C + r * ldc + 8);
-      _mm256_storeu_ps(C + r * ldc, _mm256_fmadd_ps(va, c0[r], _mm256_mul_ps(vb, o0)));
+  for (int r = 0; r < MR; r++) {
+    const __m256 o0 = _mm256_loadu_ps(C + r * ldc);
+    _mm256_storeu_ps(C + r * ldc, _mm256_fmadd_ps(va, c0[r], _mm256_mul_ps(vb, o0)));
+    if (NV == 2) {
+      const __m256 o1 = _mm256_loadu_ps(C + r * ldc + 8);
       _mm256_storeu_ps(C + r * ldc + 8, _mm256_fmadd_ps(va, c1[r], _mm256_mul_ps(vb, o1)));
     }
   }
 }
 
-__attribute__((target("avx2,fma"))) void ukr_avx2(int64_t kc, const float* A, int64_t, const float* B, int64_t, float* C,
-                                                  int64_t ldc, int mr, int nr, float alpha, float beta) {
-  if (mr == 6 && nr == 16) return ukr_avx2_full(kc, A, B, C, ldc, alpha, beta);
-  // Edge tile: run the same kernel on a full temporary tile.
-  alignas(32) float tile[6 * 16];
+// MR rows x NV*8 columns of C (MR <= 6, NV <= 2: up to 12 accumulators in
+// ymm registers), from B panels read with ldb floats from one k step to the
+// next (16 when packed; B stored (k, n) read in place has ldb = n, and then
+// only full panels are read in place, see plan_gemm), and A in the modes of
+// ukr_avx512_t (packed with AS = 6 floats per k step, or read in place).
+// Columns past nr are computed (B panels are zero-padded or full) but not
+// stored: such an edge tile goes through a small temporary.
+template <int MR, int NV, int AMODE>
+__attribute__((target("avx2,fma"))) void ukr_avx2_t(int64_t kc, const float* A, int64_t lda, const float* B,
+                                                    int64_t ldb, float* C, int64_t ldc, int mr, int nr, float alpha,
+                                                    float beta) {
+  constexpr int AS = 6;
+  __m256 c0[MR], c1[MR];
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; r++) { c0[r] = _mm256_setzero_ps(); c1[r] = _mm256_setzero_ps(); }
+#pragma GCC unroll 2
+  for (int64_t p = 0; p < kc; p++) {
+    const __m256 b0 = _mm256_loadu_ps(B);
+    const __m256 b1 = NV == 2 ? _mm256_loadu_ps(B + 8) : b0;
+#pragma GCC unroll 8
+    for (int r = 0; r < MR; r++) {
+      const __m256 a = _mm256_broadcast_ss(AMODE == kRows ? A + r * lda : A + r);
+      c0[r] = _mm256_fmadd_ps(a, b0, c0[r]);
+      if (NV == 2) c1[r] = _mm256_fmadd_ps(a, b1, c1[r]);
+    }
+    A += AMODE == kPacked ? AS : AMODE == kRows ? 1 : lda;
+    B += ldb;
+  }
+  if (nr == NV * 8) {
+    avx2_store<MR, NV>(c0, c1, C, ldc, alpha, beta);
+    return;
+  }
+  // Edge tile (nr < NV * 8 columns).
+  alignas(32) float tile[MR * 16] = {};
+  const int cols = nr < NV * 8 ? nr : NV * 8, rows = mr < MR ? mr : MR;
   if (beta != 0.0f)
-    for (int r = 0; r < mr; r++)
-      for (int c = 0; c < nr; c++) tile[r * 16 + c] = C[r * ldc + c];
-  ukr_avx2_full(kc, A, B, tile, 16, alpha, beta);
-  for (int r = 0; r < mr; r++)
-    for (int c = 0; c < nr; c++) C[r * ldc + c] = tile[r * 16 + c];
+    for (int r = 0; r < rows; r++)
+      for (int c = 0; c < cols; c++) tile[r * 16 + c] = C[r * ldc + c];
+  avx2_store<MR, NV>(c0, c1, tile, 16, alpha, beta);
+  for (int r = 0; r < rows; r++)
+    for (int c = 0; c < cols; c++) C[r * ldc + c] = tile[r * 16 + c];
+}
+
+constexpr int kAvx2MR = 6;
+#define UKR2_PAIR(mr, mode) {ukr_avx2_t<mr, 1, mode>, ukr_avx2_t<mr, 2, mode>}
+#define UKR2_TABLE(mode)                                                                                     \
+  {                                                                                                          \
+    {nullptr, nullptr}, UKR2_PAIR(1, mode), UKR2_PAIR(2, mode), UKR2_PAIR(3, mode), UKR2_PAIR(4, mode),     \
+        UKR2_PAIR(5, mode), UKR2_PAIR(6, mode),                                                              \
+  }
+const MicroKernel avx2_kernels[3][kAvx2MR + 1][2] = {UKR2_TABLE(kPacked), UKR2_TABLE(kRows), UKR2_TABLE(kCols)};
+#undef UKR2_TABLE
+#undef UKR2_PAIR
+
+// 6 x 16, or the smallest kernel that covers an edge tile (mr x nr).
+void ukr_avx2(int64_t kc, const float* A, int64_t lda, const float* B, int64_t ldb, float* C, int64_t ldc, int mr,
+              int nr, float alpha, float beta) {
+  avx2_kernels[kPacked][mr][nr > 8](kc, A, lda, B, ldb, C, ldc, mr, nr, alpha, beta);
+}
+void ukr_avx2_rows(int64_t kc, const float* A, int64_t lda, const float* B, int64_t ldb, float* C, int64_t ldc,
+                   int mr, int nr, float alpha, float beta) {
+  avx2_kernels[kRows][mr][nr > 8](kc, A, lda, B, ldb, C, ldc, mr, nr, alpha, beta);
+}
+void ukr_avx2_cols(int64_t kc, const float* A, int64_t lda, const float* B, int64_t ldb, float* C, int64_t ldc,
+                   int mr, int nr, float alpha, float beta) {
+  avx2_kernels[kCols][mr][nr > 8](kc, A, lda, B, ldb, C, ldc, mr, nr, alpha, beta);
 }
 
 #endif  // UNTIE_X86
@@ -320,20 +374,22 @@ void ukr_scalar(int64_t kc, const float* A, int64_t, const float* B, int64_t, fl
 
 // ---------------------------------------------------------------- configs
 
-// Blocking, measured on Zen 5 (48 KB L1, 1 MB L2): the MC x KC block of A
-// stays in L2; KC = 512 beat 256 and 384 for k = 1024 (fewer passes over C)
-// although a 512 x 32 B panel (64 KB) then streams from L2 rather than L1.
+// Blocking. AVX-512, measured on Zen 5 (48 KB L1, 1 MB L2): the MC x KC block
+// of A stays in L2; KC = 512 beat 256 and 384 for k = 1024 (fewer passes over
+// C) although a 512 x 32 B panel (64 KB) then streams from L2 rather than L1.
+// AVX2, measured on Zen 3 (32 KB L1, 512 KB L2): KC = 256 keeps a 256 x 16 B
+// panel (16 KB) and the 6 x 256 A panel in L1, and MC x KC (144 x 256,
+// 144 KB) leaves L2 room for the B panels streaming through it.
 #if defined(UNTIE_X86)
-const KernelCfg cfg_avx512 = {kAvx512MR, 32, 512, 14 * 24, 4096, ukr_avx512, ukr_avx512_rows, ukr_avx512_cols};
-const KernelCfg cfg_avx2 = {6, 16, 256, 6 * 48, 4096, ukr_avx2, nullptr, nullptr};
+const KernelCfg cfg_avx512 = {kAvx512MR, 32, 512, 14 * 24, true, ukr_avx512, ukr_avx512_rows, ukr_avx512_cols};
+const KernelCfg cfg_avx2 = {kAvx2MR, 16, 256, 6 * 24, false, ukr_avx2, ukr_avx2_rows, ukr_avx2_cols};
 #endif
-const KernelCfg cfg_scalar = {kScalarMR, kScalarNR, 256, 4 * 64, 4096, ukr_scalar, nullptr, nullptr};
+const KernelCfg cfg_scalar = {kScalarMR, kScalarNR, 256, 4 * 64, false, ukr_scalar, nullptr, nullptr};
 
 void do_pack_a(const KernelCfg& K, const float* A, int64_t lda, bool trans, int64_t i0, int64_t mc, int64_t p0,
                int64_t kc, float* Ap) {
   switch (K.MR) {
     case 14: pack_a<14>(A, lda, trans, i0, mc, p0, kc, Ap); break;
-    case 12: pack_a<12>(A, lda, trans, i0, mc, p0, kc, Ap); break;
     case 6: pack_a<6>(A, lda, trans, i0, mc, p0, kc, Ap); break;
     default: pack_a<kScalarMR>(A, lda, trans, i0, mc, p0, kc, Ap); break;
   }
@@ -367,134 +423,165 @@ struct Buffer {
 };
 thread_local Buffer tls_a, tls_b;
 
-struct Problem {
-  const float* a;
-  const float* b;
-  float* c;
-  int64_t m, n, k;
-  bool ta, tb;
-  float alpha, beta;
+// What tls_b holds: op(B) of batch item `item`, columns of job column `jb`,
+// all K blocks, packed for call `call`. A thread that runs several jobs of
+// the same columns packs them once.
+struct PackedB {
+  uint64_t call = 0;
+  int64_t item = -1, jb = -1;
 };
+thread_local PackedB tls_b_holds;
+std::atomic<uint64_t> call_counter{0};
 
 inline int64_t cdiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
+inline int64_t round_up(int64_t a, int64_t b) { return cdiv(a, b) * b; }
 
-// K blocking depends on k only (so results do not depend on threads).
+// K blocking depends on k only, so results do not depend on the job plan.
 inline int64_t kc_block(const KernelCfg& K, int64_t k) {
   const int64_t nkb = cdiv(k, K.KC);
   return cdiv(k, nkb);
 }
 
-// Packing buffer sizes for one problem: one KC x NC block of B (the shared B
-// buffer holds two), one MC x KC block of A.
-int64_t b_block_floats(const KernelCfg& K, int64_t n, int64_t k) {
-  const int64_t nc = n < K.NC ? n : K.NC;
-  return kc_block(K, k) * cdiv(nc, K.NR) * K.NR;
-}
-size_t b_buf_size(const KernelCfg& K, int64_t n, int64_t k) { return 2 * (size_t)b_block_floats(K, n, k); }
-size_t a_buf_size(const KernelCfg& K, int64_t k) { return (size_t)K.MC * (size_t)kc_block(K, k); }
+// The most floats of packed B one job may hold (all K blocks of its
+// columns): 4 MB, which bounds the job's column width for large k.
+constexpr int64_t kPackedBBudget = (int64_t)1 << 20;
 
-// Read op(A) in place instead of packing it: when A is stored (k, m), a k
-// step of a panel is already contiguous (measured 10-25% faster on the
-// weight-gradient shapes, m128-512 n128 k4096); otherwise when a packed panel
-// would be used at most 4 times (n <= 128: the attention GEMMs with n = head
-// size, and x @ W^T into hidden 128, m4096 n128 k128 NT: 176 -> 194 GF/s on
-// 1 thread, 290 -> 330 on 2; no gain measured at n = 256-1024) or is a few
-// cache lines per row (k <= 64: attention scores, k = head size).
-MicroKernel direct_kernel(const KernelCfg& K, bool ta, int64_t n, int64_t k) {
-  return ta ? K.ukr_direct_cols : n <= 4 * K.NR || k <= 64 ? K.ukr_direct_rows : nullptr;
+// ---------------------------------------------------------------- the plan
+
+// C is computed in jobs: a job is one block of rows x columns of one batch
+// item, over all of K, so the whole sum of every element it owns is formed
+// by one thread. Jobs are claimed from the pool one at a time; each thread
+// packs what its job needs into its own buffers (no barrier, no shared
+// packing: a descheduled thread delays only its own job).
+struct Plan {
+  const KernelCfg* K;
+  const float* a;
+  const float* b;
+  float* c;
+  int64_t batch, m, n, k;
+  bool ta, tb;
+  int64_t sa, sb, sc, lda, ldb, ldc;
+  float alpha, beta;
+  int64_t kcb;
+  MicroKernel ukr;  // for the A mode below
+  int amode;        // kPacked, kRows or kCols (kPacked when the path has no in-place kernels)
+  bool direct_b;    // op(B) read in place (B stored (k, n))
+  int64_t mb, nb;   // job size (multiples of MR and NR, but for the last job of a row or column)
+  int64_t mj, nj;   // jobs per batch item along m and n
+  uint64_t call;
+};
+
+// Read op(A) in place instead of packing it (AVX-512 measurements, Zen 5):
+// when A is stored (k, m), a k step of a panel is already contiguous (10-25%
+// faster on the weight-gradient shapes, m128-512 n128 k4096); otherwise when a
+// packed panel would be used at most 4 times (n <= 4 NR) or is a few cache
+// lines per row (k <= 64: attention scores, k = head size).
+int choose_amode(const KernelCfg& K, bool ta, int64_t n, int64_t k) {
+  if (!K.ukr_direct_rows) return kPacked;
+  if (ta) return kCols;
+  return n <= 4 * K.NR || k <= 64 ? kRows : kPacked;
 }
 
-// Per-thread buffer: one MC x KC block of packed A, or with a direct kernel
-// the thread's own packed B panels (at most one KC x NC block).
-size_t own_buf_size(const KernelCfg& K, bool ta, int64_t n, int64_t k) {
-  return direct_kernel(K, ta, n, k) ? (size_t)b_block_floats(K, n, k) : a_buf_size(K, k);
+Plan plan_gemm(const KernelCfg& K, const float* a, const float* b, float* c, int64_t batch, int64_t m, int64_t n,
+               int64_t k, bool ta, bool tb, int64_t sa, int64_t sb, int64_t sc, float alpha, float beta, int threads) {
+  Plan P;
+  P.K = &K;
+  P.a = a, P.b = b, P.c = c;
+  P.batch = batch, P.m = m, P.n = n, P.k = k;
+  P.ta = ta, P.tb = tb;
+  P.sa = sa, P.sb = sb, P.sc = sc;
+  P.lda = ta ? m : k, P.ldb = tb ? k : n, P.ldc = n;
+  P.alpha = alpha, P.beta = beta;
+  P.kcb = kc_block(K, k);
+  P.amode = choose_amode(K, ta, n, k);
+  P.ukr = P.amode == kPacked ? K.ukr : P.amode == kRows ? K.ukr_direct_rows : K.ukr_direct_cols;
+  // B stored (k, n) is read in place when few row tiles would reuse a packed
+  // panel (m <= 16 MR: the weight-gradient shapes m128 n128-512 k4096 TN
+  // gained 2-9% on AVX-512); with many row tiles (m8192 n128 k621 TN) a
+  // packed, contiguous panel is faster. Only kernels that mask their B loads
+  // read a partial panel in place.
+  P.direct_b = P.amode != kPacked && !tb && m <= 16 * K.MR && (K.b_masked || n % K.NR == 0);
+  P.call = call_counter.fetch_add(1, std::memory_order_relaxed) + 1;
+
+  const int64_t MR = K.MR, NR = K.NR;
+  const int64_t m_pad = round_up(m, MR), n_pad = round_up(n, NR);
+  // Column width: all of n unless its packed K x n would exceed the budget.
+  int64_t nb_max = P.direct_b ? n_pad : (kPackedBBudget / k) / NR * NR;
+  if (nb_max < NR) nb_max = NR;
+  if (nb_max > n_pad) nb_max = n_pad;
+  // Jobs wanted per batch item: enough for every thread to claim several,
+  // so that the load evens out and a descheduled thread holds up little.
+  const int64_t want = threads <= 1 ? 1 : cdiv(kChunksPerThread * threads, batch);
+  int64_t mb, nb;
+  if (m >= n) {
+    // Row blocks (each thread packs all of B once: T copies of k x n, small
+    // next to the m x k x n of arithmetic when m is the large side).
+    nb = nb_max;
+    const int64_t nj = cdiv(n_pad, nb);
+    const int64_t mj = cdiv(want, nj);
+    mb = round_up(cdiv(m_pad, mj), MR);
+  } else {
+    // Column blocks (each job packs only its own columns of B).
+    mb = m_pad;
+    if (mb > K.MC) mb = K.MC;
+    const int64_t mj = cdiv(m_pad, mb);
+    const int64_t nj = cdiv(want, mj);
+    nb = round_up(cdiv(n_pad, nj), NR);
+    if (nb > nb_max) nb = nb_max;
+  }
+  if (mb > K.MC) mb = K.MC;  // the packed A block stays in L2
+  if (mb < MR) mb = MR;
+  P.mb = mb, P.nb = nb;
+  P.mj = cdiv(m, mb), P.nj = cdiv(n, nb);
+  return P;
 }
 
-// One batch item, computed by T threads together (T may be 1). With packed A,
-// Bbuf is shared by the T threads and holds two KC x NC blocks
-// (double-buffered, so one barrier per block suffices), and Own (this
-// thread's) holds packed A. With a direct kernel there is no A to pack: each
-// thread packs the B panels it uses into Own and never waits for the others
-// (on a shared machine a descheduled thread would stall every barrier).
-void gemm_item(const KernelCfg& K, const Problem& P, int tid, int T, float* Bbuf, float* Own) {
+// Job j: batch item, then column block, then row block (so that the jobs a
+// thread claims in a row mostly share their columns of B).
+void run_job(const Plan& P, int64_t j) {
+  const KernelCfg& K = *P.K;
+  const int64_t per_item = P.mj * P.nj;
+  const int64_t item = j / per_item, r = j % per_item;
+  const int64_t jb = r / P.mj, ib = r % P.mj;
+  const float* A = P.a + item * P.sa;
+  const float* B = P.b + item * P.sb;
+  float* C = P.c + item * P.sc;
   const int MR = K.MR, NR = K.NR;
-  const int64_t m = P.m, n = P.n, k = P.k;
-  const int64_t lda = P.ta ? m : k, ldb = P.tb ? k : n, ldc = n;
-  const int64_t kcb = kc_block(K, k);
-  const int64_t NCmax = (int64_t)K.NC;
-  const int64_t bstride = b_block_floats(K, n, k);
-  const MicroKernel direct = direct_kernel(K, P.ta, n, k);
-  // With direct A and few row tiles to reuse a B panel (m <= 16 * MR), B
-  // stored (k, n) is read in place too: the weight-gradient shapes m128
-  // n128-512 k4096 TN gained 2-9%; with many row tiles (m8192 n128 k621 TN)
-  // a packed, contiguous panel is faster.
-  const bool in_place_b = direct && !P.tb && m <= 16 * MR;
-  int it = 0;
-  for (int64_t jc = 0; jc < n; jc += NCmax) {
-    const int64_t nc = n - jc < NCmax ? n - jc : NCmax;
-    const int64_t np = cdiv(nc, NR), mp = cdiv(m, MR);
-    // Split the C block over T threads as tm x tn; pick the least loaded,
-    // counting a thread's packing as about one tile per panel it packs: with
-    // packed A each thread packs the A panels of its rows (B is packed once,
-    // shared), with direct A the B panels of its columns. (Counting tiles
-    // only, m4096 n128 was split by columns, and both threads packed all of A.)
-    int tm = T, tn = 1;
-    {
-      int64_t best = -1;
-      for (int d = 1; d <= T; d++) {
-        if (T % d) continue;
-        const int dm = d, dn = T / d;
-        const int64_t rows = cdiv(mp, dm), cols = cdiv(np, dn);
-        const int64_t load = direct ? cols * (rows + 1) : rows * (cols + 1);
-        if (best < 0 || load < best) { best = load; tm = dm; tn = dn; }
+  const int64_t i0 = ib * P.mb, i1 = i0 + P.mb < P.m ? i0 + P.mb : P.m;
+  const int64_t j0 = jb * P.nb, j1 = j0 + P.nb < P.n ? j0 + P.nb : P.n;
+  const int64_t ncols = j1 - j0, npan = cdiv(ncols, NR), stride_b = npan * NR;
+
+  float* Bp = nullptr;
+  if (!P.direct_b) {
+    Bp = tls_b.get((size_t)(P.k * stride_b));
+    PackedB& held = tls_b_holds;
+    if (held.call != P.call || held.item != (P.sb == 0 ? 0 : item) || held.jb != jb) {
+      for (int64_t p0 = 0; p0 < P.k; p0 += P.kcb) {
+        const int64_t kc = P.k - p0 < P.kcb ? P.k - p0 : P.kcb;
+        do_pack_b(K, B, P.ldb, P.tb, p0, kc, j0, ncols, 0, npan, Bp + p0 * stride_b);
       }
+      held.call = P.call, held.item = P.sb == 0 ? 0 : item, held.jb = jb;
     }
-    const int ti = tid / tn, tj = tid % tn;
-    const int64_t mp0 = mp * ti / tm, mp1 = mp * (ti + 1) / tm;
-    const int64_t np0 = np * tj / tn, np1 = np * (tj + 1) / tn;
-    const int64_t i_begin = mp0 * MR, i_end = mp1 * MR < m ? mp1 * MR : m;
-    for (int64_t p0 = 0; p0 < k; p0 += kcb) {
-      const int64_t kc = k - p0 < kcb ? k - p0 : kcb;
-      const float beta = p0 == 0 ? P.beta : 1.0f;
-      if (direct) {
-        if (i_begin >= i_end || np0 >= np1) continue;
-        // Own holds panels [np0, np1): panel jp at (jp - np0) * NR * kc.
-        float* Bp = Own - np0 * NR * kc;
-        if (!in_place_b) do_pack_b(K, P.b, ldb, P.tb, p0, kc, jc, nc, np0, np1, Bp);
-        for (int64_t jp = np0; jp < np1; jp++) {
-          const int64_t jj = jp * NR;
-          const int nr = (int)(nc - jj < NR ? nc - jj : NR);
-          const float* Bpanel = in_place_b ? P.b + p0 * ldb + jc + jj : Bp + jj * kc;
-          const int64_t bstep = in_place_b ? ldb : NR;
-          for (int64_t i = i_begin; i < i_end; i += MR) {
-            const int mr = (int)(i_end - i < MR ? i_end - i : MR);
-            const float* Ad = P.ta ? P.a + p0 * lda + i : P.a + i * lda + p0;
-            direct(kc, Ad, lda, Bpanel, bstep, P.c + i * ldc + jc + jj, ldc, mr, nr, P.alpha, beta);
-          }
-        }
-        continue;
-      }
-      float* Bp = Bbuf + (it & 1) * bstride;
-      it++;
-      do_pack_b(K, P.b, ldb, P.tb, p0, kc, jc, nc, np * tid / T, np * (tid + 1) / T, Bp);
-      pool_barrier(T);
-      for (int64_t ic = i_begin; ic < i_end; ic += K.MC) {
-        const int64_t mc = i_end - ic < K.MC ? i_end - ic : K.MC;
-        do_pack_a(K, P.a, lda, P.ta, ic, mc, p0, kc, Own);
-        for (int64_t jp = np0; jp < np1; jp++) {
-          const int64_t jj = jp * NR;
-          const int nr = (int)(nc - jj < NR ? nc - jj : NR);
-          const float* Bpanel = Bp + jj * kc;
-          for (int64_t ip = 0; ip < mc; ip += MR) {
-            const int mr = (int)(mc - ip < MR ? mc - ip : MR);
-            K.ukr(kc, Own + ip * kc, 0, Bpanel, NR, P.c + (ic + ip) * ldc + jc + jj, ldc, mr, nr, P.alpha, beta);
-          }
-        }
+  }
+  float* Ap = P.amode == kPacked ? tls_a.get((size_t)(round_up(i1 - i0, MR) * P.kcb)) : nullptr;
+
+  for (int64_t p0 = 0; p0 < P.k; p0 += P.kcb) {
+    const int64_t kc = P.k - p0 < P.kcb ? P.k - p0 : P.kcb;
+    const float beta = p0 == 0 ? P.beta : 1.0f;
+    if (Ap) do_pack_a(K, A, P.lda, P.ta, i0, i1 - i0, p0, kc, Ap);
+    for (int64_t jp = 0; jp < npan; jp++) {
+      const int64_t jj = j0 + jp * NR;
+      const int nr = (int)(j1 - jj < NR ? j1 - jj : NR);
+      const float* Bpanel = P.direct_b ? B + p0 * P.ldb + jj : Bp + p0 * stride_b + jp * NR * kc;
+      const int64_t bstep = P.direct_b ? P.ldb : NR;
+      for (int64_t i = i0; i < i1; i += MR) {
+        const int mr = (int)(i1 - i < MR ? i1 - i : MR);
+        const float* Ai = Ap ? Ap + (i - i0) * kc : P.amode == kRows ? A + i * P.lda + p0 : A + p0 * P.lda + i;
+        P.ukr(kc, Ai, P.lda, Bpanel, bstep, C + i * P.ldc + jj, P.ldc, mr, nr, P.alpha, beta);
       }
     }
   }
 }
-
 
 const KernelCfg& current_cfg() {
 #if defined(UNTIE_X86)
@@ -505,6 +592,11 @@ const KernelCfg& current_cfg() {
   }
 #endif
   return cfg_scalar;
+}
+
+void run_plan(const Plan& P, int threads) {
+  auto body = [&P](int64_t j) { run_job(P, j); };
+  parallel_chunks(P.batch * P.mj * P.nj, threads, body);
 }
 
 }  // namespace
@@ -521,35 +613,20 @@ void gemm(const float* a, const float* b, float* c, int64_t batch, int64_t m, in
     return;
   }
   const KernelCfg& K = current_cfg();
-  const double flops = 2.0 * (double)m * (double)n * (double)k;
-  const int threads = pool_get_threads();
+  const double flops = 2.0 * (double)m * (double)n * (double)k * (double)batch;
   // Too small to be worth waking another thread.
-  const bool tiny = flops * (double)batch < 3e5;
+  const int threads = flops < 5e5 ? 1 : pool_get_threads();
   // Outputs that overlap across batch items must be computed in order.
   const bool overlapping = batch > 1 && strideC < m * n;
-  auto item = [&](int64_t bi) {
-    return Problem{a + bi * strideA, b + bi * strideB, c + bi * strideC, m, n, k, transA, transB, alpha, beta};
-  };
-
-  if (!overlapping && (tiny || (batch >= threads && (batch % threads == 0 || batch >= 3 * threads || flops < 4e6)))) {
-    // Whole batch items per thread.
-    auto body = [&](int tid, int T) {
-      float* Own = tls_a.get(own_buf_size(K, transA, n, k));
-      float* Bbuf = direct_kernel(K, transA, n, k) ? nullptr : tls_b.get(b_buf_size(K, n, k));
-      const int64_t b0 = batch * tid / T, b1 = batch * (tid + 1) / T;
-      for (int64_t bi = b0; bi < b1; bi++) gemm_item(K, item(bi), 0, 1, Bbuf, Own);
-    };
-    parallel_region(tiny ? 1 : (int)(batch < threads ? batch : threads), body);
+  if (!overlapping) {
+    run_plan(plan_gemm(K, a, b, c, batch, m, n, k, transA, transB, strideA, strideB, strideC, alpha, beta, threads),
+             threads);
     return;
   }
-  // Each batch item split over the threads.
-  const int T = flops < 5e5 ? 1 : threads;
-  float* shared_b = direct_kernel(K, transA, n, k) ? nullptr : tls_b.get(b_buf_size(K, n, k));
-  for (int64_t bi = 0; bi < batch; bi++) {
-    const Problem P = item(bi);
-    auto body = [&](int tid, int nt) { gemm_item(K, P, tid, nt, shared_b, tls_a.get(own_buf_size(K, transA, n, k))); };
-    parallel_region(T, body);
-  }
+  for (int64_t bi = 0; bi < batch; bi++)
+    run_plan(plan_gemm(K, a + bi * strideA, b + bi * strideB, c + bi * strideC, 1, m, n, k, transA, transB, 0, 0, 0,
+                       alpha, beta, threads),
+             threads);
 }
 
 }  // namespace untie

@@ -24,21 +24,39 @@ namespace {
 // sleeping thread costs tens of microseconds.
 constexpr auto kSpin = std::chrono::microseconds(300);
 
+// The claim word: which region (its generation, 22 bits), the next chunk to
+// hand out and the region's chunk count (21 bits each). A thread claims a
+// chunk by one compare-and-swap of the whole word, which succeeds only while
+// the region it read is still the current one: a worker that wakes late
+// cannot claim a chunk of a region it never saw, nor one that has ended.
+constexpr int kCountBits = 21;
+constexpr uint64_t kCountMask = ((uint64_t)1 << kCountBits) - 1;
+constexpr uint64_t kGenMask = ((uint64_t)1 << (64 - 2 * kCountBits)) - 1;
+static_assert(kMaxChunks <= (int64_t)kCountMask, "chunk count must fit the claim word");
+
+inline uint64_t claim_word(uint64_t gen, uint64_t next, uint64_t n) {
+  return ((gen & kGenMask) << (2 * kCountBits)) | (next << kCountBits) | n;
+}
+inline uint64_t word_gen(uint64_t w) { return w >> (2 * kCountBits); }
+inline uint64_t word_next(uint64_t w) { return (w >> kCountBits) & kCountMask; }
+inline uint64_t word_n(uint64_t w) { return w & kCountMask; }
+
 struct Pool {
   std::mutex run_mu;  // one region at a time
   std::mutex mu;
   std::condition_variable cv;
   std::vector<std::thread> workers;
-  std::atomic<uint64_t> gen{0};
+  std::atomic<uint64_t> gen{0};  // bumped once per region: wakes the workers
   std::atomic<int> sleepers{0};
-  std::atomic<int> pending{0};
   std::atomic<bool> stop{false};
-  RegionFn fn = nullptr;
+  // The current region. fn and ctx are written before the claim word is
+  // published, and stay valid until every claimed chunk is done.
+  ChunkFn fn = nullptr;
   void* ctx = nullptr;
-  int active = 1;
+  std::atomic<int> active{1};  // threads (caller included) asked to take part
   int threads = 1;
-  alignas(64) std::atomic<int> bar_count{0};
-  alignas(64) std::atomic<int> bar_phase{0};
+  alignas(64) std::atomic<uint64_t> claim{0};
+  alignas(64) std::atomic<int64_t> done{0};
 };
 
 // Never destroyed: worker threads may still be parked in it when the
@@ -66,8 +84,25 @@ inline void spin_until(Done done) {
   }
 }
 
-// `seen` is the generation current when the worker was created: a job
-// published after that is the worker's to run.
+// Claims and runs chunks of region `g` until none is left (or the region is
+// no longer current).
+void run_chunks(Pool* P, uint64_t g) {
+  uint64_t w = P->claim.load(std::memory_order_acquire);
+  for (;;) {
+    if (word_gen(w) != (g & kGenMask)) return;
+    const uint64_t next = word_next(w), n = word_n(w);
+    if (next >= n) return;
+    if (!P->claim.compare_exchange_weak(w, claim_word(g, next + 1, n), std::memory_order_acq_rel,
+                                        std::memory_order_acquire))
+      continue;  // w now holds the current word
+    P->fn(P->ctx, (int64_t)next);
+    P->done.fetch_add(1, std::memory_order_acq_rel);
+    w = P->claim.load(std::memory_order_acquire);
+  }
+}
+
+// `seen` is the generation current when the worker was created: a region
+// published after that is one the worker may join.
 void worker_main(Pool* P, int tid, uint64_t seen) {
   in_region = true;  // a worker never starts a region of its own
   for (;;) {
@@ -89,10 +124,8 @@ void worker_main(Pool* P, int tid, uint64_t seen) {
     }
     seen = g;
     if (P->stop.load(std::memory_order_acquire)) return;
-    if (tid < P->active) {
-      P->fn(P->ctx, tid, P->active);
-      P->pending.fetch_sub(1, std::memory_order_acq_rel);
-    }
+    // A hint only: any thread may run any chunk.
+    if (tid < P->active.load(std::memory_order_relaxed)) run_chunks(P, g);
   }
 }
 
@@ -119,6 +152,10 @@ void stop_workers(Pool* P) {
   P->stop.store(false, std::memory_order_release);
 }
 
+void run_inline(ChunkFn fn, void* ctx, int64_t nchunks) {
+  for (int64_t c = 0; c < nchunks; c++) fn(ctx, c);
+}
+
 }  // namespace
 
 int pool_get_threads() { return pool()->threads; }
@@ -133,36 +170,27 @@ void pool_set_threads(int n) {
   P->threads = n;
 }
 
-void pool_run(RegionFn fn, void* ctx, int want) {
+void pool_run(ChunkFn fn, void* ctx, int64_t nchunks, int want) {
+  if (nchunks <= 0) return;
   Pool* P = pool();
-  int T = want < P->threads ? want : P->threads;
-  if (T <= 1 || in_region) { fn(ctx, 0, 1); return; }
+  const int T = want < P->threads ? want : P->threads;
+  if (T <= 1 || nchunks == 1 || nchunks > kMaxChunks || in_region) { run_inline(fn, ctx, nchunks); return; }
   std::unique_lock<std::mutex> lk(P->run_mu, std::try_to_lock);
-  if (!lk.owns_lock()) { fn(ctx, 0, 1); return; }
+  if (!lk.owns_lock()) { run_inline(fn, ctx, nchunks); return; }
   if ((int)P->workers.size() != P->threads - 1) start_workers(P);
   P->fn = fn;
   P->ctx = ctx;
-  P->active = T;
-  P->bar_count.store(0, std::memory_order_relaxed);
-  P->pending.store(T - 1, std::memory_order_relaxed);
-  P->gen.fetch_add(1, std::memory_order_seq_cst);
+  P->active.store(T, std::memory_order_relaxed);
+  P->done.store(0, std::memory_order_relaxed);
+  const uint64_t g = P->gen.load(std::memory_order_relaxed) + 1;
+  P->claim.store(claim_word(g, 0, (uint64_t)nchunks), std::memory_order_release);
+  P->gen.store(g, std::memory_order_seq_cst);
   wake_all(P);
   in_region = true;
-  fn(ctx, 0, T);
+  run_chunks(P, g);
   in_region = false;
-  spin_until([P] { return P->pending.load(std::memory_order_acquire) == 0; });
-}
-
-void pool_barrier(int nthreads) {
-  if (nthreads <= 1) return;
-  Pool* P = pool();
-  int phase = P->bar_phase.load(std::memory_order_acquire);
-  if (P->bar_count.fetch_add(1, std::memory_order_acq_rel) + 1 == nthreads) {
-    P->bar_count.store(0, std::memory_order_relaxed);
-    P->bar_phase.store(phase + 1, std::memory_order_release);
-  } else {
-    spin_until([P, phase] { return P->bar_phase.load(std::memory_order_acquire) != phase; });
-  }
+  // Every chunk is claimed; wait for those that workers are still running.
+  spin_until([P, nchunks] { return P->done.load(std::memory_order_acquire) == nchunks; });
 }
 
 }  // namespace untie
