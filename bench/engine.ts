@@ -29,7 +29,7 @@ import type { Kernels } from '../src/backend/kernels.js';
 import { BertForMaskedLM, defaultBertConfig, type BertConfig, type MlmBatch } from '../src/models/bert.js';
 import { Optimizer, defaultOptimizerConfig } from '../src/optim/optimizers.js';
 import { Rng } from '../src/tensor/rng.js';
-import { backward } from '../src/tensor/tensor.js';
+import { backward, tidy } from '../src/tensor/tensor.js';
 import { benchGemm } from './gemm.js';
 import { findTorchPython, torchEnv } from './torch-python.js';
 
@@ -75,10 +75,13 @@ function trainer(seed = 1) {
     paramCount: params.reduce((s, p) => s + p.size, 0),
     step(): number {
       model.zeroGrad();
-      const { loss } = model.mlm(batch);
-      backward(loss);
+      const loss = tidy(() => {
+        const out = model.mlm(batch);
+        backward(out.loss);
+        return out.loss.item();
+      });
       opt.step(params, names, 1e-4);
-      return loss.item();
+      return loss;
     },
   };
 }

@@ -9,7 +9,7 @@ import { SharingController } from '../src/sharing/controller.js';
 import { NeverCriterion } from '../src/sharing/criteria.js';
 import { parseShare, planGroups } from '../src/sharing/plan.js';
 import { Rng } from '../src/tensor/rng.js';
-import { backward } from '../src/tensor/tensor.js';
+import { backward, tidy } from '../src/tensor/tensor.js';
 import { PRESETS, bertConfigOf, defaultRunConfig } from '../src/train/config.js';
 
 const args = process.argv.slice(2);
@@ -47,7 +47,7 @@ for (const preset of only) {
     const batch = syntheticBatch(cfg.train.batchSize, cfg.data.seqLen, cfg.data.vocabSize, rng);
     const t0 = performance.now();
     model.zeroGrad();
-    backward(model.mlm(batch).loss);
+    tidy(() => backward(model.mlm(batch).loss));
     ctrl.beforeUpdate(s);
     const trainable = ctrl.trainable(named);
     clipGradNorm(trainable.map(([, p]) => p), 1);

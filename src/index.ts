@@ -2,7 +2,8 @@
 export { UntieError } from './errors.js';
 export type { Kernels } from './backend/kernels.js';
 export { kernels, setThreads, useKernels, nativeKernels, reference } from './backend/index.js';
-export { Tensor, backward, noGrad, parameter } from './tensor/tensor.js';
+export { Tensor, backward, noGrad, parameter, tidy } from './tensor/tensor.js';
+export { poolStats } from './tensor/pool.js';
 export * as ops from './tensor/ops.js';
 export { Rng } from './tensor/rng.js';
 export { setDetectAnomaly, anomalyScope, AnomalyError } from './tensor/anomaly.js';

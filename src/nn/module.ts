@@ -46,6 +46,6 @@ export abstract class Module {
   }
 
   zeroGrad(): void {
-    for (const t of this.parameters()) t.grad = null;
+    for (const t of this.parameters()) t.zeroGrad();
   }
 }

@@ -3,11 +3,17 @@
  * an input needs a gradient, records a backward closure that writes the
  * input gradients (see tensor.ts). Shapes are checked up front: a mismatch is
  * an UntieError naming the op and the shapes.
+ *
+ * Outputs and gradients come from the buffer pool (pool.ts), so their
+ * contents start out undefined: every kernel call here either overwrites its
+ * output or is given zeros. Buffers an op keeps only for its backward (masks,
+ * row statistics) go back to the pool when that backward has run.
  */
 import { kernels } from '../backend/index.js';
 import type { Kernels } from '../backend/kernels.js';
 import { UntieError } from '../errors.js';
 import { anomalyMode, checkGradient } from './anomaly.js';
+import { alloc, release, zeros } from './pool.js';
 import type { Rng } from './rng.js';
 import { Tensor, accumulateGrad, needsGrad, record, shapeString, sizeOf, type Shape } from './tensor.js';
 
@@ -21,6 +27,11 @@ function addInto(K: Kernels) {
 
 function give(K: Kernels, t: Tensor, g: Float32Array, owned: boolean): void {
   accumulateGrad(t, g, owned, addInto(K));
+}
+
+/** Gives `t` a gradient the op just computed into a buffer of its own: adopted as t.grad, or added in and given back. */
+function giveFresh(K: Kernels, t: Tensor, g: Float32Array): void {
+  if (!accumulateGrad(t, g, true, addInto(K))) release(g);
 }
 
 // ---------------------------------------------------------------- matmul
@@ -51,24 +62,24 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
     fail('matmul', `batch dimensions differ: a ${shapeString(a.shape)} and b ${shapeString(b.shape)}`);
   }
   const K = kernels();
-  const out = new Float32Array(batch * m * n);
+  const out = alloc(batch * m * n);
   const strideB = bBroadcast ? 0 : k * n;
   K.matmul(a.data, b.data, out, batch, m, n, k, transA, transB, m * k, strideB, m * n, 1, 0);
-  const result = new Tensor(out, [...batchShape, m, n]);
+  const result = Tensor.adopt(out, [...batchShape, m, n]);
   if (!needsGrad(a, b)) return result;
   return record(result, () => {
     const dy = result.grad!;
     if (a.requiresGrad) {
       // dA = dY @ op(B)^T, laid out as A is stored.
-      const da = new Float32Array(a.size);
+      const da = alloc(a.size);
       if (!transA) K.matmul(dy, b.data, da, batch, m, k, n, false, !transB, m * n, strideB, m * k, 1, 0);
       else K.matmul(b.data, dy, da, batch, k, m, n, transB, true, strideB, m * n, m * k, 1, 0);
-      give(K, a, da, true);
+      giveFresh(K, a, da);
     }
     if (b.requiresGrad) {
       if (bBroadcast) {
         // Shared B: sum the per-item gradients by treating the batch as one big matmul.
-        const db = new Float32Array(b.size);
+        const db = alloc(b.size);
         if (!transA && !transB) {
           // dB (k, n) = A^T (k, batch*m) @ dY (batch*m, n)
           K.matmul(a.data, dy, db, 1, k, n, batch * m, true, false, 0, 0, 0, 1, 0);
@@ -78,17 +89,18 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
         } else {
           for (let i = 0; i < batch; i++) {
             const ai = a.data.subarray(i * m * k, (i + 1) * m * k), dyi = dy.subarray(i * m * n, (i + 1) * m * n);
-            if (!transB) K.matmul(ai, dyi, db, 1, k, n, m, false, false, 0, 0, 0, 1, 1);
-            else K.matmul(dyi, ai, db, 1, n, k, m, true, true, 0, 0, 0, 1, 1);
+            const beta = i === 0 ? 0 : 1;
+            if (!transB) K.matmul(ai, dyi, db, 1, k, n, m, false, false, 0, 0, 0, 1, beta);
+            else K.matmul(dyi, ai, db, 1, n, k, m, true, true, 0, 0, 0, 1, beta);
           }
         }
-        give(K, b, db, true);
+        giveFresh(K, b, db);
       } else {
-        const db = new Float32Array(b.size);
+        const db = alloc(b.size);
         // dB = op(A)^T @ dY, laid out as B is stored.
         if (!transB) K.matmul(a.data, dy, db, batch, k, n, m, !transA, false, m * k, m * n, k * n, 1, 0);
         else K.matmul(dy, a.data, db, batch, n, k, m, true, transA, m * n, m * k, k * n, 1, 0);
-        give(K, b, db, true);
+        giveFresh(K, b, db);
       }
     }
   });
@@ -106,29 +118,33 @@ export function linear(x: Tensor, weight: Tensor, bias: Tensor | null): Tensor {
   if (bias && (bias.rank !== 1 || bias.shape[0] !== outF)) fail('linear', `bias ${shapeString(bias.shape)} does not match weight ${shapeString(weight.shape)}`);
   const rows = x.size / inF;
   const K = kernels();
-  const out = new Float32Array(rows * outF);
+  const out = alloc(rows * outF);
   K.matmul(x.data, weight.data, out, 1, rows, outF, inF, false, true, 0, 0, 0, 1, 0);
   if (bias) K.addRowVector(out, bias.data, out, rows, outF);
-  const result = new Tensor(out, [...x.shape.slice(0, -1), outF]);
+  const result = Tensor.adopt(out, [...x.shape.slice(0, -1), outF]);
   if (!needsGrad(x, weight, bias)) return result;
   return record(result, () => {
     const dy = result.grad!;
     if (x.requiresGrad) {
-      const dx = new Float32Array(x.size);
+      const dx = alloc(x.size);
       K.matmul(dy, weight.data, dx, 1, rows, inF, outF, false, false, 0, 0, 0, 1, 0);
-      give(K, x, dx, true);
+      giveFresh(K, x, dx);
     }
     if (weight.requiresGrad) {
-      // dW (out, in) = dY^T (out, rows) @ X (rows, in)
-      const accumulate = weight.grad !== null;
-      if (!weight.grad) weight.grad = new Float32Array(weight.size);
-      K.matmul(dy, x.data, weight.grad, 1, outF, inF, rows, true, false, 0, 0, 0, 1, accumulate ? 1 : 0);
-      if (anomalyMode.on) checkGradient(weight);
+      // dW (out, in) = dY^T (out, rows) @ X (rows, in), accumulated in place when W already has a gradient.
+      if (weight.grad) {
+        K.matmul(dy, x.data, weight.grad, 1, outF, inF, rows, true, false, 0, 0, 0, 1, 1);
+        if (anomalyMode.on) checkGradient(weight);
+      } else {
+        const dw = alloc(weight.size);
+        K.matmul(dy, x.data, dw, 1, outF, inF, rows, true, false, 0, 0, 0, 1, 0);
+        giveFresh(K, weight, dw);
+      }
     }
     if (bias && bias.requiresGrad) {
-      const db = new Float32Array(outF);
+      const db = alloc(outF);
       K.sumRows(dy, db, rows, outF);
-      give(K, bias, db, true);
+      giveFresh(K, bias, db);
     }
   });
 }
@@ -182,7 +198,7 @@ function reduceToShape(K: Kernels, g: Float32Array, outShape: Shape, inShape: Sh
   const n = sizeOf(inShape);
   if (n === g.length) return g;
   if (isSuffix(inShape, outShape)) {
-    const out = new Float32Array(n);
+    const out = alloc(n);
     K.sumRows(g, out, g.length / n, n);
     return out;
   }
@@ -205,12 +221,12 @@ export function add(a: Tensor, b: Tensor): Tensor {
   const K = kernels();
   const shape = broadcastShape('add', a.shape, b.shape);
   const n = sizeOf(shape);
-  const out = new Float32Array(n);
+  const out = alloc(n);
   if (a.size === n && b.size === n) K.add(a.data, b.data, out);
   else if (a.size === n && isSuffix(b.shape, a.shape)) K.addRowVector(a.data, b.data, out, n / b.size, b.size);
   else if (b.size === n && isSuffix(a.shape, b.shape)) K.addRowVector(b.data, a.data, out, n / a.size, a.size);
   else K.add(expand(a, shape), expand(b, shape), out);
-  const result = new Tensor(out, shape);
+  const result = Tensor.adopt(out, shape);
   if (!needsGrad(a, b)) return result;
   return record(result, () => {
     const dy = result.grad!;
@@ -219,9 +235,12 @@ export function add(a: Tensor, b: Tensor): Tensor {
     for (const t of [a, b]) {
       if (!t.requiresGrad) continue;
       const g = reduceToShape(K, dy, shape, t.shape);
-      const owned = g !== dy || !handedOver;
-      if (g === dy) handedOver = true;
-      give(K, t, g, owned);
+      if (g !== dy) {
+        giveFresh(K, t, g);
+        continue;
+      }
+      give(K, t, g, !handedOver);
+      handedOver = true;
     }
   });
 }
@@ -236,21 +255,19 @@ export function mul(a: Tensor, b: Tensor): Tensor {
   const K = kernels();
   const shape = broadcastShape('mul', a.shape, b.shape);
   const ad = expand(a, shape), bd = expand(b, shape);
-  const out = new Float32Array(sizeOf(shape));
+  const out = alloc(sizeOf(shape));
   K.mul(ad, bd, out);
-  const result = new Tensor(out, shape);
+  const result = Tensor.adopt(out, shape);
   if (!needsGrad(a, b)) return result;
   return record(result, () => {
     const dy = result.grad!;
-    if (a.requiresGrad) {
-      const g = new Float32Array(dy.length);
-      K.mul(dy, bd, g);
-      give(K, a, reduceToShape(K, g, shape, a.shape), true);
-    }
-    if (b.requiresGrad) {
-      const g = new Float32Array(dy.length);
-      K.mul(dy, ad, g);
-      give(K, b, reduceToShape(K, g, shape, b.shape), true);
+    for (const [t, other] of [[a, bd], [b, ad]] as const) {
+      if (!t.requiresGrad) continue;
+      const g = alloc(dy.length);
+      K.mul(dy, other, g);
+      const reduced = reduceToShape(K, g, shape, t.shape);
+      if (reduced !== g) release(g);
+      giveFresh(K, t, reduced);
     }
   });
 }
@@ -258,14 +275,14 @@ export function mul(a: Tensor, b: Tensor): Tensor {
 /** s * a for a constant s. */
 export function scale(a: Tensor, s: number): Tensor {
   const K = kernels();
-  const out = new Float32Array(a.size);
+  const out = alloc(a.size);
   K.scale(a.data, s, out);
-  const result = new Tensor(out, a.shape);
+  const result = Tensor.adopt(out, a.shape);
   if (!needsGrad(a)) return result;
   return record(result, () => {
-    const g = new Float32Array(a.size);
+    const g = alloc(a.size);
     K.scale(result.grad!, s, g);
-    give(K, a, g, true);
+    giveFresh(K, a, g);
   });
 }
 
@@ -298,17 +315,17 @@ export function permute(a: Tensor, perm: number[]): Tensor {
   const dims = [...new Array(pad).fill(1), ...a.shape];
   const p4 = [...Array(pad).keys(), ...perm.map((p) => p + pad)];
   const K = kernels();
-  const out = new Float32Array(a.size);
+  const out = alloc(a.size);
   K.permute4(a.data, out, dims[0], dims[1], dims[2], dims[3], p4[0], p4[1], p4[2], p4[3]);
-  const result = new Tensor(out, perm.map((p) => a.shape[p]));
+  const result = Tensor.adopt(out, perm.map((p) => a.shape[p]));
   if (!needsGrad(a)) return result;
   return record(result, () => {
     const inv = new Array(4);
     for (let i = 0; i < 4; i++) inv[p4[i]] = i;
     const od = p4.map((p) => dims[p]);
-    const g = new Float32Array(a.size);
+    const g = alloc(a.size);
     K.permute4(result.grad!, g, od[0], od[1], od[2], od[3], inv[0], inv[1], inv[2], inv[3]);
-    give(K, a, g, true);
+    giveFresh(K, a, g);
   });
 }
 
@@ -327,7 +344,7 @@ export function sum(a: Tensor): Tensor {
   const K = kernels();
   const result = new Tensor(Float32Array.of(K.sum(a.data)), [1]);
   if (!needsGrad(a)) return result;
-  return record(result, () => give(K, a, new Float32Array(a.size).fill(result.grad![0]), true));
+  return record(result, () => giveFresh(K, a, alloc(a.size).fill(result.grad![0])));
 }
 
 /** Mean of all elements, as a one-element tensor. */
@@ -340,27 +357,27 @@ export function mean(a: Tensor): Tensor {
 
 export function gelu(x: Tensor): Tensor {
   const K = kernels();
-  const out = new Float32Array(x.size);
+  const out = alloc(x.size);
   K.geluForward(x.data, out);
-  const result = new Tensor(out, x.shape);
+  const result = Tensor.adopt(out, x.shape);
   if (!needsGrad(x)) return result;
   return record(result, () => {
-    const dx = new Float32Array(x.size);
+    const dx = alloc(x.size);
     K.geluBackward(x.data, result.grad!, dx);
-    give(K, x, dx, true);
+    giveFresh(K, x, dx);
   });
 }
 
 export function tanh(x: Tensor): Tensor {
   const K = kernels();
-  const out = new Float32Array(x.size);
+  const out = alloc(x.size);
   K.tanhForward(x.data, out);
-  const result = new Tensor(out, x.shape);
+  const result = Tensor.adopt(out, x.shape);
   if (!needsGrad(x)) return result;
   return record(result, () => {
-    const dx = new Float32Array(x.size);
-    K.tanhBackward(out, result.grad!, dx);
-    give(K, x, dx, true);
+    const dx = alloc(x.size);
+    K.tanhBackward(result.data, result.grad!, dx);
+    giveFresh(K, x, dx);
   });
 }
 
@@ -374,16 +391,22 @@ export function layerNorm(x: Tensor, gamma: Tensor, beta: Tensor, eps = 1e-12): 
   }
   const rows = x.size / cols;
   const K = kernels();
-  const out = new Float32Array(x.size), mu = new Float32Array(rows), rstd = new Float32Array(rows);
+  const out = alloc(x.size), mu = alloc(rows), rstd = alloc(rows);
   K.layerNormForward(x.data, gamma.data, beta.data, out, mu, rstd, rows, cols, eps);
-  const result = new Tensor(out, x.shape);
-  if (!needsGrad(x, gamma, beta)) return result;
+  const result = Tensor.adopt(out, x.shape);
+  if (!needsGrad(x, gamma, beta)) {
+    release(mu);
+    release(rstd);
+    return result;
+  }
   return record(result, () => {
-    const dx = new Float32Array(x.size), dg = new Float32Array(cols), db = new Float32Array(cols);
+    const dx = alloc(x.size), dg = alloc(cols), db = alloc(cols);
     K.layerNormBackward(x.data, gamma.data, mu, rstd, result.grad!, dx, dg, db, rows, cols);
-    give(K, x, dx, true);
-    give(K, gamma, dg, true);
-    give(K, beta, db, true);
+    release(mu);
+    release(rstd);
+    giveFresh(K, x, dx);
+    giveFresh(K, gamma, dg);
+    giveFresh(K, beta, db);
   });
 }
 
@@ -406,14 +429,14 @@ export function softmax(x: Tensor, opts: SoftmaxOptions = {}): Tensor {
     fail('softmax', `mask has ${mask.length} elements; x ${shapeString(x.shape)} with maskGroup ${group} needs ${Math.ceil(rows / group) * cols}`);
   }
   const K = kernels();
-  const out = new Float32Array(x.size);
+  const out = alloc(x.size);
   K.softmaxForward(x.data, out, rows, cols, s, mask, group);
-  const result = new Tensor(out, x.shape);
+  const result = Tensor.adopt(out, x.shape);
   if (!needsGrad(x)) return result;
   return record(result, () => {
-    const dx = new Float32Array(x.size);
-    K.softmaxBackward(out, result.grad!, dx, rows, cols, s);
-    give(K, x, dx, true);
+    const dx = alloc(x.size);
+    K.softmaxBackward(result.data, result.grad!, dx, rows, cols, s);
+    giveFresh(K, x, dx);
   });
 }
 
@@ -425,14 +448,18 @@ export function dropout(x: Tensor, p: number, rng: Rng): Tensor {
   if (!(p >= 0 && p < 1)) fail('dropout', `p must be in [0, 1), got ${p}`);
   if (p === 0) return x;
   const K = kernels();
-  const out = new Float32Array(x.size), mask = new Float32Array(x.size);
+  const out = alloc(x.size), mask = alloc(x.size);
   K.dropoutForward(x.data, out, mask, p, rng.nextU32());
-  const result = new Tensor(out, x.shape);
-  if (!needsGrad(x)) return result;
+  const result = Tensor.adopt(out, x.shape);
+  if (!needsGrad(x)) {
+    release(mask);
+    return result;
+  }
   return record(result, () => {
-    const dx = new Float32Array(x.size);
+    const dx = alloc(x.size);
     K.mul(result.grad!, mask, dx);
-    give(K, x, dx, true);
+    release(mask);
+    giveFresh(K, x, dx);
   });
 }
 
@@ -444,13 +471,13 @@ export function embedding(table: Tensor, ids: Int32Array, idsShape: Shape = [ids
   if (sizeOf(idsShape) !== ids.length) fail('embedding', `ids has ${ids.length} entries but shape ${shapeString(idsShape)}`);
   const [vocab, dim] = table.shape;
   const K = kernels();
-  const out = new Float32Array(ids.length * dim);
+  const out = alloc(ids.length * dim);
   K.embeddingForward(table.data, ids, out, ids.length, dim, vocab);
-  const result = new Tensor(out, [...idsShape, dim]);
+  const result = Tensor.adopt(out, [...idsShape, dim]);
   if (!needsGrad(table)) return result;
   return record(result, () => {
-    if (table.grad === null) table.grad = new Float32Array(table.size);
-    K.embeddingBackward(result.grad!, ids, table.grad, ids.length, dim, vocab);
+    if (table.grad === null) give(K, table, zeros(table.size), true);
+    K.embeddingBackward(result.grad!, ids, table.grad!, ids.length, dim, vocab);
     if (anomalyMode.on) checkGradient(table);
   });
 }
@@ -466,13 +493,18 @@ export function crossEntropy(logits: Tensor, targets: Int32Array, ignoreIndex = 
   const rows = logits.size / cols;
   if (targets.length !== rows) fail('crossEntropy', `logits ${shapeString(logits.shape)} have ${rows} rows but targets has ${targets.length}`);
   const K = kernels();
-  const losses = new Float32Array(rows), lse = new Float32Array(rows);
+  const losses = alloc(rows), lse = alloc(rows);
   const count = K.crossEntropyForward(logits.data, targets, losses, lse, rows, cols, ignoreIndex);
   const result = new Tensor(Float32Array.of(count === 0 ? NaN : K.sum(losses) / count), [1]);
-  if (!needsGrad(logits) || count === 0) return result;
+  release(losses);
+  if (!needsGrad(logits) || count === 0) {
+    release(lse);
+    return result;
+  }
   return record(result, () => {
-    const dlogits = new Float32Array(logits.size);
+    const dlogits = alloc(logits.size);
     K.crossEntropyBackward(logits.data, targets, lse, dlogits, rows, cols, ignoreIndex, result.grad![0] / count);
-    give(K, logits, dlogits, true);
+    release(lse);
+    giveFresh(K, logits, dlogits);
   });
 }

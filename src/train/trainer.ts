@@ -16,7 +16,7 @@ import { learningRate, learningRateAt } from '../optim/schedule.js';
 import { SharingController, type SharingEvent } from '../sharing/controller.js';
 import { parseShare, planGroups } from '../sharing/plan.js';
 import { AnomalyError, checkParameters, setDetectAnomaly } from '../tensor/anomaly.js';
-import { backward, clearTape, noGrad, type Tensor } from '../tensor/tensor.js';
+import { backward, clearTape, noGrad, tidy, type Tensor } from '../tensor/tensor.js';
 import { bertConfigOf, criterionOf, shareOf, validateRunConfig, warmupOf, type RunConfig } from './config.js';
 import { listCheckpoints, pruneCheckpoints, restoreCheckpoint, saveCheckpoint, type TrainerState } from './checkpoint.js';
 import { prepareData, type PreparedData } from './data.js';
@@ -74,10 +74,13 @@ export function evaluate(model: BertForMaskedLM, batches: MlmBatch[]): EvalResul
   try {
     noGrad(() => {
       for (const b of batches) {
-        const out = model.mlm(b);
-        lossSum += out.loss.item() * out.count;
-        correct += out.correct;
-        count += out.count;
+        // tidy: each batch's activations go back to the buffer pool for the next.
+        tidy(() => {
+          const out = model.mlm(b);
+          lossSum += out.loss.item() * out.count;
+          correct += out.correct;
+          count += out.count;
+        });
       }
     });
   } finally {
@@ -224,18 +227,22 @@ async function runTraining(cfg: RunConfig, runDir: string, run: RunSetup, opts: 
       model.zeroGrad();
       let loss = 0, correct = 0, masked = 0;
       for (let micro = 0; micro < t.gradAccum; micro++) {
-        const out = model.mlm(data.train.nextBatch(t.batchSize), { accuracy });
-        correct += out.correct;
-        masked += out.count;
-        const value = out.loss.item();
-        if (!Number.isFinite(value)) {
-          clearTape();
-          throw new UntieError(
-            `the loss became ${value} at step ${step + 1}. Nothing was updated, and the checkpoints in ${runDir} are intact. ` +
-              `Lower --lr, raise the warmup, or keep --clip on (--detect-anomaly names the op where it starts), then continue with: ${resumeHint}`,
-          );
-        }
-        backward(out.loss, 1 / t.gradAccum);
+        // tidy: the step's activations and gradients go back to the buffer pool, so later steps allocate nothing.
+        const value = tidy(() => {
+          const out = model.mlm(data.train.nextBatch(t.batchSize), { accuracy });
+          correct += out.correct;
+          masked += out.count;
+          const v = out.loss.item();
+          if (!Number.isFinite(v)) {
+            clearTape();
+            throw new UntieError(
+              `the loss became ${v} at step ${step + 1}. Nothing was updated, and the checkpoints in ${runDir} are intact. ` +
+                `Lower --lr, raise the warmup, or keep --clip on (--detect-anomaly names the op where it starts), then continue with: ${resumeHint}`,
+            );
+          }
+          backward(out.loss, 1 / t.gradAccum);
+          return v;
+        });
         loss += value / t.gradAccum;
       }
 
