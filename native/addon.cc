@@ -325,22 +325,61 @@ UNARY(tanhForward, "tanhForward", "x", "out", op_tanh_forward)
 BACKWARD(geluBackward, "geluBackward", "x", op_gelu_backward)
 BACKWARD(tanhBackward, "tanhBackward", "y", op_tanh_backward)
 
-// x, out, mask (n)
-BINDING(dropoutForward) {
-  Call c(env, info, "dropoutForward", 5);
-  int64_t lx = 0, lo = 0, lm = 0;
+// x (rows, cols), bias (cols), out (rows, cols)
+BINDING(biasGeluForward) {
+  Call c(env, info, "biasGeluForward", 5);
+  int64_t lx = 0, lb = 0, lo = 0;
   float* x = c.f32(0, "x", lx);
-  float* out = c.f32(1, "out", lo);
-  float* mask = c.f32(2, "mask", lm);
-  const double p = c.num(3, "p");
-  const uint32_t seed = c.uint32(4, "seed");
-  c.same("out", lo, "x", lx);
-  c.same("mask", lm, "x", lx);
-  if (c.ok && !(p >= 0 && p < 1)) c.fail("p must be in [0, 1), got %g", p);
+  float* bias = c.f32(1, "bias", lb);
+  float* out = c.f32(2, "out", lo);
+  const int64_t rows = c.dim(3, "rows"), cols = c.dim(4, "cols");
+  const int64_t rc = c.mul(rows, cols);
+  c.need("x", lx, rc, "rows x cols");
+  c.need("out", lo, rc, "rows x cols");
+  c.need("bias", lb, cols, "cols");
   if (!c.ok) return nullptr;
-  op_dropout_forward(x, out, mask, lx, p, seed);
+  op_bias_gelu_forward(x, bias, out, rows, cols);
   return undefined(env);
 }
+
+// x, dy, dx (rows, cols), bias, dbias (cols)
+BINDING(biasGeluBackward) {
+  Call c(env, info, "biasGeluBackward", 7);
+  int64_t lx = 0, lb = 0, lg = 0, ld = 0, ldb = 0;
+  float* x = c.f32(0, "x", lx);
+  float* bias = c.f32(1, "bias", lb);
+  float* dy = c.f32(2, "dy", lg);
+  float* dx = c.f32(3, "dx", ld);
+  float* dbias = c.f32(4, "dbias", ldb);
+  const int64_t rows = c.dim(5, "rows"), cols = c.dim(6, "cols");
+  const int64_t rc = c.mul(rows, cols);
+  c.need("x", lx, rc, "rows x cols");
+  c.need("dy", lg, rc, "rows x cols");
+  c.need("dx", ld, rc, "rows x cols");
+  c.need("bias", lb, cols, "cols");
+  c.need("dbias", ldb, cols, "cols");
+  if (!c.ok) return nullptr;
+  op_bias_gelu_backward(x, bias, dy, dx, dbias, rows, cols);
+  return undefined(env);
+}
+
+// x, out (n): forward; dy, dx (n): backward (the same mask, drawn again)
+#define DROPOUT(js, opname, xname, outname, fn)                      \
+  BINDING(js) {                                                      \
+    Call c(env, info, opname, 4);                                    \
+    int64_t lx = 0, lo = 0;                                          \
+    float* x = c.f32(0, xname, lx);                                  \
+    float* out = c.f32(1, outname, lo);                              \
+    const double p = c.num(2, "p");                                  \
+    const uint32_t seed = c.uint32(3, "seed");                       \
+    c.same(outname, lo, xname, lx);                                  \
+    if (c.ok && !(p >= 0 && p < 1)) c.fail("p must be in [0, 1), got %g", p); \
+    if (!c.ok) return nullptr;                                       \
+    fn(x, out, lx, p, seed);                                         \
+    return undefined(env);                                           \
+  }
+DROPOUT(dropoutForward, "dropoutForward", "x", "out", op_dropout_forward)
+DROPOUT(dropoutBackward, "dropoutBackward", "dy", "dx", op_dropout_backward)
 
 // x, out (rows, cols), mask (ceil(rows / maskGroup), cols) or null
 BINDING(softmaxForward) {
@@ -431,6 +470,34 @@ BINDING(layerNormBackward) {
   c.need("rstd", lrs, rows, "rows");
   if (!c.ok) return nullptr;
   op_layernorm_backward(x, gamma, mean, rstd, dy, dx, dgamma, dbeta, rows, cols);
+  return undefined(env);
+}
+
+// x, y, sum, out (rows, cols), gamma, beta (cols), mean, rstd (rows)
+BINDING(addLayerNormForward) {
+  Call c(env, info, "addLayerNormForward", 11);
+  int64_t lx = 0, ly = 0, lg = 0, lb = 0, ls = 0, lo = 0, lmu = 0, lrs = 0;
+  float* x = c.f32(0, "x", lx);
+  float* y = c.f32(1, "y", ly);
+  float* gamma = c.f32(2, "gamma", lg);
+  float* beta = c.f32(3, "beta", lb);
+  float* sum = c.f32(4, "sum", ls);
+  float* out = c.f32(5, "out", lo);
+  float* mean = c.f32(6, "mean", lmu);
+  float* rstd = c.f32(7, "rstd", lrs);
+  const int64_t rows = c.dim(8, "rows"), cols = c.dim(9, "cols");
+  const double eps = c.num(10, "eps");
+  const int64_t rc = c.mul(rows, cols);
+  c.need("x", lx, rc, "rows x cols");
+  c.need("y", ly, rc, "rows x cols");
+  c.need("sum", ls, rc, "rows x cols");
+  c.need("out", lo, rc, "rows x cols");
+  c.need("gamma", lg, cols, "cols");
+  c.need("beta", lb, cols, "cols");
+  c.need("mean", lmu, rows, "rows");
+  c.need("rstd", lrs, rows, "rows");
+  if (!c.ok) return nullptr;
+  op_add_layernorm_forward(x, y, gamma, beta, sum, out, mean, rstd, rows, cols, eps);
   return undefined(env);
 }
 
@@ -560,6 +627,47 @@ BINDING(permute4) {
   return undefined(env);
 }
 
+// The head kernels' shared checks: sizes, part < parts, x and out long enough.
+bool heads_args(Call& c, size_t first, int64_t& batch, int64_t& seq, int64_t& parts, int64_t& part, int64_t& heads,
+                int64_t& dim, int64_t& one, int64_t& all) {
+  batch = c.dim(first, "batch"), seq = c.dim(first + 1, "seq"), parts = c.dim(first + 2, "parts");
+  part = c.dim(first + 3, "part"), heads = c.dim(first + 4, "heads"), dim = c.dim(first + 5, "headDim");
+  if (c.ok && part >= parts) c.fail("part %lld is not below parts %lld", (long long)part, (long long)parts);
+  one = c.mul(c.mul(batch, seq), c.mul(heads, dim));
+  all = c.mul(one, parts);
+  return c.ok;
+}
+
+// x (batch, seq, parts, heads, headDim), bias (heads * headDim) or null, out (batch, heads, seq, headDim)
+BINDING(splitHeads) {
+  Call c(env, info, "splitHeads", 9);
+  int64_t lx = 0, lb = 0, lo = 0, batch, seq, parts, part, heads, dim, one, all;
+  float* x = c.f32(0, "x", lx);
+  float* bias = c.f32_or_null(1, "bias", lb);
+  float* out = c.f32(2, "out", lo);
+  if (!heads_args(c, 3, batch, seq, parts, part, heads, dim, one, all)) return nullptr;
+  c.need("x", lx, all, "batch x seq x parts x heads x headDim");
+  c.need("out", lo, one, "batch x seq x heads x headDim");
+  if (bias) c.need("bias", lb, c.mul(heads, dim), "heads x headDim");
+  if (!c.ok) return nullptr;
+  op_split_heads(x, bias, out, batch, seq, parts, part, heads, dim);
+  return undefined(env);
+}
+
+// x (batch, heads, seq, headDim), out (batch, seq, parts, heads, headDim)
+BINDING(mergeHeads) {
+  Call c(env, info, "mergeHeads", 8);
+  int64_t lx = 0, lo = 0, batch, seq, parts, part, heads, dim, one, all;
+  float* x = c.f32(0, "x", lx);
+  float* out = c.f32(1, "out", lo);
+  if (!heads_args(c, 2, batch, seq, parts, part, heads, dim, one, all)) return nullptr;
+  c.need("x", lx, one, "batch x heads x seq x headDim");
+  c.need("out", lo, all, "batch x seq x parts x heads x headDim");
+  if (!c.ok) return nullptr;
+  op_merge_heads(x, out, batch, seq, parts, part, heads, dim);
+  return undefined(env);
+}
+
 // param, grad, m, v (n)
 BINDING(adamwStep) {
   Call c(env, info, "adamwStep", 11);
@@ -664,10 +772,12 @@ napi_value Init(napi_env env, napi_value exports) {
       EXPORT(add),            EXPORT(mul),                 EXPORT(scale),
       EXPORT(axpy),           EXPORT(addRowVector),        EXPORT(sumRows),
       EXPORT(geluForward),    EXPORT(geluBackward),        EXPORT(tanhForward),
-      EXPORT(tanhBackward),   EXPORT(dropoutForward),      EXPORT(softmaxForward),
+      EXPORT(tanhBackward),   EXPORT(biasGeluForward),     EXPORT(biasGeluBackward),
+      EXPORT(dropoutForward), EXPORT(dropoutBackward),     EXPORT(softmaxForward),
       EXPORT(softmaxBackward), EXPORT(layerNormForward),   EXPORT(layerNormBackward),
-      EXPORT(crossEntropyForward), EXPORT(crossEntropyBackward), EXPORT(embeddingForward),
-      EXPORT(embeddingBackward), EXPORT(permute4),         EXPORT(adamwStep),
+      EXPORT(addLayerNormForward), EXPORT(crossEntropyForward), EXPORT(crossEntropyBackward),
+      EXPORT(embeddingForward), EXPORT(embeddingBackward), EXPORT(permute4),
+      EXPORT(splitHeads),     EXPORT(mergeHeads),          EXPORT(adamwStep),
       EXPORT(sum),            EXPORT(dot),                 EXPORT(sumSquares),
       EXPORT(allFinite),      EXPORT(simd),
       EXPORT(watchInterrupt), EXPORT(unwatchInterrupt),

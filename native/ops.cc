@@ -33,7 +33,10 @@ struct OpsTable {
   void (*gelu_backward)(const float*, const float*, float*, int64_t);
   void (*tanh_forward)(const float*, float*, int64_t);
   void (*tanh_backward)(const float*, const float*, float*, int64_t);
-  void (*dropout_forward)(const float*, float*, float*, int64_t, int64_t, uint32_t, float, uint32_t);
+  void (*bias_gelu_forward)(const float*, const float*, float*, int64_t, int64_t, int64_t);
+  void (*bias_gelu_backward)(const float*, const float*, const float*, float*, int64_t, int64_t, int64_t, int64_t,
+                             double*);
+  void (*dropout)(const float*, float*, int64_t, int64_t, uint32_t, float, uint32_t);
   void (*softmax_forward)(const float*, float*, int64_t, int64_t, int64_t, double, const float*, int64_t);
   void (*softmax_backward)(const float*, const float*, float*, int64_t, int64_t, int64_t, double);
   void (*layernorm_forward)(const float*, const float*, const float*, float*, float*, float*, int64_t, int64_t,
@@ -177,12 +180,36 @@ void op_tanh_backward(const float* y, const float* dy, float* dx, int64_t n) {
   parallel_elems(n, kCheapGrain, [&](int64_t i, int64_t e) { T().tanh_backward(y + i, dy + i, dx + i, e - i); });
 }
 
-void op_dropout_forward(const float* x, float* out, float* mask, int64_t n, double p, uint32_t seed) {
-  // dropoutUniform(seed, i) = (h >> 8) / 2^24 >= p  <=>  (h >> 8) >= ceil(p * 2^24) (exact: p * 2^24 is exact).
+void op_bias_gelu_forward(const float* x, const float* bias, float* out, int64_t rows, int64_t cols) {
+  parallel_rows(rows, cols, kCostlyGrain,
+                [&](int64_t r0, int64_t r1) { T().bias_gelu_forward(x, bias, out, r0, r1, cols); });
+}
+
+// Threads take whole columns (blocks of 16), so each dbias is summed over
+// the rows in order: the same sums as geluBackward then sumRows.
+void op_bias_gelu_backward(const float* x, const float* bias, const float* dy, float* dx, float* dbias, int64_t rows,
+                           int64_t cols) {
+  const int64_t blocks = (cols + 15) / 16;
+  int nt = threads_for(rows * cols, kCostlyGrain);
+  if (nt > blocks) nt = (int)(blocks > 0 ? blocks : 1);
+  parallel_for(blocks, nt, [&](int64_t b0, int64_t b1) {
+    const int64_t c0 = b0 * 16, c1 = b1 * 16 < cols ? b1 * 16 : cols;
+    T().bias_gelu_backward(x, bias, dy, dx, rows, cols, c0, c1, scratch_doubles(c1 - c0));
+    const double* acc = scratch_doubles(c1 - c0);
+    for (int64_t c = c0; c < c1; c++) dbias[c] = (float)acc[c - c0];
+  });
+}
+
+// dropoutUniform(seed, i) = (h >> 8) / 2^24 >= p  <=>  (h >> 8) >= ceil(p * 2^24) (exact: p * 2^24 is exact).
+static void dropout(const float* x, float* out, int64_t n, double p, uint32_t seed) {
   const uint32_t threshold = (uint32_t)std::ceil(p * 16777216.0);
   const float keep = (float)(1.0 / (1.0 - p));
   parallel_elems(n, kCheapGrain / 4,
-                 [&](int64_t i, int64_t e) { T().dropout_forward(x, out, mask, i, e, threshold, keep, seed); });
+                 [&](int64_t i, int64_t e) { T().dropout(x, out, i, e, threshold, keep, seed); });
+}
+void op_dropout_forward(const float* x, float* out, int64_t n, double p, uint32_t seed) { dropout(x, out, n, p, seed); }
+void op_dropout_backward(const float* dy, float* dx, int64_t n, double p, uint32_t seed) {
+  dropout(dy, dx, n, p, seed);
 }
 
 void op_softmax_forward(const float* x, float* out, int64_t rows, int64_t cols, double scale, const float* mask,
@@ -214,6 +241,17 @@ void op_layernorm_backward(const float* x, const float* gamma, const float* mean
     const int64_t c0 = b0 * 16, c1 = b1 * 16 < cols ? b1 * 16 : cols;
     T().layernorm_backward_dgb(x, mean, rstd, dy, dgamma, dbeta, rows, cols, c0, c1,
                                scratch_doubles(2 * (c1 - c0)));
+  });
+}
+
+void op_add_layernorm_forward(const float* x, const float* y, const float* gamma, const float* beta, float* sum,
+                              float* out, float* mean, float* rstd, int64_t rows, int64_t cols, double eps) {
+  parallel_rows(rows, cols, kCheapGrain / 4, [&](int64_t r0, int64_t r1) {
+    // Row by row, so that the sum is still in cache when it is normalised.
+    for (int64_t r = r0; r < r1; r++) {
+      T().add(x + r * cols, y + r * cols, sum + r * cols, cols);
+      T().layernorm_forward(sum, gamma, beta, out, mean, rstd, r, r + 1, cols, eps);
+    }
   });
 }
 
@@ -272,6 +310,35 @@ void op_permute4(const float* x, float* out, const int64_t d[4], const int p[4])
           for (int64_t i3 = 0; i3 < od[3]; i3++) t[i3] = s[i3 * s3];
         }
       }
+    }
+  });
+}
+
+void op_split_heads(const float* x, const float* bias, float* out, int64_t batch, int64_t seq, int64_t parts,
+                    int64_t part, int64_t heads, int64_t dim) {
+  const int64_t width = heads * dim;
+  parallel_rows(batch * seq, width, kCheapGrain, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; r++) {
+      const int64_t b = r / seq, t = r % seq;
+      const float* src = x + (r * parts + part) * width;
+      for (int64_t h = 0; h < heads; h++) {
+        float* dst = out + ((b * heads + h) * seq + t) * dim;
+        if (bias) T().add(src + h * dim, bias + h * dim, dst, dim);
+        else std::memcpy(dst, src + h * dim, sizeof(float) * (size_t)dim);
+      }
+    }
+  });
+}
+
+void op_merge_heads(const float* x, float* out, int64_t batch, int64_t seq, int64_t parts, int64_t part,
+                    int64_t heads, int64_t dim) {
+  const int64_t width = heads * dim;
+  parallel_rows(batch * seq, width, kCheapGrain, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; r++) {
+      const int64_t b = r / seq, t = r % seq;
+      float* dst = out + (r * parts + part) * width;
+      for (int64_t h = 0; h < heads; h++)
+        std::memcpy(dst + h * dim, x + ((b * heads + h) * seq + t) * dim, sizeof(float) * (size_t)dim);
     }
   });
 }

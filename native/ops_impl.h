@@ -251,10 +251,39 @@ static void tanh_backward(const float* y, const float* dy, float* dx, int64_t n)
   }
 }
 
-// Elements [i0, i1) of the dropout mask; keep iff (hash >> 8) >= threshold,
-// which is dropoutUniform(seed, i) >= p with threshold = ceil(p * 2^24).
-static void dropout_forward(const float* x, float* out, float* mask, int64_t i0, int64_t i1, uint32_t threshold,
-                            float keep, uint32_t seed) {
+// x (rows, cols), bias (cols): rows [r0, r1) of gelu(x + bias).
+static void bias_gelu_forward(const float* x, const float* bias, float* out, int64_t r0, int64_t r1, int64_t cols) {
+  for (int64_t r = r0; r < r1; r++)
+    mapF2(x + r * cols, bias, out + r * cols, cols, [](vF v, vF b) {
+      const vF s = v + b;
+      return 0.5f * s * vgelu_cdf2(s);
+    });
+}
+
+// Columns [c0, c1) of dx = dy * gelu'(x + bias), and their sums over the
+// rows, in order, in acc (c1 - c0 doubles). A row's segment is computed as
+// geluBackward computes it, through a padded vector for its tail.
+static void bias_gelu_backward(const float* x, const float* bias, const float* dy, float* dx, int64_t rows,
+                               int64_t cols, int64_t c0, int64_t c1, double* acc) {
+  const int64_t w = c1 - c0;
+  for (int64_t c = 0; c < w; c++) acc[c] = 0.0;
+  float pre[64];
+  for (int64_t r = 0; r < rows; r++) {
+    for (int64_t s = 0; s < w; s += 64) {
+      const int64_t len = w - s < 64 ? w - s : 64;
+      const int64_t off = r * cols + c0 + s;
+      add(x + off, bias + c0 + s, pre, len);
+      gelu_backward(pre, dy + off, dx + off, len);
+      for (int64_t c = 0; c < len; c++) acc[s + c] += (double)dx[off + c];
+    }
+  }
+}
+
+// Elements [i0, i1) of inverted dropout (forward: x -> out; backward: dy ->
+// dx, the same mask): keep iff (hash >> 8) >= threshold, which is
+// dropoutUniform(seed, i) >= p with threshold = ceil(p * 2^24).
+static void dropout(const float* x, float* out, int64_t i0, int64_t i1, uint32_t threshold, float keep,
+                    uint32_t seed) {
   for (int64_t i = i0; i < i1; i++) {
     uint32_t h = seed ^ ((uint32_t)i * 0x9e3779b1u);
     h ^= h >> 16;
@@ -262,9 +291,7 @@ static void dropout_forward(const float* x, float* out, float* mask, int64_t i0,
     h ^= h >> 13;
     h *= 0xc2b2ae35u;
     h ^= h >> 16;
-    const float mk = (h >> 8) >= threshold ? keep : 0.0f;
-    mask[i] = mk;
-    out[i] = x[i] * mk;
+    out[i] = x[i] * ((h >> 8) >= threshold ? keep : 0.0f);
   }
 }
 
@@ -568,7 +595,7 @@ static bool all_finite(const float* a, int64_t n) {
 
 static const OpsTable table = {
     add, mul, scale, axpy, add_row_vector, sum_rows, gelu_forward, gelu_backward, tanh_forward, tanh_backward,
-    dropout_forward, softmax_forward, softmax_backward, layernorm_forward, layernorm_backward_dx,
+    bias_gelu_forward, bias_gelu_backward, dropout, softmax_forward, softmax_backward, layernorm_forward, layernorm_backward_dx,
     layernorm_backward_dgb, cross_entropy_forward, cross_entropy_backward, adamw_step, sum, dot, sum_squares,
     all_finite,
 };

@@ -70,6 +70,22 @@ for (const K of backends) {
       gradCheck(([a]) => ops.gelu(a), [randTensor([4, 7], rng, 2)], { what: 'gelu', h: 1e-3 });
       gradCheck(([a]) => ops.tanh(a), [randTensor([4, 7], rng)], { what: 'tanh', h: 1e-3 });
     });
+    test('biasGelu (bias + GELU in one op)', () => {
+      gradCheck(([x, b]) => ops.biasGelu(x, b), [randTensor([2, 3, 7], rng, 2), randTensor([7], rng)], { what: 'biasGelu', h: 1e-3 });
+    });
+    test('addLayerNorm (residual add fused into the norm), also with x = y', () => {
+      gradCheck(([x, y, g, b]) => ops.addLayerNorm(x, y, g, b, 1e-5), [randTensor([3, 6], rng), randTensor([3, 6], rng), randTensor([6], rng), randTensor([6], rng)],
+        { what: 'addLayerNorm', h: 1e-3, rtol: 3e-2, atol: 5e-3 });
+      gradCheck(([x, g, b]) => ops.addLayerNorm(x, x, g, b, 1e-5), [randTensor([3, 6], rng), randTensor([6], rng), randTensor([6], rng)],
+        { what: 'addLayerNorm x+x', h: 1e-3, rtol: 3e-2, atol: 5e-3 });
+    });
+    test('linearHeads (Q, K, V in one GEMM): every weight and bias, and an output that gets no gradient', () => {
+      // x (B=2, T=3, C=4); three projections to H=2 heads of D=3; the loss mixes the outputs so each gets its own gradient.
+      const heads = (xs: Tensor[]) => ops.linearHeads(xs[0], [xs[1], xs[2], xs[3]], [xs[4], null, xs[5]], 2);
+      const inputs = [randTensor([2, 3, 4], rng), randTensor([6, 4], rng), randTensor([6, 4], rng), randTensor([6, 4], rng), randTensor([6], rng), randTensor([6], rng)];
+      gradCheck((xs) => { const [q, k, v] = heads(xs); return ops.add(ops.mul(q, k), ops.scale(v, 0.5)); }, inputs, { what: 'linearHeads' });
+      gradCheck((xs) => heads(xs)[1], inputs.slice(0, 4).concat([inputs[4], inputs[5]]), { what: 'linearHeads, only K used' });
+    });
     test('layerNorm', () => {
       gradCheck(([x, g, b]) => ops.layerNorm(x, g, b, 1e-5), [randTensor([3, 6], rng), randTensor([6], rng), randTensor([6], rng)], { what: 'layerNorm', h: 1e-3, rtol: 3e-2, atol: 5e-3 });
     });
@@ -90,6 +106,22 @@ for (const K of backends) {
     });
   });
 }
+
+test('linearHeads gives what three Linears split into heads give; biasGelu and addLayerNorm what their unfused ops give', () => {
+  const rng = new Rng(21);
+  const x = randTensor([2, 5, 8], rng, 1, false);
+  const ws = [0, 1, 2].map(() => randTensor([8, 8], rng, 1, false)), bs = [randTensor([8], rng, 1, false), null, randTensor([8], rng, 1, false)];
+  const fused = ops.linearHeads(x, ws, bs, 4);
+  ws.forEach((w, i) => {
+    const split = ops.permute(ops.reshape(ops.linear(x, w, bs[i]), [2, 5, 4, 2]), [0, 2, 1, 3]);
+    assert.deepEqual(Array.from(fused[i].data), Array.from(split.data), `output ${i}`);
+    assert.deepEqual(fused[i].shape, [2, 4, 5, 2]);
+  });
+  const h = randTensor([5, 8], rng, 2, false), b = randTensor([8], rng, 1, false);
+  assert.deepEqual(Array.from(ops.biasGelu(h, b).data), Array.from(ops.gelu(ops.add(h, b)).data));
+  const y = randTensor([5, 8], rng, 1, false), g = randTensor([8], rng, 1, false);
+  assert.deepEqual(Array.from(ops.addLayerNorm(h, y, g, b, 1e-5).data), Array.from(ops.layerNorm(ops.add(h, y), g, b, 1e-5).data));
+});
 
 test('crossEntropy matches a hand computation', () => {
   const logits = Tensor.from([1, 2, 3, 0, 0, 0], [2, 3]);

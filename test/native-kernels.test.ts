@@ -8,7 +8,7 @@
  * Tolerances (|native - reference| <= atol + rtol * |reference|):
  * - exact: kernels whose float math mirrors the reference's double math op for
  *   op (add, mul, scale, axpy, addRowVector, tanhBackward, dropout, embedding,
- *   permute4, adamwStep).
+ *   permute4, splitHeads, mergeHeads, adamwStep).
  * - matmul: atol = 1e-4 * max|reference|. The reference sums in double, we sum
  *   in float with FMA, so errors grow like sqrt(k) * 2^-24 * |terms|.
  * - exp/erf/tanh-based kernels: rtol 1e-5, atol 1e-7 (unchanged when GELU,
@@ -128,7 +128,11 @@ for (const n of SIZES) {
   for (const p of [0, 0.1, 0.5]) {
     cases.push({
       name: `dropoutForward n=${n} p=${p}`, tol: EXACT,
-      run: (k) => { const o = new Float32Array(n), m = new Float32Array(n); k.dropoutForward(a, o, m, p, 12345 + n); return [o, m]; },
+      run: (k) => { const o = new Float32Array(n); k.dropoutForward(a, o, p, 12345 + n); return [o]; },
+    });
+    cases.push({
+      name: `dropoutBackward n=${n} p=${p}`, tol: EXACT,
+      run: (k) => { const o = new Float32Array(n); k.dropoutBackward(b, o, p, 12345 + n); return [o]; },
     });
   }
   const g = randn(n, 4 + n), mm = randn(n, 5 + n, 0.1), vv = randn(n, 6 + n, 0.01).map(Math.abs);
@@ -160,8 +164,24 @@ for (const [rows, cols] of [[1, 1], [7, 5], [3, 129], [129, 7], [64, 1000], [700
   reference.softmaxForward(x, sy, rows, cols, 1, null, 1);
   cases.push({ name: `softmaxBackward ${rows}x${cols}`, tol: { atol: 1e-7, rtol: 1e-5 }, run: (k) => { const o = new Float32Array(rows * cols); k.softmaxBackward(sy, dy, o, rows, cols, 0.7); return [o]; } });
 
+  // bias + GELU: inputs in [-6, 6] around the bias, as the exp/erf kernels are tested
+  const gx = randn(rows * cols, rows * 13 + cols, 4), gdy = randn(rows * cols, rows * 17 + cols);
+  cases.push({ name: `biasGeluForward ${rows}x${cols}`, tol: { atol: 1e-7, rtol: 1e-5 }, run: (k) => { const o = new Float32Array(rows * cols); k.biasGeluForward(gx, bias, o, rows, cols); return [o]; } });
+  cases.push({
+    name: `biasGeluBackward ${rows}x${cols}`, tol: { atol: 1e-6, rtol: 1e-5 },
+    run: (k) => { const dx = new Float32Array(rows * cols), db = new Float32Array(cols); k.biasGeluBackward(gx, bias, gdy, dx, db, rows, cols); return [dx, db]; },
+  });
+
   const gamma = randn(cols, cols + 1), beta = randn(cols, cols + 2);
   const xs = x.map((v, i) => v + (i % cols) * 0.01 + 5); // an offset, so that the mean matters
+  cases.push({
+    name: `addLayerNormForward ${rows}x${cols}`, tol: { atol: 1e-6, rtol: 1e-5 },
+    run: (k) => {
+      const s = new Float32Array(rows * cols), o = new Float32Array(rows * cols), mu = new Float32Array(rows), rs = new Float32Array(rows);
+      k.addLayerNormForward(xs, dy, gamma, beta, s, o, mu, rs, rows, cols, 1e-5);
+      return [s, o, mu, rs];
+    },
+  });
   cases.push({
     name: `layerNormForward ${rows}x${cols}`, tol: { atol: 1e-6, rtol: 1e-5 },
     run: (k) => {
@@ -214,6 +234,21 @@ for (const dims of [[1, 1, 1, 1], [2, 3, 4, 5], [3, 7, 17, 8], [4, 64, 4, 33]] a
       name: `permute4 (${dims}) perm (${perm})`, tol: EXACT,
       run: (k) => { const o = new Float32Array(total); k.permute4(x, o, dims[0], dims[1], dims[2], dims[3], perm[0], perm[1], perm[2], perm[3]); return [o]; },
     });
+  }
+}
+
+// attention heads: parts 1 and 3, with and without bias; mergeHeads leaves the other parts alone
+for (const [batch, seq, heads, dim] of [[1, 1, 1, 1], [2, 5, 3, 4], [3, 17, 2, 33], [4, 64, 4, 32]] as const) {
+  for (const parts of [1, 3]) {
+    const total = batch * seq * heads * dim;
+    const x = randn(total * parts, total + parts), bias = randn(heads * dim, dim + 3), hx = randn(total, total + 7);
+    const base = randn(total * parts, total + 11);
+    for (let part = 0; part < parts; part++) {
+      const shape = `${batch}x${seq}x${parts}x${heads}x${dim} part ${part}`;
+      cases.push({ name: `splitHeads ${shape}`, tol: EXACT, run: (k) => { const o = new Float32Array(total); k.splitHeads(x, null, o, batch, seq, parts, part, heads, dim); return [o]; } });
+      cases.push({ name: `splitHeads + bias ${shape}`, tol: EXACT, run: (k) => { const o = new Float32Array(total); k.splitHeads(x, bias, o, batch, seq, parts, part, heads, dim); return [o]; } });
+      cases.push({ name: `mergeHeads ${shape}`, tol: EXACT, run: (k) => { const o = copy(base); k.mergeHeads(hx, o, batch, seq, parts, part, heads, dim); return [o]; } });
+    }
   }
 }
 
@@ -387,8 +422,16 @@ test('native kernels throw on bad arguments instead of crashing', { skip }, () =
   throwsNamed('geluBackward', () => k.geluBackward(f(10), f(10), f(9)));
   throwsNamed('tanhForward', () => k.tanhForward(f(10), f(11)));
   throwsNamed('tanhBackward', () => k.tanhBackward(f(10), f(9), f(10)));
-  throwsNamed('dropoutForward', () => k.dropoutForward(f(10), f(10), f(9), 0.1, 1));
-  throwsNamed('dropoutForward', () => k.dropoutForward(f(10), f(10), f(10), 1, 1), /p must be in \[0, 1\)/);
+  throwsNamed('dropoutForward', () => k.dropoutForward(f(10), f(9), 0.1, 1));
+  throwsNamed('dropoutForward', () => k.dropoutForward(f(10), f(10), 1, 1), /p must be in \[0, 1\)/);
+  throwsNamed('dropoutBackward', () => k.dropoutBackward(f(10), f(10), -0.1, 1), /p must be in \[0, 1\)/);
+  throwsNamed('biasGeluForward', () => k.biasGeluForward(f(10), f(4), f(10), 2, 5), /bias has 4 elements, needs 5/);
+  throwsNamed('biasGeluBackward', () => k.biasGeluBackward(f(10), f(5), f(10), f(10), f(4), 2, 5), /dbias has 4 elements/);
+  throwsNamed('addLayerNormForward', () => k.addLayerNormForward(f(10), f(9), f(5), f(5), f(10), f(10), f(2), f(2), 2, 5, 1e-5), /y has 9 elements, needs 10/);
+  throwsNamed('splitHeads', () => k.splitHeads(f(24), null, f(8), 1, 2, 3, 3, 2, 2), /part 3 is not below parts 3/);
+  throwsNamed('splitHeads', () => k.splitHeads(f(23), null, f(8), 1, 2, 3, 0, 2, 2), /x has 23 elements, needs 24/);
+  throwsNamed('splitHeads', () => k.splitHeads(f(24), f(3), f(8), 1, 2, 3, 0, 2, 2), /bias has 3 elements, needs 4/);
+  throwsNamed('mergeHeads', () => k.mergeHeads(f(8), f(23), 1, 2, 3, 0, 2, 2), /out has 23 elements, needs 24/);
   throwsNamed('addRowVector', () => k.addRowVector(f(10), f(4), f(10), 2, 5), /bias has 4 elements, needs 5/);
   throwsNamed('sumRows', () => k.sumRows(f(10), f(5), 3, 5), /x has 10 elements, needs 15/);
   throwsNamed('softmaxForward', () => k.softmaxForward(f(10), f(10), 2, 5, 1, f(4), 2), /mask has 4 elements, needs 5/);

@@ -69,14 +69,25 @@ export interface Kernels {
   /** y = tanh(x) as returned by tanhForward; dx = dy * (1 - y^2). */
   tanhBackward(y: F32, dy: F32, dx: F32): void;
 
+  /** x (rows, cols), bias (cols), out (rows, cols): out = gelu(x + bias), the sum rounded to float32 first (as addRowVector then geluForward). */
+  biasGeluForward(x: F32, bias: F32, out: F32, rows: number, cols: number): void;
+  /**
+   * x, dy, dx (rows, cols), bias, dbias (cols): with pre = x + bias (rounded
+   * to float32), dx = dy * gelu'(pre) and dbias[c] = sum_r dx[r, c] (as
+   * geluBackward then sumRows).
+   */
+  biasGeluBackward(x: F32, bias: F32, dy: F32, dx: F32, dbias: F32, rows: number, cols: number): void;
+
   /**
    * Inverted dropout with a counter-based RNG, so both backends and every
-   * thread count draw the same mask: for element i, u = uniform(seed, i)
-   * (see `dropoutUniform` below); keep when u >= p.
-   * x, out, mask (n): mask[i] = keep ? 1/(1-p) : 0; out[i] = x[i] * mask[i].
-   * p in [0, 1).
+   * thread count draw the same mask, and the backward pass draws it again
+   * instead of storing it: for element i, u = uniform(seed, i) (see
+   * `dropoutUniform` below); keep when u >= p. With s = fround(1 / (1 - p)):
+   * x, out (n): out[i] = x[i] * (keep ? s : 0). p in [0, 1).
    */
-  dropoutForward(x: F32, out: F32, mask: F32, p: number, seed: number): void;
+  dropoutForward(x: F32, out: F32, p: number, seed: number): void;
+  /** dy, dx (n): dx[i] = dy[i] * (keep ? s : 0), the same mask as dropoutForward with this p and seed. */
+  dropoutBackward(dy: F32, dx: F32, p: number, seed: number): void;
 
   /**
    * Row softmax with fused scale and optional additive mask:
@@ -103,6 +114,13 @@ export interface Kernels {
    */
   layerNormBackward(x: F32, gamma: F32, mean: F32, rstd: F32, dy: F32,
     dx: F32, dgamma: F32, dbeta: F32, rows: number, cols: number): void;
+  /**
+   * The residual add fused into LayerNorm: x, y, sum, out (rows, cols):
+   * sum = x + y (kept for the backward pass), out = LayerNorm(sum), with mean
+   * and rstd as layerNormForward (the same results as add then layerNormForward).
+   */
+  addLayerNormForward(x: F32, y: F32, gamma: F32, beta: F32, sum: F32, out: F32, mean: F32, rstd: F32,
+    rows: number, cols: number, eps: number): void;
 
   /**
    * Cross-entropy over logits with an ignore index.
@@ -133,6 +151,22 @@ export interface Kernels {
    */
   permute4(x: F32, out: F32, d0: number, d1: number, d2: number, d3: number,
     p0: number, p1: number, p2: number, p3: number): void;
+
+  /**
+   * Attention heads out of a fused projection: x (batch, seq, parts, heads,
+   * headDim), out (batch, heads, seq, headDim) = part `part` of x with the seq
+   * and heads axes swapped, plus bias (heads * headDim, indexed h * headDim + d)
+   * when not null. With parts = 3 this takes Q, K or V out of one x @ [Wq; Wk; Wv]^T.
+   */
+  splitHeads(x: F32, bias: F32 | null, out: F32, batch: number, seq: number, parts: number, part: number,
+    heads: number, headDim: number): void;
+  /**
+   * The inverse of splitHeads (without bias): x (batch, heads, seq, headDim)
+   * into part `part` of out (batch, seq, parts, heads, headDim); out's other
+   * parts are not touched.
+   */
+  mergeHeads(x: F32, out: F32, batch: number, seq: number, parts: number, part: number, heads: number,
+    headDim: number): void;
 
   /**
    * AdamW (decoupled weight decay, as torch.optim.AdamW), in place on param, m, v:

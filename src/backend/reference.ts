@@ -119,14 +119,46 @@ export const reference: Kernels = {
     for (let i = 0; i < n; i++) dx[i] = dy[i] * (1 - y[i] * y[i]);
   },
 
-  dropoutForward(x, out, mask, p, seed) {
-    const n = sameLength('dropoutForward', ['x', x], ['out', out], ['mask', mask]);
-    if (!(p >= 0 && p < 1)) fail('dropoutForward', `p must be in [0, 1), got ${p}`);
-    const keepScale = 1 / (1 - p);
-    for (let i = 0; i < n; i++) {
-      mask[i] = dropoutUniform(seed, i) >= p ? keepScale : 0;
-      out[i] = x[i] * mask[i];
+  biasGeluForward(x, bias, out, rows, cols) {
+    needLength('biasGeluForward', 'x', x, rows * cols);
+    needLength('biasGeluForward', 'out', out, rows * cols);
+    needLength('biasGeluForward', 'bias', bias, cols);
+    for (let r = 0; r < rows; r++) {
+      for (let c = 0; c < cols; c++) {
+        const v = Math.fround(x[r * cols + c] + bias[c]);
+        out[r * cols + c] = 0.5 * v * (1 + erf(v * INV_SQRT2));
+      }
     }
+  },
+  biasGeluBackward(x, bias, dy, dx, dbias, rows, cols) {
+    for (const [name, arr] of [['x', x], ['dy', dy], ['dx', dx]] as const) needLength('biasGeluBackward', name, arr, rows * cols);
+    needLength('biasGeluBackward', 'bias', bias, cols);
+    needLength('biasGeluBackward', 'dbias', dbias, cols);
+    const acc = new Float64Array(cols);
+    for (let r = 0; r < rows; r++) {
+      for (let c = 0; c < cols; c++) {
+        const v = Math.fround(x[r * cols + c] + bias[c]);
+        const cdf = 0.5 * (1 + erf(v * INV_SQRT2));
+        const pdf = INV_SQRT_2PI * Math.exp(-0.5 * v * v);
+        const d = Math.fround(dy[r * cols + c] * (cdf + v * pdf));
+        dx[r * cols + c] = d;
+        acc[c] += d;
+      }
+    }
+    for (let c = 0; c < cols; c++) dbias[c] = acc[c];
+  },
+
+  dropoutForward(x, out, p, seed) {
+    const n = sameLength('dropoutForward', ['x', x], ['out', out]);
+    if (!(p >= 0 && p < 1)) fail('dropoutForward', `p must be in [0, 1), got ${p}`);
+    const keepScale = Math.fround(1 / (1 - p));
+    for (let i = 0; i < n; i++) out[i] = x[i] * (dropoutUniform(seed, i) >= p ? keepScale : 0);
+  },
+  dropoutBackward(dy, dx, p, seed) {
+    const n = sameLength('dropoutBackward', ['dy', dy], ['dx', dx]);
+    if (!(p >= 0 && p < 1)) fail('dropoutBackward', `p must be in [0, 1), got ${p}`);
+    const keepScale = Math.fround(1 / (1 - p));
+    for (let i = 0; i < n; i++) dx[i] = dy[i] * (dropoutUniform(seed, i) >= p ? keepScale : 0);
   },
 
   softmaxForward(x, out, rows, cols, scale, mask, maskGroup) {
@@ -215,6 +247,12 @@ export const reference: Kernels = {
     }
   },
 
+  addLayerNormForward(x, y, gamma, beta, sum, out, mean, rstd, rows, cols, eps) {
+    for (const [name, arr] of [['x', x], ['y', y], ['sum', sum]] as const) needLength('addLayerNormForward', name, arr, rows * cols);
+    for (let i = 0; i < rows * cols; i++) sum[i] = x[i] + y[i];
+    reference.layerNormForward(sum, gamma, beta, out, mean, rstd, rows, cols, eps);
+  },
+
   crossEntropyForward(logits, targets, losses, lse, rows, cols, ignoreIndex) {
     needLength('crossEntropyForward', 'logits', logits, rows * cols);
     needLength('crossEntropyForward', 'targets', targets, rows);
@@ -299,6 +337,39 @@ export const reference: Kernels = {
       let src = 0;
       for (let ax = 0; ax < 4; ax++) src += idx[ax] * inStrides[perm[ax]];
       out[o] = x[src];
+    }
+  },
+
+  splitHeads(x, bias, out, batch, seq, parts, part, heads, headDim) {
+    const total = batch * seq * heads * headDim;
+    needLength('splitHeads', 'x', x, total * parts);
+    needLength('splitHeads', 'out', out, total);
+    if (bias) needLength('splitHeads', 'bias', bias, heads * headDim);
+    if (!(part < parts)) fail('splitHeads', `part ${part} is not below parts ${parts}`);
+    for (let b = 0; b < batch; b++) {
+      for (let t = 0; t < seq; t++) {
+        for (let h = 0; h < heads; h++) {
+          for (let d = 0; d < headDim; d++) {
+            const v = x[(((b * seq + t) * parts + part) * heads + h) * headDim + d];
+            out[((b * heads + h) * seq + t) * headDim + d] = bias ? v + bias[h * headDim + d] : v;
+          }
+        }
+      }
+    }
+  },
+  mergeHeads(x, out, batch, seq, parts, part, heads, headDim) {
+    const total = batch * seq * heads * headDim;
+    needLength('mergeHeads', 'x', x, total);
+    needLength('mergeHeads', 'out', out, total * parts);
+    if (!(part < parts)) fail('mergeHeads', `part ${part} is not below parts ${parts}`);
+    for (let b = 0; b < batch; b++) {
+      for (let t = 0; t < seq; t++) {
+        for (let h = 0; h < heads; h++) {
+          for (let d = 0; d < headDim; d++) {
+            out[(((b * seq + t) * parts + part) * heads + h) * headDim + d] = x[((b * heads + h) * seq + t) * headDim + d];
+          }
+        }
+      }
     }
   },
 

@@ -132,10 +132,8 @@ class Embeddings extends Module {
     const { batchSize: B, seqLen: T } = b;
     const positions = new Int32Array(B * T);
     for (let i = 0; i < B; i++) for (let t = 0; t < T; t++) positions[i * T + t] = t;
-    let x = this.word_embeddings.forward(b.inputIds, [B, T]);
-    x = ops.add(x, this.position_embeddings.forward(positions, [B, T]));
-    x = ops.add(x, this.token_type_embeddings.forward(b.tokenTypeIds, [B, T]));
-    return this.drop.forward(this.LayerNorm.forward(x));
+    const x = ops.add(this.word_embeddings.forward(b.inputIds, [B, T]), this.position_embeddings.forward(positions, [B, T]));
+    return this.drop.forward(this.LayerNorm.forwardAdd(x, this.token_type_embeddings.forward(b.tokenTypeIds, [B, T])));
   }
 }
 
@@ -165,10 +163,10 @@ export class BertLayer extends Module {
   /** x (B, T, C) -> (B, T, C). */
   forward(x: Tensor, keyMask: Float32Array | null): Tensor {
     const attnNorm = this.attention.output.LayerNorm, ffnNorm = this.output.LayerNorm;
-    const ffn = (h: Tensor) => this.output.dense.forward(ops.gelu(this.intermediate.dense.forward(h)));
+    const ffn = (h: Tensor) => this.output.dense.forward(this.intermediate.dense.forwardGelu(h));
     if (this.c.norm === 'post') {
-      const h = attnNorm.forward(ops.add(x, this.drop1.forward(this.attention.forward(x, keyMask))));
-      return ffnNorm.forward(ops.add(h, this.drop2.forward(ffn(h))));
+      const h = attnNorm.forwardAdd(x, this.drop1.forward(this.attention.forward(x, keyMask)));
+      return ffnNorm.forwardAdd(h, this.drop2.forward(ffn(h)));
     }
     const h = ops.add(x, this.drop1.forward(this.attention.forward(attnNorm.forward(x), keyMask)));
     return ops.add(h, this.drop2.forward(ffn(ffnNorm.forward(h))));
@@ -304,7 +302,7 @@ export class BertForMaskedLM extends Module {
     const flat = ops.reshape(hidden, [hidden.size / C, C]);
     const rows = ops.embedding(flat, positions); // gather rows, scatter-add backward
     const t = this.cls.predictions.transform;
-    const h = t.LayerNorm.forward(ops.gelu(t.dense.forward(rows)));
+    const h = t.LayerNorm.forward(t.dense.forwardGelu(rows));
     return ops.linear(h, this.bert.embeddings.word_embeddings.weight, this.cls.predictions.bias);
   }
 

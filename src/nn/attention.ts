@@ -48,10 +48,9 @@ export class MultiHeadSelfAttention extends Module {
   forward(x: Tensor, keyMask: Float32Array | null): Tensor {
     const [B, T, C] = x.shape;
     const H = this.heads, D = this.headDim;
-    const split = (t: Tensor) => ops.permute(ops.reshape(t, [B, T, H, D]), [0, 2, 1, 3]); // (B, H, T, D)
-    const q = split(this.self.query.forward(x));
-    const k = split(this.self.key.forward(x));
-    const v = split(this.self.value.forward(x));
+    // Q, K and V in one GEMM, each (B, H, T, D); the three Linears keep their own parameters and gradients.
+    const { query, key, value } = this.self;
+    const [q, k, v] = ops.linearHeads(x, [query.weight, key.weight, value.weight], [query.bias, key.bias, value.bias], H);
     const scores = ops.matmul(q, k, { transB: true }); // (B, H, T, T)
     const probs = this.attnDropout.forward(ops.softmax(scores, { scale: 1 / Math.sqrt(D), mask: keyMask, maskGroup: H * T }));
     const context = ops.matmul(probs, v); // (B, H, T, D)

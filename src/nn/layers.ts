@@ -26,6 +26,12 @@ export class Linear extends Module {
   forward(x: Tensor): Tensor {
     return ops.linear(x, this.weight, this.bias);
   }
+
+  /** gelu(this.forward(x)), with the bias add and GELU in one pass. */
+  forwardGelu(x: Tensor): Tensor {
+    if (!this.bias) return ops.gelu(ops.linear(x, this.weight, null));
+    return ops.biasGelu(ops.linear(x, this.weight, null), this.bias);
+  }
 }
 
 export class LayerNorm extends Module {
@@ -40,6 +46,11 @@ export class LayerNorm extends Module {
 
   forward(x: Tensor): Tensor {
     return ops.layerNorm(x, this.weight, this.bias, this.eps);
+  }
+
+  /** this.forward(x + y), with the add in the same pass (a Post-LN residual). */
+  forwardAdd(x: Tensor, y: Tensor): Tensor {
+    return ops.addLayerNorm(x, y, this.weight, this.bias, this.eps);
   }
 }
 

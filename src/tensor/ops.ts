@@ -149,6 +149,79 @@ export function linear(x: Tensor, weight: Tensor, bias: Tensor | null): Tensor {
   });
 }
 
+/**
+ * Several Linear maps of one input, computed as one GEMM, laid out as
+ * attention heads: x (B, T, C), weights[i] (H * D, C), biases[i] (H * D) or
+ * null; returns one (B, H, T, D) tensor per weight (Q, K and V of
+ * self-attention). The weights stay separate tensors with separate
+ * gradients; their concatenation is built for each call (P * H * D * C
+ * floats, small next to the GEMM).
+ */
+export function linearHeads(x: Tensor, weights: Tensor[], biases: (Tensor | null)[], heads: number): Tensor[] {
+  if (x.rank !== 3) fail('linearHeads', `x must be (batch, seq, features), got ${shapeString(x.shape)}`);
+  const [B, T, C] = x.shape;
+  const P = weights.length;
+  if (P === 0 || biases.length !== P) fail('linearHeads', `needs one bias (or null) per weight, got ${P} weights and ${biases.length} biases`);
+  const outF = weights[0].shape[0];
+  for (const [i, w] of weights.entries()) {
+    if (w.rank !== 2 || w.shape[0] !== outF || w.shape[1] !== C) fail('linearHeads', `weight ${i} ${shapeString(w.shape)} is not (${outF}, ${C})`);
+    const b = biases[i];
+    if (b && (b.rank !== 1 || b.size !== outF)) fail('linearHeads', `bias ${i} ${shapeString(b.shape)} is not (${outF})`);
+  }
+  if (outF % heads !== 0) fail('linearHeads', `${outF} output features do not split into ${heads} heads`);
+  const D = outF / heads, rows = B * T, width = P * outF;
+  const K = kernels();
+  const wcat = alloc(width * C);
+  weights.forEach((w, i) => wcat.set(w.data, i * outF * C));
+  const fused = alloc(rows * width);
+  K.matmul(x.data, wcat, fused, 1, rows, width, C, false, true, 0, 0, 0, 1, 0);
+  const outs = weights.map((_, i) => {
+    const out = alloc(rows * outF);
+    K.splitHeads(fused, biases[i]?.data ?? null, out, B, T, P, i, heads, D);
+    return Tensor.adopt(out, [B, heads, T, D]);
+  });
+  release(fused);
+  if (!needsGrad(x, ...weights, ...biases)) {
+    release(wcat);
+    return outs;
+  }
+  // One backward for all outputs: it runs when backward reaches the first of
+  // them, by which time every output's gradient is complete (their consumers
+  // were all recorded later). The other entries then do nothing.
+  let ran = false;
+  const run = () => {
+    if (ran) return;
+    ran = true;
+    const dfused = alloc(rows * width);
+    outs.forEach((out, i) => {
+      const g = out.grad ?? zeros(out.size);
+      K.mergeHeads(g, dfused, B, T, P, i, heads, D);
+      if (g !== out.grad) release(g);
+    });
+    if (x.requiresGrad) {
+      const dx = alloc(x.size);
+      K.matmul(dfused, wcat, dx, 1, rows, C, width, false, false, 0, 0, 0, 1, 0);
+      giveFresh(K, x, dx);
+    }
+    if (weights.some((w) => w.requiresGrad)) {
+      const dw = alloc(width * C);
+      K.matmul(dfused, x.data, dw, 1, width, C, rows, true, false, 0, 0, 0, 1, 0);
+      weights.forEach((w, i) => give(K, w, dw.subarray(i * outF * C, (i + 1) * outF * C), false));
+      release(dw);
+    }
+    if (biases.some((b) => b?.requiresGrad)) {
+      const db = alloc(width);
+      K.sumRows(dfused, db, rows, width);
+      biases.forEach((b, i) => b && give(K, b, db.subarray(i * outF, (i + 1) * outF), false));
+      release(db);
+    }
+    release(dfused);
+    release(wcat);
+  };
+  for (const out of outs) record(out, run);
+  return outs;
+}
+
 // ---------------------------------------------------------------- broadcasting arithmetic
 
 function broadcastShape(op: string, a: Shape, b: Shape): number[] {
@@ -368,6 +441,27 @@ export function gelu(x: Tensor): Tensor {
   });
 }
 
+/**
+ * gelu(x + bias) over the last axis, in one pass: x (..., C) is a Linear's
+ * output without its bias, bias (C). The same values as gelu(add(x, bias)).
+ */
+export function biasGelu(x: Tensor, bias: Tensor): Tensor {
+  const cols = x.shape[x.rank - 1];
+  if (bias.rank !== 1 || bias.size !== cols) fail('biasGelu', `bias ${shapeString(bias.shape)} does not match the last axis of ${shapeString(x.shape)}`);
+  const rows = x.size / cols;
+  const K = kernels();
+  const out = alloc(x.size);
+  K.biasGeluForward(x.data, bias.data, out, rows, cols);
+  const result = Tensor.adopt(out, x.shape);
+  if (!needsGrad(x, bias)) return result;
+  return record(result, () => {
+    const dx = alloc(x.size), db = alloc(cols);
+    K.biasGeluBackward(x.data, bias.data, result.grad!, dx, db, rows, cols);
+    giveFresh(K, x, dx);
+    giveFresh(K, bias, db);
+  });
+}
+
 export function tanh(x: Tensor): Tensor {
   const K = kernels();
   const out = alloc(x.size);
@@ -410,6 +504,46 @@ export function layerNorm(x: Tensor, gamma: Tensor, beta: Tensor, eps = 1e-12): 
   });
 }
 
+/**
+ * LayerNorm(x + y) over the last axis (the residual add of a Post-LN block,
+ * fused into the norm): x, y (..., C), gamma, beta (C). The same values as
+ * layerNorm(add(x, y), ...).
+ */
+export function addLayerNorm(x: Tensor, y: Tensor, gamma: Tensor, beta: Tensor, eps = 1e-12): Tensor {
+  if (shapeString(x.shape) !== shapeString(y.shape)) fail('addLayerNorm', `x ${shapeString(x.shape)} and y ${shapeString(y.shape)} differ`);
+  const cols = x.shape[x.rank - 1];
+  if (gamma.size !== cols || beta.size !== cols) {
+    fail('addLayerNorm', `gamma ${shapeString(gamma.shape)} and beta ${shapeString(beta.shape)} must have the last axis of x ${shapeString(x.shape)}`);
+  }
+  const rows = x.size / cols;
+  const K = kernels();
+  const out = alloc(x.size), sum = alloc(x.size), mu = alloc(rows), rstd = alloc(rows);
+  K.addLayerNormForward(x.data, y.data, gamma.data, beta.data, sum, out, mu, rstd, rows, cols, eps);
+  const result = Tensor.adopt(out, x.shape);
+  const done = () => {
+    release(sum);
+    release(mu);
+    release(rstd);
+  };
+  if (!needsGrad(x, y, gamma, beta)) {
+    done();
+    return result;
+  }
+  return record(result, () => {
+    const ds = alloc(x.size), dg = alloc(cols), db = alloc(cols);
+    K.layerNormBackward(sum, gamma.data, mu, rstd, result.grad!, ds, dg, db, rows, cols);
+    done();
+    giveFresh(K, gamma, dg);
+    giveFresh(K, beta, db);
+    // d sum flows unchanged to both addends: at most one takes the array itself.
+    let adopted = false;
+    for (const t of [x, y]) {
+      if (t.requiresGrad && accumulateGrad(t, ds, !adopted, addInto(K))) adopted = true;
+    }
+    if (!adopted) release(ds);
+  });
+}
+
 export interface SoftmaxOptions {
   /** Multiplies the input before the softmax (attention's 1/sqrt(d)). */
   scale?: number;
@@ -442,23 +576,21 @@ export function softmax(x: Tensor, opts: SoftmaxOptions = {}): Tensor {
 
 /**
  * Inverted dropout. The mask comes from a counter-based RNG seeded by one
- * draw from `rng`, so it is the same on every backend and thread count.
+ * draw from `rng`, so it is the same on every backend and thread count, and
+ * the backward pass draws it again rather than keeping it.
  */
 export function dropout(x: Tensor, p: number, rng: Rng): Tensor {
   if (!(p >= 0 && p < 1)) fail('dropout', `p must be in [0, 1), got ${p}`);
   if (p === 0) return x;
   const K = kernels();
-  const out = alloc(x.size), mask = alloc(x.size);
-  K.dropoutForward(x.data, out, mask, p, rng.nextU32());
+  const out = alloc(x.size), seed = rng.nextU32();
+  K.dropoutForward(x.data, out, p, seed);
   const result = Tensor.adopt(out, x.shape);
-  if (!needsGrad(x)) {
-    release(mask);
-    return result;
-  }
+  if (!needsGrad(x)) return result;
   return record(result, () => {
+    // The mask is drawn again from (seed, index), not stored.
     const dx = alloc(x.size);
-    K.mul(result.grad!, mask, dx);
-    release(mask);
+    K.dropoutBackward(result.grad!, dx, p, seed);
     giveFresh(K, x, dx);
   });
 }
