@@ -1,5 +1,5 @@
 /**
- * `npm run bench:engine [-- --json] [-- --quick] [-- --profile]`
+ * `npm run bench:engine [-- --json] [-- --quick] [-- --profile] [-- --bf16]`
  *
  * The engine's numbers, in one run, against PyTorch on the same machine:
  * - GEMM GFLOP/s (bench/gemm.ts), untie vs torch;
@@ -10,6 +10,16 @@
  *   process that runs 200 steps (a step must not grow memory over time).
  * `--profile` adds one step's time split by kernel, with FLOP rates.
  *
+ * PyTorch figures are reported only when torch runs on an optimised BLAS: on
+ * the reference (netlib) BLAS, which Debian's python3-torch gets without
+ * libopenblas0-pthread, its GEMM is about 50x slower, and the benchmark says
+ * so and how to fix it instead of printing a false win (torch-python.ts).
+ *
+ * bfloat16: untie has no bf16 path (`bert_step_ms.untie_bf16` is null; see
+ * the README). PyTorch's bf16 step (CPU autocast) is timed when the CPU has
+ * bf16 instructions (AVX512-BF16 or AMX), or with `--bf16` (elsewhere torch
+ * emulates bf16 and its step takes about 20x its float32 step).
+ *
  * Both sides do the same work: the same shapes and dropout, the MLM head
  * (transform + tied decoder over the vocab) applied only to the masked
  * positions (a gather), AdamW with BERT's no-decay rule. PyTorch runs at its
@@ -18,7 +28,8 @@
  * steps after warm-up; the machine is shared, so compare ratios from one run.
  *
  * With --json, stdout carries exactly one JSON object (progress goes to
- * stderr); torch fields are null when no python imports torch.
+ * stderr); torch fields are null when no python imports torch or torch is
+ * refused (`torch_refused` says why).
  */
 import { spawnSync } from 'node:child_process';
 import { availableParallelism } from 'node:os';
@@ -31,7 +42,8 @@ import { Optimizer, defaultOptimizerConfig } from '../src/optim/optimizers.js';
 import { Rng } from '../src/tensor/rng.js';
 import { backward, tidy } from '../src/tensor/tensor.js';
 import { benchGemm } from './gemm.js';
-import { findTorchPython, torchEnv } from './torch-python.js';
+import { existsSync, readFileSync } from 'node:fs';
+import { findTorchPython, torchEnv, usableTorchPython } from './torch-python.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -132,6 +144,7 @@ function timeUntieSteps(threads: number, warmup: number, reps: number): { median
 // ---------------------------------------------------------------- torch timing
 
 interface TorchStep {
+  bf16: boolean;
   step_ms_median: number;
   cpu_ms_median: number;
   step_ms: number[];
@@ -139,14 +152,14 @@ interface TorchStep {
   torch_version: string;
 }
 
-function timeTorchSteps(python: string, threads: number, warmup: number, reps: number): TorchStep | null {
+function timeTorchSteps(python: string, threads: number, warmup: number, reps: number, bf16 = false): TorchStep | null {
   const run = spawnSync(python, [
     join(here, 'torch_bert.py'), '--config', JSON.stringify(benchConfig()), '--threads', String(threads),
     '--batch', String(BATCH), '--seq', String(SEQ), '--mask-prob', String(MASK_PROB),
-    '--warmup', String(warmup), '--steps', String(reps),
+    '--warmup', String(warmup), '--steps', String(reps), ...(bf16 ? ['--bf16'] : []),
   ], { encoding: 'utf8', env: torchEnv(threads), maxBuffer: 1 << 24 });
   if (run.status !== 0) {
-    log(`torch_bert.py failed (${threads} threads):\n${run.stderr}`);
+    log(`torch_bert.py${bf16 ? ' --bf16' : ''} failed (${threads} threads):\n${run.stderr}`);
     return null;
   }
   const lines = run.stdout.trim().split('\n');
@@ -292,20 +305,31 @@ interface Options {
   json: boolean;
   quick: boolean;
   profile: boolean;
+  bf16: boolean;
   rssSteps: number;
 }
 
 function parseOptions(argv: string[]): Options {
-  const known = new Set(['--json', '--quick', '--profile']);
+  const known = new Set(['--json', '--quick', '--profile', '--bf16']);
   for (const a of argv) {
     if (!known.has(a)) {
-      process.stderr.write(`bench:engine: unknown option ${a}. Options: --json (one JSON object on stdout), --quick (short run), --profile (time by kernel)\n`);
+      process.stderr.write(`bench:engine: unknown option ${a}. Options: --json (one JSON object on stdout), --quick (short run), --profile (time by kernel), --bf16 (time PyTorch's bf16 step even where the CPU emulates bf16)\n`);
       process.exit(2);
     }
   }
   const quick = argv.includes('--quick');
-  return { json: argv.includes('--json'), quick, profile: argv.includes('--profile'), rssSteps: quick ? 30 : 200 };
+  return { json: argv.includes('--json'), quick, profile: argv.includes('--profile'), bf16: argv.includes('--bf16'), rssSteps: quick ? 30 : 200 };
 }
+
+/** Whether the CPU has bfloat16 arithmetic (AVX512-BF16 or AMX-BF16); false where /proc/cpuinfo is absent. */
+function cpuHasBf16(): boolean {
+  if (!existsSync('/proc/cpuinfo')) return false;
+  return /\b(avx512_bf16|amx_bf16)\b/.test(readFileSync('/proc/cpuinfo', 'utf8'));
+}
+
+const UNTIE_BF16_NOTE =
+  'untie has no bfloat16 path: a bf16 GEMM gains only with AVX512-BF16 (vdpbf16ps), which the machine untie is developed on ' +
+  '(AMD EPYC Zen 3, AVX2) lacks, so such code could not be run or tested there; on AVX2 bf16 adds conversions to float32 arithmetic';
 
 async function main(argv: string[]): Promise<void> {
   if (argv[0] === '--rss-child') {
@@ -324,13 +348,18 @@ async function main(argv: string[]): Promise<void> {
   }
   const defaultThreads = K.getThreads();
   const threadCounts = [...new Set([1, defaultThreads])];
-  const python = findTorchPython();
+  const torchFound = findTorchPython();
+  const { python, refused } = usableTorchPython();
   const warmup = opts.quick ? 1 : 2, reps = opts.quick ? 3 : 7;
   const c = benchConfig();
   const probe = trainer();
   const flops = stepFlops(c, probe.masked);
 
-  console.log(`untie engine benchmark: ${K.name} kernels, default ${defaultThreads} thread(s), ${availableParallelism()} cores; PyTorch: ${python ?? 'not found'}`);
+  console.log(`untie engine benchmark: ${K.name} kernels, default ${defaultThreads} thread(s), ${availableParallelism()} cores; PyTorch: ${torchFound ?? 'not found'}`);
+  if (refused) {
+    console.log(`No PyTorch figures: ${refused}`);
+    if (opts.json) process.stderr.write(`bench:engine: no PyTorch figures: ${refused}\n`);
+  }
   console.log(`BERT step: ${c.layers} layers, hidden ${c.hidden}, ${c.heads} heads, FFN ${c.intermediate}, vocab ${c.vocabSize}, batch ${BATCH} x seq ${SEQ}, ` +
     `${probe.masked} masked positions (${(100 * probe.masked / (BATCH * SEQ)).toFixed(1)}%), dropout ${c.dropout}, ${(probe.paramCount / 1e6).toFixed(2)}M parameters, ` +
     `${(flops / 1e9).toFixed(1)} GFLOP of matmuls per step.`);
@@ -341,7 +370,7 @@ async function main(argv: string[]): Promise<void> {
   log('GEMM ...');
   let gemm: Awaited<ReturnType<typeof benchGemm>> = [];
   try {
-    gemm = await benchGemm({ quick: opts.quick, threads: threadCounts, log });
+    gemm = await benchGemm({ quick: opts.quick, threads: threadCounts, log, noTorch: !python });
   } catch (err) {
     log(`GEMM benchmark failed, going on without it: ${err instanceof Error ? err.message : String(err)}`);
   }
@@ -368,12 +397,24 @@ async function main(argv: string[]): Promise<void> {
     });
   }
   K.setThreads(defaultThreads);
+  // bfloat16: PyTorch's autocast step, where the CPU has bf16 arithmetic or when asked.
+  const hasBf16 = cpuHasBf16();
+  let torchBf16: TorchStep | null = null, torchBf16Note: string;
+  if (!python) torchBf16Note = 'no usable PyTorch';
+  else if (!hasBf16 && !opts.bf16) torchBf16Note = 'not timed: this CPU has no bf16 arithmetic (AVX512-BF16/AMX), so torch emulates it (about 20x its float32 step); --bf16 times it anyway';
+  else {
+    log(`BERT step, torch bf16 autocast, ${defaultThreads} thread(s) ...`);
+    torchBf16 = timeTorchSteps(python, defaultThreads, 1, opts.quick ? 2 : 3, true);
+    torchBf16Note = torchBf16 ? `timed (CPU autocast to bfloat16${hasBf16 ? '' : ', emulated on this CPU'})` : 'torch_bert.py --bf16 failed';
+  }
   console.log('\nBERT training step (ms, median)');
   console.log('  ' + 'threads'.padEnd(9) + 'untie'.padStart(9) + 'torch'.padStart(9) + 'untie/torch'.padStart(13) + '   untie GFLOP/s' + '   CPU ms untie / torch');
   for (const r of byThreads) {
     console.log('  ' + String(r.threads).padEnd(9) + r.untie.toFixed(0).padStart(9) + (r.torch?.toFixed(0) ?? '-').padStart(9) + (r.ratio?.toFixed(2) ?? '-').padStart(13) +
       (flops / (r.untie / 1000) / 1e9).toFixed(1).padStart(18) + `   ${r.untie_cpu.toFixed(0)} / ${r.torch_cpu?.toFixed(0) ?? '-'}`.padStart(24));
   }
+
+  console.log(`  bf16 at ${defaultThreads} thread(s): untie - (${UNTIE_BF16_NOTE}); torch ${torchBf16 ? `${torchBf16.step_ms_median.toFixed(0)} ms` : `- (${torchBf16Note})`}`);
 
   // RSS
   log(`RSS: ${opts.rssSteps} steps in a child process at ${defaultThreads} thread(s) ...`);
@@ -394,7 +435,9 @@ async function main(argv: string[]): Promise<void> {
   const atDefault = byThreads.find((r) => r.threads === defaultThreads)!;
   const result = {
     gemm,
-    bert_step_ms: { untie: atDefault.untie, torch: atDefault.torch },
+    bert_step_ms: { untie: atDefault.untie, torch: atDefault.torch, untie_bf16: null, torch_bf16: torchBf16?.step_ms_median ?? null },
+    bf16: { untie: UNTIE_BF16_NOTE, torch: torchBf16Note, cpu_has_bf16: hasBf16 },
+    torch_refused: refused,
     rss_mb: { step10: rss?.at['10'] ?? null, step200: rss?.at['200'] ?? null, peak: rss?.peakMb ?? null, steps: rss?.steps ?? null, at: rss?.at ?? null },
     ratios: {
       bert_step_untie_over_torch: atDefault.ratio,
@@ -405,7 +448,7 @@ async function main(argv: string[]): Promise<void> {
     backend: K.name,
     config: { ...c, batch: BATCH, seq: SEQ, maskProb: MASK_PROB, maskedPositions: probe.masked, params: probe.paramCount, matmulGflopPerStep: flops / 1e9 },
     method: 'forward + backward + AdamW per step; MLM head only on masked positions (gather) on both sides; median after warm-up',
-    torch_python: python,
+    torch_python: torchFound,
     profile,
   };
   if (opts.json) {

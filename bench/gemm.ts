@@ -2,7 +2,9 @@
  * GEMM GFLOP/s: untie's native matmul against PyTorch (OpenBLAS) on the same
  * machine, on the shapes of a BERT step: (M, K, N) = (4096, 256, 256),
  * (4096, 256, 1024), (4096, 1024, 256), (512, 512, 512), and the batched
- * attention shape 64 x (128x64 @ 64x128), each at 1 and 2 threads.
+ * attention shape 64 x (128x64 @ 64x128); and the transposed shapes of the
+ * backward pass: the weight gradients dW = dYᵀ X (Aᵀ B, k = 4096 rows) and
+ * x Wᵀ (A Bᵀ) at the same weight shapes; each at 1 and 2 threads.
  *
  * Both sides are timed the same way (bench/torch_gemm.py mirrors timeOne):
  * warm-up, then the median of several timed loops of calls, each loop lasting
@@ -19,12 +21,15 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadNative, nativeInfo } from '../src/backend/native.js';
 import type { Kernels } from '../src/backend/kernels.js';
-import { findTorchPython, torchEnv } from './torch-python.js';
+import { torchEnv, usableTorchPython } from './torch-python.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
-/** [batch, M, K, N]: C (M, N) = A (M, K) @ B (K, N), batch times. */
-export type GemmShape = [number, number, number, number];
+/**
+ * [batch, M, K, N, op]: C (M, N) = op(A) (M, K) @ op(B) (K, N), batch times;
+ * op 'NN' (default), 'TN' (A stored (K, M): Aᵀ B) or 'NT' (B stored (N, K): A Bᵀ).
+ */
+export type GemmShape = [number, number, number, number, ('NN' | 'TN' | 'NT')?];
 
 export const GEMM_SHAPES: GemmShape[] = [
   [1, 4096, 256, 256],
@@ -32,6 +37,14 @@ export const GEMM_SHAPES: GemmShape[] = [
   [1, 4096, 1024, 256],
   [1, 512, 512, 512],
   [64, 128, 64, 128],
+  // weight gradients of the BERT step's Linears (out x in = 256x256, 1024x256, 256x1024) over 4096 rows
+  [1, 256, 4096, 256, 'TN'],
+  [1, 1024, 4096, 256, 'TN'],
+  [1, 256, 4096, 1024, 'TN'],
+  // x Wᵀ with W stored (out, in), as every Linear runs
+  [1, 4096, 256, 256, 'NT'],
+  [1, 4096, 256, 1024, 'NT'],
+  [1, 4096, 1024, 256, 'NT'],
 ];
 
 export interface GemmBenchOptions {
@@ -40,7 +53,7 @@ export interface GemmBenchOptions {
   shapes?: GemmShape[];
   /** Fewer, shorter timed loops. */
   quick?: boolean;
-  /** Skip PyTorch even if it is installed. */
+  /** Skip PyTorch even if it is installed (it is skipped anyway when it runs on the reference BLAS). */
   noTorch?: boolean;
   /** Progress lines (default: to stderr). */
   log?: (line: string) => void;
@@ -53,8 +66,8 @@ export interface GemmBenchRow {
   torch_gflops: number | null;
 }
 
-export function shapeLabel([batch, m, k, n]: GemmShape): string {
-  const one = `${m}x${k} @ ${k}x${n}`;
+export function shapeLabel([batch, m, k, n, op = 'NN']: GemmShape): string {
+  const one = op === 'TN' ? `(${k}x${m})ᵀ @ ${k}x${n}` : op === 'NT' ? `${m}x${k} @ (${n}x${k})ᵀ` : `${m}x${k} @ ${k}x${n}`;
   return batch === 1 ? one : `${batch} x (${one})`;
 }
 
@@ -74,9 +87,10 @@ function randomUniform(n: number, seed: number): Float32Array {
 }
 
 /** GFLOP/s of one shape: median over `reps` timed loops of at least `minSeconds` each. */
-function timeOne(k: Kernels, [batch, m, kk, n]: GemmShape, reps: number, minSeconds: number): number {
+function timeOne(k: Kernels, [batch, m, kk, n, op = 'NN']: GemmShape, reps: number, minSeconds: number): number {
   const a = randomUniform(batch * m * kk, 1), b = randomUniform(batch * kk * n, 2), c = new Float32Array(batch * m * n);
-  const call = () => k.matmul(a, b, c, batch, m, n, kk, false, false, m * kk, kk * n, m * n, 1, 0);
+  const ta = op === 'TN', tb = op === 'NT';
+  const call = () => k.matmul(a, b, c, batch, m, n, kk, ta, tb, m * kk, kk * n, m * n, 1, 0);
   const flops = 2 * batch * m * n * kk;
   const now = () => Number(process.hrtime.bigint()) / 1e9;
   let t0 = now(), calls = 0;
@@ -94,9 +108,7 @@ function timeOne(k: Kernels, [batch, m, kk, n]: GemmShape, reps: number, minSeco
   return flops / median(times) / 1e9;
 }
 
-function torchGflops(shapes: GemmShape[], threads: number, reps: number, minSeconds: number, log: (l: string) => void): number[] | null {
-  const python = findTorchPython();
-  if (!python) return null;
+function torchGflops(python: string, shapes: GemmShape[], threads: number, reps: number, minSeconds: number, log: (l: string) => void): number[] | null {
   const run = spawnSync(python, [join(here, 'torch_gemm.py'), JSON.stringify({ threads, shapes, reps, min_s: minSeconds })], {
     encoding: 'utf8',
     env: torchEnv(threads),
@@ -110,25 +122,37 @@ function torchGflops(shapes: GemmShape[], threads: number, reps: number, minSeco
   return out.gflops;
 }
 
-/** Measures every shape at every thread count, untie then torch (never at the same time). */
+/**
+ * Measures every shape at every thread count, untie then torch (never at the
+ * same time), in alternating rounds: each figure is the median over rounds,
+ * so that a change of load on a shared machine hits both sides alike.
+ */
 export async function benchGemm(opts: GemmBenchOptions = {}): Promise<GemmBenchRow[]> {
   const log = opts.log ?? ((l: string) => process.stderr.write(l + '\n'));
   const k = loadNative();
   if (!k) throw new Error('bench/gemm: the native addon is not built; run npm run build:native');
   const shapes = opts.shapes ?? GEMM_SHAPES;
   const threadCounts = opts.threads ?? [1, 2];
-  const reps = opts.quick ? 3 : 7;
+  const reps = opts.quick ? 3 : 5;
+  const rounds = opts.quick ? 2 : 3;
   const minSeconds = opts.quick ? 0.03 : 0.1;
   const before = k.getThreads();
   const rows: GemmBenchRow[] = [];
+  const python = opts.noTorch ? null : usableTorchPython().python;
   try {
     for (const threads of threadCounts) {
       k.setThreads(threads);
-      log(`GEMM, untie, ${threads} thread(s) ...`);
-      const untie = shapes.map((s) => timeOne(k, s, reps, minSeconds));
-      log(`GEMM, torch, ${threads} thread(s) ...`);
-      const torch = opts.noTorch ? null : torchGflops(shapes, threads, reps, minSeconds, log);
-      shapes.forEach((s, i) => rows.push({ shape: shapeLabel(s), threads, untie_gflops: untie[i], torch_gflops: torch ? torch[i] : null }));
+      const untie: number[][] = shapes.map(() => []), torch: number[][] = shapes.map(() => []);
+      for (let round = 1; round <= rounds; round++) {
+        log(`GEMM, untie, ${threads} thread(s), round ${round}/${rounds} ...`);
+        shapes.forEach((s, i) => untie[i].push(timeOne(k, s, reps, minSeconds)));
+        if (!python) continue;
+        log(`GEMM, torch, ${threads} thread(s), round ${round}/${rounds} ...`);
+        torchGflops(python, shapes, threads, reps, minSeconds, log)?.forEach((g, i) => torch[i].push(g));
+      }
+      shapes.forEach((s, i) => rows.push({
+        shape: shapeLabel(s), threads, untie_gflops: median(untie[i]), torch_gflops: torch[i].length ? median(torch[i]) : null,
+      }));
     }
   } finally {
     k.setThreads(before);
@@ -140,7 +164,10 @@ async function main(): Promise<void> {
   const args = process.argv.slice(2);
   const ti = args.indexOf('--threads');
   const threads = ti >= 0 ? args[ti + 1].split(',').map(Number) : undefined;
-  const rows = await benchGemm({ quick: args.includes('--quick'), noTorch: args.includes('--no-torch'), threads });
+  const noTorch = args.includes('--no-torch');
+  const { refused } = noTorch ? { refused: null } : usableTorchPython();
+  if (refused) process.stderr.write(`No PyTorch figures: ${refused}\n`);
+  const rows = await benchGemm({ quick: args.includes('--quick'), noTorch, threads });
   if (args.includes('--json')) {
     console.log(JSON.stringify({ native: nativeInfo(), rows }));
     return;

@@ -1,7 +1,7 @@
 // Per-kernel time of one tiny-preset BERT forward+backward (median-free: mean of 3 steps after one warm-up).
 // `node --import tsx bench/profile-step.ts [threads]` — for finding hot spots, not for reporting.
 import { BertForMaskedLM } from "../src/models/bert.js";
-import { backward } from "../src/tensor/tensor.js";
+import { backward, tidy } from "../src/tensor/tensor.js";
 import { kernels, useKernels } from "../src/backend/index.js";
 import { Rng } from "../src/tensor/rng.js";
 const K = kernels();
@@ -25,7 +25,7 @@ let wall = 0;
 for (let i = 0; i < 4; i++) {
   if (i === 1) { for (const k in times) { times[k] = 0; calls[k] = 0; } wall = 0; }
   const t0 = performance.now();
-  m.zeroGrad(); backward(m.mlm(batch).loss);
+  m.zeroGrad(); tidy(() => backward(m.mlm(batch).loss));
   wall += performance.now() - t0;
 }
 const tot = Object.entries(times).filter(([k]) => !k.startsWith('mm ')).reduce((a, [, b]) => a + b, 0);

@@ -168,7 +168,9 @@ def bench(args):
         c0 = time.process_time()
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
-        loss = mlm_loss(P, cfg, ids, tt, am, labels, gather=True, training=True)
+        # --bf16: PyTorch's mixed precision recipe on CPU (autocast to bfloat16; float32 weights and optimizer).
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
+            loss = mlm_loss(P, cfg, ids, tt, am, labels, gather=True, training=True)
         loss.backward()
         opt.step()
         dt = (time.perf_counter() - t0) * 1000
@@ -180,6 +182,7 @@ def bench(args):
         "threads": args.threads,
         "torch_threads": torch.get_num_threads(),
         "torch_version": torch.__version__,
+        "bf16": args.bf16,
         "step_ms_median": statistics.median(times),
         "step_ms": times,
         "cpu_ms_median": statistics.median(cpu),
@@ -196,6 +199,7 @@ def main(argv):
     ap.add_argument("--mask-prob", type=float, default=0.15)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--steps", type=int, default=5)
+    ap.add_argument("--bf16", action="store_true", help="run forward and backward under CPU autocast to bfloat16")
     bench(ap.parse_args(argv))
 
 

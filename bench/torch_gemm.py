@@ -1,6 +1,7 @@
 """GEMM GFLOP/s in PyTorch, for bench/gemm.ts.
 
-Usage: torch_gemm.py '{"threads": 1, "shapes": [[batch, m, k, n], ...], "reps": 7, "min_s": 0.05}'
+Usage: torch_gemm.py '{"threads": 1, "shapes": [[batch, m, k, n, op?], ...], "reps": 7, "min_s": 0.05}'
+(op: "NN", "TN" = A stored (k, m), or "NT" = B stored (n, k))
 Prints one JSON object: {"torch": version, "gflops": [per shape]}.
 Each figure is the median over `reps` timed runs (after warm-up) of a loop of
 calls lasting at least `min_s`; outputs are preallocated (out=), as untie's are.
@@ -22,9 +23,17 @@ def main():
     min_s = float(opts.get("min_s", 0.05))
     gen = torch.Generator().manual_seed(0)
     results = []
-    for batch, m, k, n in opts["shapes"]:
-        a = torch.rand(batch, m, k, generator=gen) * 2 - 1
-        b = torch.rand(batch, k, n, generator=gen) * 2 - 1
+    for shape in opts["shapes"]:
+        batch, m, k, n = shape[:4]
+        op = shape[4] if len(shape) > 4 else "NN"
+        # Transposed operands are stored transposed and passed as transposed
+        # views, which BLAS takes without a copy (as untie's transA/transB).
+        a = torch.rand(batch, k, m, generator=gen) * 2 - 1 if op == "TN" else torch.rand(batch, m, k, generator=gen) * 2 - 1
+        b = torch.rand(batch, n, k, generator=gen) * 2 - 1 if op == "NT" else torch.rand(batch, k, n, generator=gen) * 2 - 1
+        if op == "TN":
+            a = a.transpose(1, 2)
+        if op == "NT":
+            b = b.transpose(1, 2)
         c = torch.empty(batch, m, n)
         if batch == 1:
             a2, b2, c2 = a[0], b[0], c[0]
