@@ -512,25 +512,24 @@ Plan plan_gemm(const KernelCfg& K, const float* a, const float* b, float* c, int
   // Jobs wanted per batch item: enough for every thread to claim several,
   // so that the load evens out and a descheduled thread holds up little.
   const int64_t want = threads <= 1 ? 1 : cdiv(kChunksPerThread * threads, batch);
-  int64_t mb, nb;
-  if (m >= n) {
-    // Row blocks (each thread packs all of B once: T copies of k x n, small
-    // next to the m x k x n of arithmetic when m is the large side).
-    nb = nb_max;
-    const int64_t nj = cdiv(n_pad, nb);
-    const int64_t mj = cdiv(want, nj);
-    mb = round_up(cdiv(m_pad, mj), MR);
-  } else {
-    // Column blocks (each job packs only its own columns of B).
-    mb = m_pad;
-    if (mb > K.MC) mb = K.MC;
-    const int64_t mj = cdiv(m_pad, mb);
-    const int64_t nj = cdiv(want, mj);
-    nb = round_up(cdiv(n_pad, nj), NR);
-    if (nb > nb_max) nb = nb_max;
+  // Split into mj x nj jobs at the least packing done twice: a column block
+  // of B is packed by each thread that runs one of its row blocks (up to
+  // min(T, mj) times), A's rows once per column block (nj times). A
+  // transposing pack costs about twice a copying one; reading A in place
+  // costs a quarter of packing it (it is read again, not written).
+  const double cost_a = P.amode == kPacked ? (ta ? 1.0 : 2.0) : 0.25;
+  const double cost_b = P.direct_b ? 0.0 : tb ? 2.0 : 1.0;
+  const int64_t nj_min = cdiv(n_pad, nb_max), nj_max = n_pad / NR, mj_max = m_pad / MR;
+  int64_t mj = 1, nj = nj_min;
+  double best = -1;
+  for (int64_t j = nj_min; j <= nj_max && j <= (want > nj_min ? want : nj_min); j++) {
+    int64_t i = cdiv(want, j);
+    if (i > mj_max) i = mj_max;
+    const double copies_b = (double)(i < threads ? i : threads);
+    const double cost = copies_b * (double)(k * n) * cost_b + (double)j * (double)(m * k) * cost_a;
+    if (best < 0 || cost < best) best = cost, mj = i, nj = j;
   }
-  if (mb > K.MC) mb = K.MC;  // the packed A block stays in L2
-  if (mb < MR) mb = MR;
+  const int64_t mb = round_up(cdiv(m_pad, mj), MR), nb = round_up(cdiv(n_pad, nj), NR);
   P.mb = mb, P.nb = nb;
   P.mj = cdiv(m, mb), P.nj = cdiv(n, nb);
   return P;
@@ -563,21 +562,27 @@ void run_job(const Plan& P, int64_t j) {
       held.call = P.call, held.item = P.sb == 0 ? 0 : item, held.jb = jb;
     }
   }
-  float* Ap = P.amode == kPacked ? tls_a.get((size_t)(round_up(i1 - i0, MR) * P.kcb)) : nullptr;
+  const int64_t mc_max = (int64_t)K.MC;
+  float* Ap = P.amode == kPacked ? tls_a.get((size_t)(mc_max * P.kcb)) : nullptr;
 
   for (int64_t p0 = 0; p0 < P.k; p0 += P.kcb) {
     const int64_t kc = P.k - p0 < P.kcb ? P.k - p0 : P.kcb;
     const float beta = p0 == 0 ? P.beta : 1.0f;
-    if (Ap) do_pack_a(K, A, P.lda, P.ta, i0, i1 - i0, p0, kc, Ap);
-    for (int64_t jp = 0; jp < npan; jp++) {
-      const int64_t jj = j0 + jp * NR;
-      const int nr = (int)(j1 - jj < NR ? j1 - jj : NR);
-      const float* Bpanel = P.direct_b ? B + p0 * P.ldb + jj : Bp + p0 * stride_b + jp * NR * kc;
-      const int64_t bstep = P.direct_b ? P.ldb : NR;
-      for (int64_t i = i0; i < i1; i += MR) {
-        const int mr = (int)(i1 - i < MR ? i1 - i : MR);
-        const float* Ai = Ap ? Ap + (i - i0) * kc : P.amode == kRows ? A + i * P.lda + p0 : A + p0 * P.lda + i;
-        P.ukr(kc, Ai, P.lda, Bpanel, bstep, C + i * P.ldc + jj, P.ldc, mr, nr, P.alpha, beta);
+    // Row blocks of at most MC rows: a packed A block stays in L2 while the
+    // job's B panels stream past it.
+    for (int64_t ic = i0; ic < i1; ic += mc_max) {
+      const int64_t ie = ic + mc_max < i1 ? ic + mc_max : i1;
+      if (Ap) do_pack_a(K, A, P.lda, P.ta, ic, ie - ic, p0, kc, Ap);
+      for (int64_t jp = 0; jp < npan; jp++) {
+        const int64_t jj = j0 + jp * NR;
+        const int nr = (int)(j1 - jj < NR ? j1 - jj : NR);
+        const float* Bpanel = P.direct_b ? B + p0 * P.ldb + jj : Bp + p0 * stride_b + jp * NR * kc;
+        const int64_t bstep = P.direct_b ? P.ldb : NR;
+        for (int64_t i = ic; i < ie; i += MR) {
+          const int mr = (int)(ie - i < MR ? ie - i : MR);
+          const float* Ai = Ap ? Ap + (i - ic) * kc : P.amode == kRows ? A + i * P.lda + p0 : A + p0 * P.lda + i;
+          P.ukr(kc, Ai, P.lda, Bpanel, bstep, C + i * P.ldc + jj, P.ldc, mr, nr, P.alpha, beta);
+        }
       }
     }
   }
