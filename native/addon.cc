@@ -263,21 +263,24 @@ BINDING(axpy) {
 }
 
 // x (rows, cols), bias (cols), out (rows, cols)
-BINDING(addRowVector) {
-  Call c(env, info, "addRowVector", 5);
-  int64_t lx = 0, lb = 0, lo = 0;
-  float* x = c.f32(0, "x", lx);
-  float* bias = c.f32(1, "bias", lb);
-  float* out = c.f32(2, "out", lo);
-  const int64_t rows = c.dim(3, "rows"), cols = c.dim(4, "cols");
-  const int64_t rc = c.mul(rows, cols);
-  c.need("x", lx, rc, "rows x cols");
-  c.need("out", lo, rc, "rows x cols");
-  c.need("bias", lb, cols, "cols");
-  if (!c.ok) return nullptr;
-  op_add_row_vector(x, bias, out, rows, cols);
-  return undefined(env);
-}
+#define ROW_BIAS(js, opname, fn)                            \
+  BINDING(js) {                                             \
+    Call c(env, info, opname, 5);                           \
+    int64_t lx = 0, lb = 0, lo = 0;                         \
+    float* x = c.f32(0, "x", lx);                           \
+    float* bias = c.f32(1, "bias", lb);                     \
+    float* out = c.f32(2, "out", lo);                       \
+    const int64_t rows = c.dim(3, "rows"), cols = c.dim(4, "cols"); \
+    const int64_t rc = c.mul(rows, cols);                   \
+    c.need("x", lx, rc, "rows x cols");                     \
+    c.need("out", lo, rc, "rows x cols");                   \
+    c.need("bias", lb, cols, "cols");                       \
+    if (!c.ok) return nullptr;                              \
+    fn(x, bias, out, rows, cols);                           \
+    return undefined(env);                                  \
+  }
+ROW_BIAS(addRowVector, "addRowVector", op_add_row_vector)
+ROW_BIAS(biasGeluForward, "biasGeluForward", op_bias_gelu_forward)
 
 // x (rows, cols), out (cols)
 BINDING(sumRows) {
@@ -324,23 +327,6 @@ UNARY(tanhForward, "tanhForward", "x", "out", op_tanh_forward)
   }
 BACKWARD(geluBackward, "geluBackward", "x", op_gelu_backward)
 BACKWARD(tanhBackward, "tanhBackward", "y", op_tanh_backward)
-
-// x (rows, cols), bias (cols), out (rows, cols)
-BINDING(biasGeluForward) {
-  Call c(env, info, "biasGeluForward", 5);
-  int64_t lx = 0, lb = 0, lo = 0;
-  float* x = c.f32(0, "x", lx);
-  float* bias = c.f32(1, "bias", lb);
-  float* out = c.f32(2, "out", lo);
-  const int64_t rows = c.dim(3, "rows"), cols = c.dim(4, "cols");
-  const int64_t rc = c.mul(rows, cols);
-  c.need("x", lx, rc, "rows x cols");
-  c.need("out", lo, rc, "rows x cols");
-  c.need("bias", lb, cols, "cols");
-  if (!c.ok) return nullptr;
-  op_bias_gelu_forward(x, bias, out, rows, cols);
-  return undefined(env);
-}
 
 // x, dy, dx (rows, cols), bias, dbias (cols)
 BINDING(biasGeluBackward) {
@@ -422,6 +408,19 @@ BINDING(softmaxBackward) {
   return undefined(env);
 }
 
+// What the LayerNorm forward kernels check alike: out (rows, cols), gamma,
+// beta (cols), mean, rstd (rows); returns rows x cols.
+int64_t need_norm_outputs(Call& c, int64_t rows, int64_t cols, int64_t lo, int64_t lg, int64_t lb, int64_t lmu,
+                          int64_t lrs) {
+  const int64_t rc = c.mul(rows, cols);
+  c.need("out", lo, rc, "rows x cols");
+  c.need("gamma", lg, cols, "cols");
+  c.need("beta", lb, cols, "cols");
+  c.need("mean", lmu, rows, "rows");
+  c.need("rstd", lrs, rows, "rows");
+  return rc;
+}
+
 // x, out (rows, cols), gamma, beta (cols), mean, rstd (rows)
 BINDING(layerNormForward) {
   Call c(env, info, "layerNormForward", 9);
@@ -434,13 +433,7 @@ BINDING(layerNormForward) {
   float* rstd = c.f32(5, "rstd", lrs);
   const int64_t rows = c.dim(6, "rows"), cols = c.dim(7, "cols");
   const double eps = c.num(8, "eps");
-  const int64_t rc = c.mul(rows, cols);
-  c.need("x", lx, rc, "rows x cols");
-  c.need("out", lo, rc, "rows x cols");
-  c.need("gamma", lg, cols, "cols");
-  c.need("beta", lb, cols, "cols");
-  c.need("mean", lmu, rows, "rows");
-  c.need("rstd", lrs, rows, "rows");
+  c.need("x", lx, need_norm_outputs(c, rows, cols, lo, lg, lb, lmu, lrs), "rows x cols");
   if (!c.ok) return nullptr;
   op_layernorm_forward(x, gamma, beta, out, mean, rstd, rows, cols, eps);
   return undefined(env);
@@ -487,15 +480,10 @@ BINDING(addLayerNormForward) {
   float* rstd = c.f32(7, "rstd", lrs);
   const int64_t rows = c.dim(8, "rows"), cols = c.dim(9, "cols");
   const double eps = c.num(10, "eps");
-  const int64_t rc = c.mul(rows, cols);
+  const int64_t rc = need_norm_outputs(c, rows, cols, lo, lg, lb, lmu, lrs);
   c.need("x", lx, rc, "rows x cols");
   c.need("y", ly, rc, "rows x cols");
   c.need("sum", ls, rc, "rows x cols");
-  c.need("out", lo, rc, "rows x cols");
-  c.need("gamma", lg, cols, "cols");
-  c.need("beta", lb, cols, "cols");
-  c.need("mean", lmu, rows, "rows");
-  c.need("rstd", lrs, rows, "rows");
   if (!c.ok) return nullptr;
   op_add_layernorm_forward(x, y, gamma, beta, sum, out, mean, rstd, rows, cols, eps);
   return undefined(env);

@@ -475,15 +475,20 @@ export function tanh(x: Tensor): Tensor {
   });
 }
 
+/** Rows and columns of a LayerNorm over x's last axis, after checking gamma and beta against it. */
+function normShape(op: string, x: Tensor, gamma: Tensor, beta: Tensor): { rows: number; cols: number } {
+  const cols = x.shape[x.rank - 1];
+  if (gamma.size !== cols || beta.size !== cols) {
+    fail(op, `gamma ${shapeString(gamma.shape)} and beta ${shapeString(beta.shape)} must have the last axis of x ${shapeString(x.shape)}`);
+  }
+  return { rows: x.size / cols, cols };
+}
+
 /**
  * LayerNorm over the last axis. x (..., C), gamma, beta (C).
  */
 export function layerNorm(x: Tensor, gamma: Tensor, beta: Tensor, eps = 1e-12): Tensor {
-  const cols = x.shape[x.rank - 1];
-  if (gamma.size !== cols || beta.size !== cols) {
-    fail('layerNorm', `gamma ${shapeString(gamma.shape)} and beta ${shapeString(beta.shape)} must have the last axis of x ${shapeString(x.shape)}`);
-  }
-  const rows = x.size / cols;
+  const { rows, cols } = normShape('layerNorm', x, gamma, beta);
   const K = kernels();
   const out = alloc(x.size), mu = alloc(rows), rstd = alloc(rows);
   K.layerNormForward(x.data, gamma.data, beta.data, out, mu, rstd, rows, cols, eps);
@@ -511,11 +516,7 @@ export function layerNorm(x: Tensor, gamma: Tensor, beta: Tensor, eps = 1e-12): 
  */
 export function addLayerNorm(x: Tensor, y: Tensor, gamma: Tensor, beta: Tensor, eps = 1e-12): Tensor {
   if (shapeString(x.shape) !== shapeString(y.shape)) fail('addLayerNorm', `x ${shapeString(x.shape)} and y ${shapeString(y.shape)} differ`);
-  const cols = x.shape[x.rank - 1];
-  if (gamma.size !== cols || beta.size !== cols) {
-    fail('addLayerNorm', `gamma ${shapeString(gamma.shape)} and beta ${shapeString(beta.shape)} must have the last axis of x ${shapeString(x.shape)}`);
-  }
-  const rows = x.size / cols;
+  const { rows, cols } = normShape('addLayerNorm', x, gamma, beta);
   const K = kernels();
   const out = alloc(x.size), sum = alloc(x.size), mu = alloc(rows), rstd = alloc(rows);
   K.addLayerNormForward(x.data, y.data, gamma.data, beta.data, sum, out, mu, rstd, rows, cols, eps);
