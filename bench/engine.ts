@@ -41,7 +41,7 @@ import { BertForMaskedLM, defaultBertConfig, type BertConfig, type MlmBatch } fr
 import { Optimizer, defaultOptimizerConfig } from '../src/optim/optimizers.js';
 import { Rng } from '../src/tensor/rng.js';
 import { backward, tidy } from '../src/tensor/tensor.js';
-import { benchGemm } from './gemm.js';
+import { benchGemm, printGemmRows } from './gemm.js';
 import { existsSync, readFileSync } from 'node:fs';
 import { findTorchPython, torchEnv, usableTorchPython } from './torch-python.js';
 
@@ -375,11 +375,7 @@ async function main(argv: string[]): Promise<void> {
     log(`GEMM benchmark failed, going on without it: ${err instanceof Error ? err.message : String(err)}`);
   }
   console.log('\nGEMM GFLOP/s');
-  console.log('  ' + 'shape'.padEnd(28) + 'threads'.padStart(8) + 'untie'.padStart(9) + 'torch'.padStart(9) + 'ratio'.padStart(8));
-  for (const g of gemm) {
-    const ratio = g.torch_gflops ? (g.untie_gflops / g.torch_gflops).toFixed(2) : '-';
-    console.log('  ' + String(g.shape).padEnd(28) + String(g.threads).padStart(8) + g.untie_gflops.toFixed(1).padStart(9) + (g.torch_gflops?.toFixed(1) ?? '-').padStart(9) + ratio.padStart(8));
-  }
+  printGemmRows(gemm, (line) => console.log(line), '  ');
 
   // BERT step, untie and torch alternating per thread count so both see similar machine load.
   const byThreads: {
@@ -442,6 +438,7 @@ async function main(argv: string[]): Promise<void> {
     ratios: {
       bert_step_untie_over_torch: atDefault.ratio,
       gemm_untie_over_torch: gemm.map((g) => (g.torch_gflops ? g.untie_gflops / g.torch_gflops : null)),
+      gemm_untie_over_torch_cpu: gemm.map((g) => (g.untie_cpu_gflops !== null && g.torch_cpu_gflops ? g.untie_cpu_gflops / g.torch_cpu_gflops : null)),
     },
     bert_step_by_threads: byThreads,
     threads: defaultThreads,

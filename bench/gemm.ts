@@ -64,6 +64,19 @@ export interface GemmBenchRow {
   threads: number;
   untie_gflops: number;
   torch_gflops: number | null;
+  /**
+   * On 1 thread, GFLOP per second of CPU time (user + system) rather than of
+   * wall time: what the thread did while it ran, so that a shared machine's
+   * load, which stretches wall time, does not skew the ratio. Null on more
+   * threads (CPU time then also counts threads waiting, differently on each side).
+   */
+  untie_cpu_gflops: number | null;
+  torch_cpu_gflops: number | null;
+}
+
+interface Timing {
+  gflops: number;
+  cpu_gflops: number;
 }
 
 export function shapeLabel([batch, m, k, n, op = 'NN']: GemmShape): string {
@@ -86,8 +99,8 @@ function randomUniform(n: number, seed: number): Float32Array {
   return a;
 }
 
-/** GFLOP/s of one shape: median over `reps` timed loops of at least `minSeconds` each. */
-function timeOne(k: Kernels, [batch, m, kk, n, op = 'NN']: GemmShape, reps: number, minSeconds: number): number {
+/** GFLOP/s of one shape (by wall and by CPU time): medians over `reps` timed loops of at least `minSeconds` each. */
+function timeOne(k: Kernels, [batch, m, kk, n, op = 'NN']: GemmShape, reps: number, minSeconds: number): Timing {
   const a = randomUniform(batch * m * kk, 1), b = randomUniform(batch * kk * n, 2), c = new Float32Array(batch * m * n);
   const ta = op === 'TN', tb = op === 'NT';
   const call = () => k.matmul(a, b, c, batch, m, n, kk, ta, tb, m * kk, kk * n, m * n, 1, 0);
@@ -99,16 +112,19 @@ function timeOne(k: Kernels, [batch, m, kk, n, op = 'NN']: GemmShape, reps: numb
     calls++;
   }
   const loop = Math.max(1, Math.floor(minSeconds / ((now() - t0) / calls)));
-  const times: number[] = [];
+  const times: number[] = [], cpuTimes: number[] = [];
   for (let r = 0; r < reps; r++) {
+    const c0 = process.cpuUsage();
     t0 = now();
     for (let i = 0; i < loop; i++) call();
     times.push((now() - t0) / loop);
+    const c = process.cpuUsage(c0);
+    cpuTimes.push((c.user + c.system) / 1e6 / loop);
   }
-  return flops / median(times) / 1e9;
+  return { gflops: flops / median(times) / 1e9, cpu_gflops: flops / median(cpuTimes) / 1e9 };
 }
 
-function torchGflops(python: string, shapes: GemmShape[], threads: number, reps: number, minSeconds: number, log: (l: string) => void): number[] | null {
+function torchGflops(python: string, shapes: GemmShape[], threads: number, reps: number, minSeconds: number, log: (l: string) => void): Timing[] | null {
   const run = spawnSync(python, [join(here, 'torch_gemm.py'), JSON.stringify({ threads, shapes, reps, min_s: minSeconds })], {
     encoding: 'utf8',
     env: torchEnv(threads),
@@ -118,8 +134,8 @@ function torchGflops(python: string, shapes: GemmShape[], threads: number, reps:
     log(`torch_gemm.py failed (${threads} threads): ${run.stderr || run.error?.message}`);
     return null;
   }
-  const out = JSON.parse(run.stdout.trim().split('\n').pop()!) as { gflops: number[] };
-  return out.gflops;
+  const out = JSON.parse(run.stdout.trim().split('\n').pop()!) as { gflops: number[]; cpu_gflops: number[] };
+  return out.gflops.map((g, i) => ({ gflops: g, cpu_gflops: out.cpu_gflops[i] }));
 }
 
 /**
@@ -142,7 +158,7 @@ export async function benchGemm(opts: GemmBenchOptions = {}): Promise<GemmBenchR
   try {
     for (const threads of threadCounts) {
       k.setThreads(threads);
-      const untie: number[][] = shapes.map(() => []), torch: number[][] = shapes.map(() => []);
+      const untie: Timing[][] = shapes.map(() => []), torch: Timing[][] = shapes.map(() => []);
       for (let round = 1; round <= rounds; round++) {
         log(`GEMM, untie, ${threads} thread(s), round ${round}/${rounds} ...`);
         shapes.forEach((s, i) => untie[i].push(timeOne(k, s, reps, minSeconds)));
@@ -150,8 +166,11 @@ export async function benchGemm(opts: GemmBenchOptions = {}): Promise<GemmBenchR
         log(`GEMM, torch, ${threads} thread(s), round ${round}/${rounds} ...`);
         torchGflops(python, shapes, threads, reps, minSeconds, log)?.forEach((g, i) => torch[i].push(g));
       }
+      const med = (ts: Timing[], key: keyof Timing) => median(ts.map((t) => t[key]));
       shapes.forEach((s, i) => rows.push({
-        shape: shapeLabel(s), threads, untie_gflops: median(untie[i]), torch_gflops: torch[i].length ? median(torch[i]) : null,
+        shape: shapeLabel(s), threads, untie_gflops: med(untie[i], 'gflops'), torch_gflops: torch[i].length ? med(torch[i], 'gflops') : null,
+        untie_cpu_gflops: threads === 1 ? med(untie[i], 'cpu_gflops') : null,
+        torch_cpu_gflops: threads === 1 && torch[i].length ? med(torch[i], 'cpu_gflops') : null,
       }));
     }
   } finally {
@@ -173,10 +192,19 @@ async function main(): Promise<void> {
     return;
   }
   console.log(`untie native: ${JSON.stringify(nativeInfo())}`);
-  console.log('shape'.padEnd(28) + 'threads'.padStart(8) + 'untie'.padStart(9) + 'torch'.padStart(9) + 'ratio'.padStart(8) + '   (GFLOP/s)');
+  printGemmRows(rows, console.log);
+}
+
+/** The GEMM table: wall-clock GFLOP/s and ratio, and on 1 thread the same per CPU second. */
+export function printGemmRows(rows: GemmBenchRow[], print: (line: string) => void, indent = ''): void {
+  const f = (v: number | null) => (v === null ? '-' : v.toFixed(1));
+  const ratio = (a: number | null, b: number | null) => (a !== null && b ? (a / b).toFixed(2) : '-');
+  print(indent + 'shape'.padEnd(28) + 'threads'.padStart(8) + 'untie'.padStart(9) + 'torch'.padStart(9) + 'ratio'.padStart(8) +
+    '   per CPU second: untie'.padStart(25) + 'torch'.padStart(9) + 'ratio'.padStart(8));
   for (const r of rows) {
-    const ratio = r.torch_gflops ? (r.untie_gflops / r.torch_gflops).toFixed(2) : '-';
-    console.log(r.shape.padEnd(28) + String(r.threads).padStart(8) + r.untie_gflops.toFixed(1).padStart(9) + (r.torch_gflops?.toFixed(1) ?? '-').padStart(9) + ratio.padStart(8));
+    print(indent + r.shape.padEnd(28) + String(r.threads).padStart(8) + f(r.untie_gflops).padStart(9) + f(r.torch_gflops).padStart(9) +
+      ratio(r.untie_gflops, r.torch_gflops).padStart(8) + f(r.untie_cpu_gflops).padStart(25) + f(r.torch_cpu_gflops).padStart(9) +
+      ratio(r.untie_cpu_gflops, r.torch_cpu_gflops).padStart(8));
   }
 }
 

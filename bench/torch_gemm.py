@@ -2,9 +2,10 @@
 
 Usage: torch_gemm.py '{"threads": 1, "shapes": [[batch, m, k, n, op?], ...], "reps": 7, "min_s": 0.05}'
 (op: "NN", "TN" = A stored (k, m), or "NT" = B stored (n, k))
-Prints one JSON object: {"torch": version, "gflops": [per shape]}.
+Prints one JSON object: {"torch": version, "gflops": [per shape], "cpu_gflops": [per shape]}.
 Each figure is the median over `reps` timed runs (after warm-up) of a loop of
-calls lasting at least `min_s`; outputs are preallocated (out=), as untie's are.
+calls lasting at least `min_s`, by wall time and by this process's CPU time;
+outputs are preallocated (out=), as untie's are.
 Thread limits come from the caller's environment (OPENBLAS_NUM_THREADS etc.)
 and torch.set_num_threads.
 """
@@ -22,7 +23,7 @@ def main():
     reps = int(opts.get("reps", 7))
     min_s = float(opts.get("min_s", 0.05))
     gen = torch.Generator().manual_seed(0)
-    results = []
+    results, cpu_results = [], []
     for shape in opts["shapes"]:
         batch, m, k, n = shape[:4]
         op = shape[4] if len(shape) > 4 else "NN"
@@ -49,14 +50,16 @@ def main():
             calls += 1
         per = (time.perf_counter() - t0) / calls
         loop = max(1, int(min_s / per))
-        times = []
+        times, cpu_times = [], []
         for _ in range(reps):
-            t0 = time.perf_counter()
+            c0, t0 = time.process_time(), time.perf_counter()
             for _ in range(loop):
                 call()
             times.append((time.perf_counter() - t0) / loop)
+            cpu_times.append((time.process_time() - c0) / loop)
         results.append(flops / statistics.median(times) / 1e9)
-    print(json.dumps({"torch": torch.__version__, "gflops": results}))
+        cpu_results.append(flops / max(statistics.median(cpu_times), 1e-12) / 1e9)
+    print(json.dumps({"torch": torch.__version__, "gflops": results, "cpu_gflops": cpu_results}))
 
 
 if __name__ == "__main__":
