@@ -475,10 +475,14 @@ struct Plan {
 // when A is stored (k, m), a k step of a panel is already contiguous (10-25%
 // faster on the weight-gradient shapes, m128-512 n128 k4096); otherwise when a
 // packed panel would be used at most 4 times (n <= 4 NR) or is a few cache
-// lines per row (k <= 64: attention scores, k = head size).
-int choose_amode(const KernelCfg& K, bool ta, int64_t n, int64_t k) {
+// lines per row (k <= 64: attention scores, k = head size). But not A stored
+// (k, m) with m > 512 and more panels than that: its k steps are 2 KB or
+// more apart, a new page every step or two, and each of the n / NR panels
+// would walk them all again (the decoder's weight gradient, m8192 n256 k621,
+// ran at 44 GFLOP/s in place on Zen 3, packed at 62).
+int choose_amode(const KernelCfg& K, bool ta, int64_t m, int64_t n, int64_t k) {
   if (!K.ukr_direct_rows) return kPacked;
-  if (ta) return kCols;
+  if (ta) return m <= 512 || n <= 4 * K.NR ? kCols : kPacked;
   return n <= 4 * K.NR || k <= 64 ? kRows : kPacked;
 }
 
@@ -493,7 +497,7 @@ Plan plan_gemm(const KernelCfg& K, const float* a, const float* b, float* c, int
   P.lda = ta ? m : k, P.ldb = tb ? k : n, P.ldc = n;
   P.alpha = alpha, P.beta = beta;
   P.kcb = kc_block(K, k);
-  P.amode = choose_amode(K, ta, n, k);
+  P.amode = choose_amode(K, ta, m, n, k);
   P.ukr = P.amode == kPacked ? K.ukr : P.amode == kRows ? K.ukr_direct_rows : K.ukr_direct_cols;
   // B stored (k, n) is read in place when few row tiles would reuse a packed
   // panel (m <= 16 MR: the weight-gradient shapes m128 n128-512 k4096 TN
