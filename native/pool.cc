@@ -3,6 +3,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdlib>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -19,10 +20,20 @@ static inline void cpu_relax() {}
 namespace untie {
 namespace {
 
-// How long an idle worker spins before it sleeps on the condition variable.
-// Kernels come in quick succession during a training step, and waking a
-// sleeping thread costs tens of microseconds.
-constexpr auto kSpin = std::chrono::microseconds(300);
+// How long an idle worker spins before it sleeps on the condition variable:
+// by default not at all. Since the caller never waits for a worker that has
+// not claimed a chunk, a worker that wakes late (tens of microseconds) costs
+// only its share of a short region. Spinning, on the other hand, costs on a
+// shared machine: the scheduler charges a spinning worker for its CPU time
+// and then runs it last when the next region needs it. Measured on the
+// 2-core Zen 3 machine at a load average of ~12, tiny preset step, 2 threads,
+// median of 5: spinning 300 us 3.31 s, 30 us 2.93 s, not at all 2.28 s
+// (1 thread: 3.10 s). UNTIE_SPIN_US sets it, for a machine of one's own.
+std::chrono::microseconds spin_time() {
+  const char* env = std::getenv("UNTIE_SPIN_US");
+  const long us = env ? std::strtol(env, nullptr, 10) : 0;
+  return std::chrono::microseconds(us > 0 ? us : 0);
+}
 
 // The claim word: which region (its generation, 22 bits), the next chunk to
 // hand out and the region's chunk count (21 bits each). A thread claims a
@@ -105,11 +116,12 @@ void run_chunks(Pool* P, uint64_t g) {
 // published after that is one the worker may join.
 void worker_main(Pool* P, int tid, uint64_t seen) {
   in_region = true;  // a worker never starts a region of its own
+  static const std::chrono::microseconds spin = spin_time();
   for (;;) {
     uint64_t g;
-    auto until = std::chrono::steady_clock::now() + kSpin;
+    auto until = std::chrono::steady_clock::now() + spin;
     int spins = 0;
-    while ((g = P->gen.load(std::memory_order_acquire)) == seen) {
+    while ((g = P->gen.load(std::memory_order_acquire)) == seen && spin.count() > 0) {
       cpu_relax();
       if (++spins == 128) {
         spins = 0;
