@@ -20,7 +20,7 @@ import type { Module } from '../nn/module.js';
 import { Optimizer, clipGradNorm } from '../optim/optimizers.js';
 import { learningRate } from '../optim/schedule.js';
 import { Rng } from '../tensor/rng.js';
-import { Tensor, backward, clearTape, noGrad } from '../tensor/tensor.js';
+import { Tensor, backward, clearTape, noGrad, tidy } from '../tensor/tensor.js';
 import * as ops from '../tensor/ops.js';
 import type { MetricsLog } from './metrics.js';
 import type { Progress } from './progress.js';
@@ -80,15 +80,18 @@ export function encoderFeatures(model: BertClassifier, examples: readonly TaskEx
   withEval(model, () => {
     for (let i = 0; i < examples.length; i += batchSize) {
       const batch = taskBatch(examples.slice(i, i + batchSize), model.kind);
-      const f = noGrad(() => model.encoderFeatures(batch)).data;
-      const rowsPer = model.kind === 'token' ? batch.seqLen : 1;
-      for (let b = 0; b < batch.batchSize; b++) {
-        const rows: number[] = [];
-        for (let r = 0; r < rowsPer; r++) if (batch.targets[b * rowsPer + r] !== IGNORE_INDEX) rows.push(b * rowsPer + r);
-        const features = new Float32Array(rows.length * H);
-        rows.forEach((row, k) => features.set(f.subarray(row * H, (row + 1) * H), k * H));
-        out.push({ features, targets: Int32Array.from(rows, (row) => batch.targets[row]) });
-      }
+      // tidy: the batch's activations go back to the buffer pool once its features are copied out.
+      tidy(() => {
+        const f = noGrad(() => model.encoderFeatures(batch)).data;
+        const rowsPer = model.kind === 'token' ? batch.seqLen : 1;
+        for (let b = 0; b < batch.batchSize; b++) {
+          const rows: number[] = [];
+          for (let r = 0; r < rowsPer; r++) if (batch.targets[b * rowsPer + r] !== IGNORE_INDEX) rows.push(b * rowsPer + r);
+          const features = new Float32Array(rows.length * H);
+          rows.forEach((row, k) => features.set(f.subarray(row * H, (row + 1) * H), k * H));
+          out.push({ features, targets: Int32Array.from(rows, (row) => batch.targets[row]) });
+        }
+      });
     }
   });
   return out;
@@ -156,16 +159,19 @@ export function evaluateClassifier(model: BertClassifier, data: TaskData, exampl
   withEval(model, () => {
     for (let i = 0; i < examples.length; i += batchSize) {
       const chunk = examples.slice(i, i + batchSize);
-      if (isFeatures(chunk)) {
-        const { x, targets } = stackRows(chunk, model.config.hidden);
-        argmaxRows(noGrad(() => model.head(x)).data, targets.length, L, () => true, predicted);
-        gold.push(...targets);
-      } else {
-        const batch = taskBatch(chunk, model.kind);
-        const keep = (r: number) => batch.targets[r] !== IGNORE_INDEX;
-        argmaxRows(noGrad(() => model.logits(batch)).data, batch.targets.length, L, keep, predicted);
-        for (const t of batch.targets) if (t !== IGNORE_INDEX) gold.push(t);
-      }
+      // tidy: each chunk's activations go back to the buffer pool for the next.
+      tidy(() => {
+        if (isFeatures(chunk)) {
+          const { x, targets } = stackRows(chunk, model.config.hidden);
+          argmaxRows(noGrad(() => model.head(x)).data, targets.length, L, () => true, predicted);
+          gold.push(...targets);
+        } else {
+          const batch = taskBatch(chunk, model.kind);
+          const keep = (r: number) => batch.targets[r] !== IGNORE_INDEX;
+          argmaxRows(noGrad(() => model.logits(batch)).data, batch.targets.length, L, keep, predicted);
+          for (const t of batch.targets) if (t !== IGNORE_INDEX) gold.push(t);
+        }
+      });
     }
   });
   return scorePredictions(predicted, gold, data);
@@ -230,25 +236,29 @@ export function finetuneClassifier(model: BertClassifier, data: TaskData, recipe
       const picked = order.slice(at, at + recipe.batchSize);
       const lr = learningRate(step, sched);
       model.zeroGrad();
-      let logits: Tensor, targets: Int32Array, tokens: number;
-      if (recipe.frozen) {
-        const rows = stackRows(picked.map((i) => hooks.trainFeatures![i]), model.config.hidden);
-        logits = model.head(rows.x);
-        targets = rows.targets;
-        tokens = targets.length;
-      } else {
-        const batch = taskBatch(picked.map((i) => data.train[i]), model.kind);
-        logits = model.logits(batch);
-        targets = batch.targets;
-        tokens = batch.batchSize * batch.seqLen;
-      }
-      const loss = ops.crossEntropy(logits, targets);
-      const value = loss.item();
-      if (!Number.isFinite(value)) {
-        clearTape();
-        throw new UntieError(`fine-tuning ${data.task} at lr ${recipe.lr} (seed ${recipe.seed}): the loss became ${value} at update ${step + 1}. Use a smaller learning rate (--lr-grid).`);
-      }
-      backward(loss);
+      // tidy: the step's activations and gradients go back to the buffer pool.
+      const { value, tokens } = tidy(() => {
+        let logits: Tensor, targets: Int32Array, tokens: number;
+        if (recipe.frozen) {
+          const rows = stackRows(picked.map((i) => hooks.trainFeatures![i]), model.config.hidden);
+          logits = model.head(rows.x);
+          targets = rows.targets;
+          tokens = targets.length;
+        } else {
+          const batch = taskBatch(picked.map((i) => data.train[i]), model.kind);
+          logits = model.logits(batch);
+          targets = batch.targets;
+          tokens = batch.batchSize * batch.seqLen;
+        }
+        const loss = ops.crossEntropy(logits, targets);
+        const value = loss.item();
+        if (!Number.isFinite(value)) {
+          clearTape();
+          throw new UntieError(`fine-tuning ${data.task} at lr ${recipe.lr} (seed ${recipe.seed}): the loss became ${value} at update ${step + 1}. Use a smaller learning rate (--lr-grid).`);
+        }
+        backward(loss);
+        return { value, tokens };
+      });
       const params = trainable.map(([, p]) => p);
       const gradNorm = clipGradNorm(params, recipe.clip);
       optimizer.step(params, trainable.map(([name]) => name), lr);
