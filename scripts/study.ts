@@ -156,7 +156,9 @@ function runOne(out: string, name: string, flags: string[]): Promise<void> {
   return new Promise((resolve, reject) => {
     const started = Date.now();
     console.error(`[study] ${name}: ${hasCheckpoint ? 'resuming' : 'starting'} (${flags.join(' ')})`);
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    // UNTIE_BACKEND=native: a run that cannot load the addon (e.g. while `npm install` rebuilds it) fails
+    // instead of quietly running 100x slower on the reference kernels.
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, UNTIE_BACKEND: process.env.UNTIE_BACKEND ?? 'native' } });
     let err = '';
     child.stderr.on('data', (d: Buffer) => (err += d.toString()));
     child.on('close', (code) => {
@@ -184,7 +186,9 @@ function timeOne(out: string, name: string, flags: string[], steps: number): num
   set('eval-every', '0');
   set('save-every', '0');
   set('log-every', '1');
-  const res = spawnSync(process.execPath, [cli, 'train', ...timed, '--threads', '0', '--quiet', '--out', dir, '--name', name], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const res = spawnSync(process.execPath, [cli, 'train', ...timed, '--threads', '0', '--quiet', '--out', dir, '--name', name], {
+    stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, UNTIE_BACKEND: process.env.UNTIE_BACKEND ?? 'native' },
+  });
   if (res.status !== 0) throw new Error(`timing ${name} failed`);
   const perStep: number[] = [];
   let prev = 0;
