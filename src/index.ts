@@ -27,7 +27,7 @@ export { readTask, type TaskOptions } from './data/tasks/index.js';
 export type { TaskData, TaskExample, TaskName } from './data/tasks/task.js';
 export { defaultRunConfig, type RunConfig } from './train/config.js';
 export { train, evaluate, type TrainOptions, type TrainResult } from './train/trainer.js';
-export { load, loadClassifier, exportModel } from './train/load.js';
+export { load, loadClassifier, exportModel, type ExportResult } from './train/load.js';
 export { finetuneClassifier, searchAndTrain, probeEncoder, evaluateClassifier, type FinetuneRecipe, type TaskScore } from './train/finetune.js';
 export { finetune, type FinetuneOptions, type FinetuneResult } from './experiments/finetune.js';
 export { fillMask } from './train/inference.js';

@@ -116,8 +116,9 @@ test('train --probe pos: a frozen-encoder POS probe after each validation, leavi
 
 test('export writes a Hugging Face BertForMaskedLM folder that loads back identically', async () => {
   const out = path.join(root, 'exported');
-  const files = exportModel(path.join(root, 'whole', 'checkpoint-12'), out);
+  const { files, architecture, modelType } = exportModel(path.join(root, 'whole', 'checkpoint-12'), out);
   for (const f of ['config.json', 'model.safetensors', 'tokenizer.json', 'vocab.txt', 'tokenizer_config.json', 'special_tokens_map.json']) assert.ok(files.includes(f), f);
+  assert.deepEqual([architecture, modelType], ['BertForMaskedLM', 'bert']);
   const st = readSafetensors(path.join(out, 'model.safetensors'));
   assert.deepEqual(st.metadata, { format: 'pt' });
   assert.deepEqual(st.tensors['bert.encoder.layer.3.attention.self.query.weight'].shape, [32, 32]);

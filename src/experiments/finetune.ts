@@ -20,16 +20,15 @@ import { checkTaskOptions, readTask } from '../data/tasks/index.js';
 import type { TagSet } from '../data/tasks/pos.js';
 import { majorityLabel, type ReaderLimits, type TaskData, type TaskName } from '../data/tasks/task.js';
 import { newClassifier } from '../models/heads.js';
-import { loadModelWeights, saveModelWeights } from '../train/checkpoint.js';
+import { hfLayoutOf, loadModelWeights, saveModelWeights } from '../train/checkpoint.js';
 import { defaultRunConfig } from '../train/config.js';
 import {
   defaultRecipe, majorityScore, searchAndTrain, stepsOf, type FinetuneRecipe, type SearchRun, type TaskScore,
 } from '../train/finetune.js';
 import { writeFileAtomic } from '../train/fsutil.js';
-import { openCheckpoint } from '../train/load.js';
+import { openCheckpoint, readWeights } from '../train/load.js';
 import { MetricsLog } from '../train/metrics.js';
 import { Progress, formatSeconds } from '../train/progress.js';
-import { readSafetensors } from '../train/safetensors.js';
 
 /** The learning-rate grids: for fine-tuning the whole model, and for training a head on a frozen encoder. */
 export const LR_GRID = [1e-4, 3e-4, 1e-3] as const;
@@ -149,7 +148,7 @@ export async function finetune(opts: FinetuneOptions): Promise<FinetuneResult> {
   // POS: the run's own document split when it pre-trained on Brown; the default split otherwise (it saw no Brown document then).
   const split = ckpt.runConfig?.data?.corpus === 'brown' ? ckpt.runConfig.data : defaultRunConfig().data;
   const data = await readTask(opts.task, ckpt.tokenizer, limits, { ...opts, splitSeed: split.splitSeed, validationFraction: split.validationFraction });
-  const weights = opts.fromScratch ? null : readSafetensors(ckpt.weightsFile).tensors;
+  const weights = opts.fromScratch ? null : readWeights(ckpt);
   const build = (seed: number) => {
     const model = newClassifier(data.kind, ckpt.config, data.labelNames, seed);
     // The encoder (and a pooler, if the checkpoint has one) comes from the checkpoint; the classifier is new.
@@ -191,7 +190,8 @@ export async function finetune(opts: FinetuneOptions): Promise<FinetuneResult> {
     if (tmpDir && outDir) {
       const bestDir = path.join(tmpDir, 'best');
       fs.mkdirSync(bestDir);
-      saveModelWeights(bestDir, search.best.model);
+      // The export's form, so Hugging Face loads best/ as it is (a Pre-LN model as RoBERTa-PreLayerNorm, zero biases for a bias-free one).
+      saveModelWeights(bestDir, search.best.model, { hfBiases: true, layout: hfLayoutOf(search.best.model.config) });
       ckpt.tokenizer.save(bestDir, { modelMaxLength: ckpt.config.maxPositions });
       const record = {
         ...result, outDir: undefined, recipe: { ...recipe, lrGrid, warmup: `${recipe.warmupFraction * 100}% of the updates, then linear decay to 0`, optimizer: 'adamw' },

@@ -25,6 +25,7 @@ import type { SharingState } from '../sharing/controller.js';
 import { firstNonFinite } from '../tensor/anomaly.js';
 import { isRngState, type RngState } from '../tensor/rng.js';
 import type { Tensor } from '../tensor/tensor.js';
+import { maxPositionsFromRoberta, robertaArchitecture, robertaPreLnConfig, ROBERTA_PRELN_TYPE, toRobertaPreLn } from './roberta-prelayernorm.js';
 import { readSafetensors, writeSafetensors, type Safetensors, type WritableTensor } from './safetensors.js';
 import { describeFsError, formatBytes, freeBytes, fsErrorCode, sha256File, writeFileAtomic } from './fsutil.js';
 
@@ -98,14 +99,23 @@ function headFields(head: HeadInfo): Record<string, unknown> {
   };
 }
 
-/** The head of a Hugging Face config.json (null for BertForMaskedLM), checked. */
+/** The classes untie reads, by model_type: the Post-LN export's (BERT) and the Pre-LN export's (RoBERTa-PreLayerNorm). */
+const READABLE_ARCHITECTURES: Record<string, RegExp> = {
+  bert: /^Bert(ForMaskedLM|ForPreTraining|Model|ForTokenClassification|ForSequenceClassification)$/,
+  [ROBERTA_PRELN_TYPE]: /^RobertaPreLayerNorm(ForMaskedLM|Model|ForTokenClassification|ForSequenceClassification)$/,
+};
+
+/** The head of a Hugging Face config.json (null for a masked-LM model), checked. */
 export function headFromHf(raw: Record<string, unknown>, source: string): HeadInfo | null {
-  const arch = Array.isArray(raw.architectures) ? String(raw.architectures[0]) : 'BertForMaskedLM';
-  if (raw.model_type !== undefined && raw.model_type !== 'bert') throw new UntieError(`${source}: model_type "${String(raw.model_type)}" is not a BERT model; untie reads BERT checkpoints only`);
-  if (!/^Bert(ForMaskedLM|ForPreTraining|Model|ForTokenClassification|ForSequenceClassification)$/.test(arch)) {
-    throw new UntieError(`${source}: architecture "${arch}" is not one untie reads (BertForMaskedLM, BertForTokenClassification, BertForSequenceClassification)`);
+  const modelType = raw.model_type === undefined ? 'bert' : String(raw.model_type);
+  const readable = READABLE_ARCHITECTURES[modelType];
+  if (!readable) throw new UntieError(`${source}: model_type "${modelType}" is not a BERT model untie reads (it reads "bert" and "${ROBERTA_PRELN_TYPE}", the layouts untie export writes)`);
+  const arch = Array.isArray(raw.architectures) ? String(raw.architectures[0]) : modelType === 'bert' ? 'BertForMaskedLM' : robertaArchitecture('BertForMaskedLM');
+  if (!readable.test(arch)) {
+    const examples = ['BertForMaskedLM', 'BertForTokenClassification', 'BertForSequenceClassification'].map((a) => (modelType === 'bert' ? a : robertaArchitecture(a)));
+    throw new UntieError(`${source}: architecture "${arch}" is not one untie reads for model_type "${modelType}" (${examples.join(', ')})`);
   }
-  if (arch !== 'BertForTokenClassification' && arch !== 'BertForSequenceClassification') return null;
+  if (!/For(Token|Sequence)Classification$/.test(arch)) return null;
   const id2label = raw.id2label as Record<string, unknown> | undefined;
   if (!id2label || typeof id2label !== 'object') throw new UntieError(`${source}: a ${arch} config needs "id2label"`);
   const labels = Object.keys(id2label).map((_, i) => {
@@ -125,12 +135,17 @@ export function bertConfigFromHf(raw: Record<string, unknown>, source: string): 
     return v;
   };
   if (raw.hidden_act !== undefined && raw.hidden_act !== 'gelu') throw new UntieError(`${source}: hidden_act "${String(raw.hidden_act)}" is not supported (untie's BERT uses exact "gelu")`);
+  if (raw.position_embedding_type !== undefined && raw.position_embedding_type !== 'absolute') {
+    throw new UntieError(`${source}: position_embedding_type "${String(raw.position_embedding_type)}" is not supported (untie's BERT has absolute positions)`);
+  }
+  // RoBERTa-PreLayerNorm (the Pre-LN export) is Pre-LN by construction, and its position table has a padding row more.
+  const roberta = raw.model_type === ROBERTA_PRELN_TYPE;
   return {
     vocabSize: num('vocab_size'), hidden: num('hidden_size'), layers: num('num_hidden_layers'), heads: num('num_attention_heads'),
-    intermediate: num('intermediate_size'), maxPositions: num('max_position_embeddings'), typeVocabSize: num('type_vocab_size', 2),
+    intermediate: num('intermediate_size'), maxPositions: roberta ? maxPositionsFromRoberta(raw, source) : num('max_position_embeddings'), typeVocabSize: num('type_vocab_size', 2),
     dropout: num('hidden_dropout_prob', 0.1), attentionDropout: num('attention_probs_dropout_prob', 0.1),
     layerNormEps: num('layer_norm_eps', 1e-12), initStd: num('initializer_range', 0.02),
-    norm: raw.untie_norm === 'pre' ? 'pre' : 'post',
+    norm: roberta || raw.untie_norm === 'pre' ? 'pre' : 'post',
     bias: raw.untie_bias !== false,
     positionInit: 'normal', // only the starting values of a trained table: irrelevant once weights are loaded
   };
@@ -143,13 +158,25 @@ function f32(t: Tensor): WritableTensor {
 /** A BERT model with or without a task head, as the weight writers need it. */
 export type SavableModel = Module & { config: BertConfig; architecture?: string; labels?: readonly string[] };
 
+/** How a model folder names its tensors: untie's checkpoints and the Post-LN export use BERT's; the Pre-LN export, RoBERTa-PreLayerNorm's. */
+export type HfLayout = 'bert' | typeof ROBERTA_PRELN_TYPE;
+
+/** The layout Hugging Face loads a model in: BERT for Post-LN, RoBERTa-PreLayerNorm for Pre-LN (HF's BERT has no Pre-LN form). */
+export function hfLayoutOf(c: BertConfig): HfLayout {
+  return c.norm === 'pre' ? ROBERTA_PRELN_TYPE : 'bert';
+}
+
 /**
  * Writes model.safetensors and config.json. With `hfBiases`, a model built
  * without Linear biases gets explicit zero biases, so Hugging Face's BERT
- * (which always has them) loads it and computes the same function.
+ * (which always has them) loads it and computes the same function. With
+ * `layout: 'roberta-prelayernorm'` (a Pre-LN model only), the folder is a
+ * RoBERTa-PreLayerNorm one (see roberta-prelayernorm.ts).
  */
-export function saveModelWeights(dir: string, model: SavableModel, opts: { hfBiases?: boolean } = {}): void {
-  const tensors: Record<string, WritableTensor> = {};
+export function saveModelWeights(dir: string, model: SavableModel, opts: { hfBiases?: boolean; layout?: HfLayout } = {}): void {
+  const layout = opts.layout ?? 'bert';
+  if (layout === ROBERTA_PRELN_TYPE && model.config.norm !== 'pre') throw new UntieError(`only a Pre-LN model has the ${ROBERTA_PRELN_TYPE} layout; this one is Post-LN`);
+  let tensors: Record<string, WritableTensor> = {};
   for (const [name, t] of model.namedParameters()) tensors[name] = f32(t);
   if (opts.hfBiases && !model.config.bias) {
     for (const [name, shape] of linearBiasShapes(model.config)) {
@@ -157,9 +184,14 @@ export function saveModelWeights(dir: string, model: SavableModel, opts: { hfBia
       if (tensors[name.replace(/bias$/, 'weight')]) tensors[name] ??= { dtype: 'F32', shape, data: new Float32Array(shape[0]) };
     }
   }
-  writeSafetensors(path.join(dir, CHECKPOINT_FILES.model), tensors, { format: 'pt' });
   const head = model.architecture && model.labels ? { architecture: model.architecture, labels: model.labels } : undefined;
-  writeFileAtomic(path.join(dir, CHECKPOINT_FILES.config), JSON.stringify(hfConfig(model.config, head), null, 2) + '\n');
+  let config = hfConfig(model.config, head);
+  if (layout === ROBERTA_PRELN_TYPE) {
+    tensors = toRobertaPreLn(tensors, model.config, /SequenceClassification$/.test(model.architecture ?? ''));
+    config = robertaPreLnConfig(config, model.config);
+  }
+  writeSafetensors(path.join(dir, CHECKPOINT_FILES.model), tensors, { format: 'pt' });
+  writeFileAtomic(path.join(dir, CHECKPOINT_FILES.config), JSON.stringify(config, null, 2) + '\n');
 }
 
 /**

@@ -2,8 +2,10 @@
  * Loading a trained model back: from a run folder (its newest checkpoint), a
  * checkpoint folder, or an exported Hugging Face folder; fine-tuned
  * classifiers too. Also `exportModel`, which writes a folder that Hugging
- * Face's from_pretrained (BertForMaskedLM, BertForTokenClassification,
- * BertForSequenceClassification) and AutoTokenizer.from_pretrained load unchanged.
+ * Face's from_pretrained and AutoTokenizer.from_pretrained load unchanged: a
+ * Post-LN model as BertForMaskedLM (BertForTokenClassification,
+ * BertForSequenceClassification), a Pre-LN one as RobertaPreLayerNormForMaskedLM
+ * (RobertaPreLayerNormForTokenClassification, ...ForSequenceClassification).
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -11,7 +13,9 @@ import { UntieError } from '../errors.js';
 import { loadTokenizer, hasTokenizer, TOKENIZER_FILES, type WordPieceTokenizer } from '../data/tokenizer.js';
 import { BertForMaskedLM, bertParameterCount, validateBertConfig, type BertConfig } from '../models/bert.js';
 import { newClassifier, type BertClassifier } from '../models/heads.js';
-import { bertConfigFromHf, headFromHf, CHECKPOINT_FILES, listCheckpoints, loadModelWeights, saveModelWeights, verifyChecksums, type HeadInfo } from './checkpoint.js';
+import { bertConfigFromHf, headFromHf, hfLayoutOf, CHECKPOINT_FILES, listCheckpoints, loadModelWeights, saveModelWeights, verifyChecksums, type HeadInfo, type HfLayout } from './checkpoint.js';
+import { fromRobertaPreLn, robertaArchitecture, ROBERTA_PRELN_TYPE } from './roberta-prelayernorm.js';
+import { readSafetensors, type ReadTensor } from './safetensors.js';
 import { readConfigFile, runConfigOf, type RunConfig } from './config.js';
 import { makeDirectory } from './fsutil.js';
 
@@ -49,6 +53,14 @@ export interface CheckpointInfo {
   head: HeadInfo | null;
   tokenizer: WordPieceTokenizer;
   weightsFile: string;
+  /** How the weights file names its tensors (readWeights gives them untie's names either way). */
+  layout: HfLayout;
+}
+
+/** The checkpoint's tensors under untie's parameter names, whichever layout the folder has. */
+export function readWeights(info: CheckpointInfo): Record<string, ReadTensor> {
+  const { tensors } = readSafetensors(info.weightsFile);
+  return info.layout === ROBERTA_PRELN_TYPE ? fromRobertaPreLn(tensors, info.weightsFile) : tensors;
 }
 
 /**
@@ -83,7 +95,8 @@ export function openCheckpoint(target: string): CheckpointInfo {
     throw new UntieError(`${hfConfigFile} has vocab_size ${config.vocabSize} but ${path.join(tokDir, TOKENIZER_FILES.tokenizer)} has ${tokenizer.vocabSize} tokens: the model and the tokenizer do not belong together. Use the tokenizer of the run that trained this model.`);
   }
   const runConfig = runDir ? runConfigOf(readConfigFile(path.join(runDir, 'config.json')), runDir) : null;
-  return { modelDir, runDir, runConfig, config, head, tokenizer, weightsFile };
+  const layout: HfLayout = raw.model_type === ROBERTA_PRELN_TYPE ? ROBERTA_PRELN_TYPE : 'bert';
+  return { modelDir, runDir, runConfig, config, head, tokenizer, weightsFile, layout };
 }
 
 /** A masked-LM model (a run, a checkpoint or an exported folder), ready for inference. */
@@ -91,7 +104,7 @@ export function load(target: string): Loaded {
   const info = openCheckpoint(target);
   if (info.head) throw new UntieError(`${info.modelDir} is a fine-tuned ${info.head.architecture}, not a masked-LM model; pass a pre-training run or checkpoint`);
   const model = new BertForMaskedLM(info.config, 0);
-  loadModelWeights(info.weightsFile, model);
+  loadModelWeights(info.weightsFile, model, { tensors: readWeights(info) });
   model.eval();
   return { model, tokenizer: info.tokenizer, modelDir: info.modelDir, runDir: info.runDir, runConfig: info.runConfig };
 }
@@ -100,25 +113,39 @@ export function load(target: string): Loaded {
 export function loadClassifier(target: string): { model: BertClassifier; tokenizer: WordPieceTokenizer; modelDir: string } {
   const info = openCheckpoint(target);
   if (!info.head) throw new UntieError(`${info.modelDir} is a masked-LM model, not a fine-tuned classifier`);
-  const model = newClassifier(info.head.architecture === 'BertForTokenClassification' ? 'token' : 'sequence', info.config, info.head.labels, 0);
-  loadModelWeights(info.weightsFile, model);
+  const model = newClassifier(info.head.architecture.endsWith('ForTokenClassification') ? 'token' : 'sequence', info.config, info.head.labels, 0);
+  loadModelWeights(info.weightsFile, model, { tensors: readWeights(info) });
   model.eval();
   return { model, tokenizer: info.tokenizer, modelDir: info.modelDir };
 }
 
+/** What `exportModel` wrote. */
+export interface ExportResult {
+  /** The folder's files, sorted. */
+  files: string[];
+  /** The Hugging Face class whose from_pretrained loads the folder (config.json's architectures[0]). */
+  architecture: string;
+  /** config.json's model_type: "bert" (a Post-LN model) or "roberta-prelayernorm" (Pre-LN). */
+  modelType: HfLayout;
+}
+
 /**
- * Writes `target`'s model as a Hugging Face folder (BertForMaskedLM, or the
- * fine-tuned BertForTokenClassification / BertForSequenceClassification):
- * model.safetensors, config.json and the tokenizer files.
+ * Writes `target`'s model as a Hugging Face folder: model.safetensors,
+ * config.json and the tokenizer files (untie's BERT WordPiece; its
+ * tokenizer_config names BertTokenizerFast, so AutoTokenizer loads it
+ * whatever the model type). A Post-LN model is a BertForMaskedLM (or the
+ * fine-tuned BertForTokenClassification / BertForSequenceClassification); a
+ * Pre-LN one, which Hugging Face's BERT cannot express, is the same maths in
+ * RoBERTa-PreLayerNorm's layout (RobertaPreLayerNormForMaskedLM, ...).
  */
-export function exportModel(target: string, outDir: string): string[] {
+export function exportModel(target: string, outDir: string): ExportResult {
   const isClassifier = openCheckpoint(target).head !== null;
   const loaded = isClassifier ? loadClassifier(target) : load(target);
-  if (loaded.model.config.norm === 'pre') {
-    throw new UntieError('this model is Pre-LN; Hugging Face BERT is Post-LN and would compute something else with these weights. Export needs a Post-LN run (--norm post).');
-  }
+  const modelType = hfLayoutOf(loaded.model.config);
   makeDirectory(outDir);
-  saveModelWeights(outDir, loaded.model, { hfBiases: true });
+  saveModelWeights(outDir, loaded.model, { hfBiases: true, layout: modelType });
   loaded.tokenizer.save(outDir, { modelMaxLength: loaded.model.config.maxPositions });
-  return fs.readdirSync(outDir).sort();
+  const bertArchitecture = 'architecture' in loaded.model ? loaded.model.architecture : 'BertForMaskedLM';
+  const architecture = modelType === ROBERTA_PRELN_TYPE ? robertaArchitecture(bertArchitecture) : bertArchitecture;
+  return { files: fs.readdirSync(outDir).sort(), architecture, modelType };
 }
