@@ -122,6 +122,46 @@ test('variant configs: the plan, the untie rule, baseline-half at half the steps
   assert.deepEqual(plan.filter((r) => r.variant === 'swe-f').map((r) => r.config.sharing.untie), ['fraction:0.05', 'fraction:0.2']);
 });
 
+test('variant configs under --budget: every run the same seconds (baseline-half half), evaluations at fractions of the budget', () => {
+  const base = defaultRunConfig('tiny');
+  base.train.budget = 600;
+  const opts = { sweFFraction: 0.1, evalsPerRun: 20 };
+  const b = variantConfig(base, 'swe-f', 0, opts);
+  assert.equal(b.train.budget, 600);
+  assert.equal(b.train.evalPoints, 20);
+  assert.equal(b.train.evalEvery, 0, 'no step-count evaluations in a budget run');
+  const half = variantConfig(base, 'baseline-half', 0, opts);
+  assert.equal(half.train.budget, 300);
+  assert.equal(half.train.evalPoints, 10, 'the half run evaluates at the full runs\' time marks');
+  assert.throws(() => variantConfig(base, 'baseline', 0, opts, { key: 'steps', value: '100' }), /--budget/);
+});
+
+test('a --budget comparison: runs end at the budget, are judged finished by their training seconds, and resume as a no-op', async () => {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'untie-compare-budget-'));
+  const corpus = path.join(root, 'corpus');
+  fs.mkdirSync(corpus);
+  for (const doc of loadBrown().slice(0, 20)) fs.writeFileSync(path.join(corpus, `${doc.id}.txt`), doc.sentences.map(sentenceText).join('\n') + '\n');
+  const base = mergeConfig(defaultRunConfig('tiny'), {
+    model: { layers: 2, hidden: 16, heads: 2, intermediate: 32, maxPositions: 32 },
+    data: { corpus, seqLen: 32, vocabSize: 500, evalBatches: 1 },
+    train: { budget: 1.5, batchSize: 4, lr: 3e-3, threads: 1, logEvery: 1 },
+  }, 'config');
+  const out = path.join(root, 'cmp');
+  const opts: CompareOptions = { out, variants: ['baseline', 'baseline-half'], seeds: 1, sweFFraction: 0.1, evalsPerRun: 4, sweep: null };
+  const res = await runCompare(base, opts, null);
+  assert.equal(res.runs.length, 2);
+  const full = res.runs.find((r) => r.variant === 'baseline')!;
+  const half = res.runs.find((r) => r.variant === 'baseline-half')!;
+  assert.ok(full.seconds >= 1.5 && half.seconds >= 0.75, `each run trains until its budget: ${full.seconds} / ${half.seconds} s`);
+  const budgetOf = (v: string) => JSON.parse(fs.readFileSync(path.join(out, 'runs', `${v}-seed0`, 'config.json'), 'utf8')).train.budget;
+  assert.deepEqual([budgetOf('baseline'), budgetOf('baseline-half')], [1.5, 0.75]);
+  assert.equal(full.steps, full.evals[full.evals.length - 1].step, 'a budget run counts the steps it made');
+  assert.ok(full.evals.length >= 4, 'an evaluation at every quarter of the budget and at the end');
+  const before = readMetrics(path.join(out, 'runs', 'baseline-seed0', 'metrics.jsonl')).length;
+  await runCompare(base, opts, null);
+  assert.equal(readMetrics(path.join(out, 'runs', 'baseline-seed0', 'metrics.jsonl')).length, before, 'a finished budget run is not trained again');
+});
+
 test('a tiny 2-variant comparison runs end to end, resumes as a no-op, and refuses other thread counts', async () => {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'untie-compare-'));
   const corpus = path.join(root, 'corpus');

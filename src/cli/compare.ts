@@ -18,6 +18,7 @@ export const DEFAULT_VARIANTS: Variant[] = ['baseline', 'albert', 'swe-f', 'swe-
 const flags: Flags = {
   preset: { type: 'string', help: 'model size (see untie train --help)', default: 'tiny' },
   steps: { type: 'string', help: 'training steps of every run (baseline-half: half)' },
+  budget: { type: 'string', help: 'instead of --steps: the same wall-clock training time for every run (900s, 30m, 1h; baseline-half: half). Seconds then decide; runs do not repeat exactly' },
   seeds: { type: 'string', help: 'seeds per variant (mean and spread over them)', default: '1' },
   variants: { type: 'string', help: `comma-separated: ${VARIANTS.join(', ')}`, default: DEFAULT_VARIANTS.join(',') },
   sweep: { type: 'string', help: 'KEY=V1,V2,...: repeat the comparison for each value (layers, untie, share, hidden, steps, batch-size)' },
@@ -51,14 +52,14 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   }
   if (positionals.length > 0) throw new UntieError(`unexpected argument "${positionals[0]}" (train flags go after \`--\`)`);
-  const forbidden = ['--resume', '--name', '--out', '--seed', '--share', '--untie', '--steps', '--preset', '--threads'];
+  const forbidden = ['--resume', '--name', '--out', '--seed', '--share', '--untie', '--steps', '--budget', '--preset', '--threads'];
   for (const a of trainArgs) {
     const flag = a.split('=')[0];
     if (forbidden.includes(flag)) throw new UntieError(`${flag} after \`--\` is set by compare itself; use compare's own --${flag.slice(2)} (or --variants / --sweep) instead`);
   }
   const { values: trainValues, positionals: extra } = parse('train', trainArgs, trainFlags());
   if (extra.length > 0) throw new UntieError(`unexpected train argument "${extra[0]}"`);
-  const base = configFromFlags({ ...trainValues, preset: values.preset as string, steps: values.steps as string | undefined, threads: values.threads as string });
+  const base = configFromFlags({ ...trainValues, preset: values.preset as string, steps: values.steps as string | undefined, budget: values.budget as string | undefined, threads: values.threads as string });
   base.name = 'compare';
   base.outDir = values.out as string;
   const seeds = numberFlag('seeds', values.seeds, { integer: true, min: 1 })!;

@@ -17,7 +17,7 @@ import path from 'node:path';
 import { UntieError } from '../errors.js';
 import { TOKENIZER_FILES } from '../data/tokenizer.js';
 import { readMetrics, type MetricRecord } from '../train/metrics.js';
-import { listCheckpoints } from '../train/checkpoint.js';
+import { listCheckpoints, readTrainerState } from '../train/checkpoint.js';
 import { validateRunConfig, type RunConfig } from '../train/config.js';
 import { prepareTokenizer } from '../train/data.js';
 import { train } from '../train/trainer.js';
@@ -174,11 +174,20 @@ export function variantConfig(base: RunConfig, variant: Variant, seed: number, o
       cfg.sharing.untie = 'multi';
       break;
   }
-  if (variant === 'baseline-half') cfg.train.steps = Math.max(1, Math.round(cfg.train.steps / 2));
-  // Evaluate at the same steps in every variant (baseline-half included), so curves align.
-  const fullSteps = variant === 'baseline-half' ? cfg.train.steps * 2 : cfg.train.steps;
-  cfg.train.evalEvery = Math.max(1, Math.round(fullSteps / opts.evalsPerRun));
-  cfg.train.saveEvery = Math.max(cfg.train.evalEvery, Math.round(fullSteps / 4));
+  if (cfg.train.budget > 0) {
+    // A wall-clock comparison: every run gets the same seconds (baseline-half half of them) and
+    // evaluates at every 1/evals of the full budget, so the curves share their time marks.
+    const half = variant === 'baseline-half';
+    if (half) cfg.train.budget /= 2;
+    cfg.train.evalEvery = 0;
+    cfg.train.evalPoints = half ? Math.max(1, Math.round(opts.evalsPerRun / 2)) : opts.evalsPerRun;
+  } else {
+    if (variant === 'baseline-half') cfg.train.steps = Math.max(1, Math.round(cfg.train.steps / 2));
+    // Evaluate at the same steps in every variant (baseline-half included), so curves align.
+    const fullSteps = variant === 'baseline-half' ? cfg.train.steps * 2 : cfg.train.steps;
+    cfg.train.evalEvery = Math.max(1, Math.round(fullSteps / opts.evalsPerRun));
+    cfg.train.saveEvery = Math.max(cfg.train.evalEvery, Math.round(fullSteps / 4));
+  }
   validateRunConfig(cfg);
   return cfg;
 }
@@ -198,6 +207,7 @@ function applySweep(cfg: RunConfig, key: SweepKey, value: string, variant: Varia
       cfg.model.hidden = whole(value);
       break;
     case 'steps':
+      if (cfg.train.budget > 0) throw new UntieError('--sweep steps=... with --budget: a budget run has no step count; sweep the budget by separate compare calls, or drop --budget');
       cfg.train.steps = whole(value);
       break;
     case 'batch-size':
@@ -304,8 +314,7 @@ export async function runCompare(base: RunConfig, opts: CompareOptions, judge: D
   for (const [i, r] of plan.entries()) {
     if (done.has(r.runDir)) continue;
     done.add(r.runDir);
-    const finished = listCheckpoints(r.runDir).some((c) => c.step === r.config.train.steps);
-    if (finished) {
+    if (runFinished(r.runDir, r.config)) {
       log(`run ${i + 1}/${plan.length} ${describe(r)}: finished earlier, kept`);
       continue;
     }
@@ -315,7 +324,8 @@ export async function runCompare(base: RunConfig, opts: CompareOptions, judge: D
       fs.mkdirSync(r.runDir, { recursive: true });
       for (const f of Object.values(TOKENIZER_FILES)) fs.copyFileSync(path.join(tokDir, f), path.join(r.runDir, f));
     }
-    log(`run ${i + 1}/${plan.length} ${describe(r)}: ${resume ? 'resuming' : 'training'} ${r.config.train.steps} steps in ${r.runDir}`);
+    const length = r.config.train.budget > 0 ? `for ${r.config.train.budget} s` : `${r.config.train.steps} steps`;
+    log(`run ${i + 1}/${plan.length} ${describe(r)}: ${resume ? 'resuming' : 'training'} ${length} in ${r.runDir}`);
     const result = await train({ config: r.config, resume, progress: opts.progress });
     if (result.interrupted) {
       interrupted = true;
@@ -326,7 +336,7 @@ export async function runCompare(base: RunConfig, opts: CompareOptions, judge: D
 
   const records: RunRecord[] = [];
   for (const r of plan) {
-    if (!listCheckpoints(r.runDir).some((c) => c.step === r.config.train.steps)) continue;
+    if (!runFinished(r.runDir, r.config)) continue;
     const rec = readRun(r.runDir, r.point, r.variant, r.seed, r.config, threads);
     if (judge && !interrupted) {
       const cache = path.join(r.runDir, 'downstream.json');
@@ -353,6 +363,23 @@ export async function runCompare(base: RunConfig, opts: CompareOptions, judge: D
   return { ...results, interrupted };
 }
 
+/**
+ * Whether a run of the comparison is complete: a step-count run has its last
+ * step's checkpoint; a --budget run has a checkpoint whose training seconds
+ * reach the budget (its last step is only known once it ran).
+ */
+export function runFinished(runDir: string, config: RunConfig): boolean {
+  const all = listCheckpoints(runDir);
+  if (config.train.budget <= 0) return all.some((c) => c.step === config.train.steps);
+  const last = all[all.length - 1];
+  if (!last) return false;
+  try {
+    return readTrainerState(last.dir).elapsed >= config.train.budget;
+  } catch {
+    return false; // unreadable: the run resumes (and restore reports what is wrong)
+  }
+}
+
 function describe(r: { point: string; variant: string; seed: number }): string {
   return `${r.point ? `${r.point} ` : ''}${r.variant} seed ${r.seed}`;
 }
@@ -360,7 +387,8 @@ function describe(r: { point: string; variant: string; seed: number }): string {
 /** A finished run's record, from its metrics.jsonl and config. */
 export function readRun(runDir: string, point: string, variant: Variant, seed: number, config: RunConfig, threads: number): RunRecord {
   const records = readMetrics(path.join(runDir, 'metrics.jsonl'));
-  return runRecordFrom(records, { runDir, point, variant, seed, steps: config.train.steps, threads });
+  const steps = config.train.budget > 0 ? Math.max(0, ...records.filter((r) => r.type === 'eval').map((r) => r.step)) : config.train.steps;
+  return runRecordFrom(records, { runDir, point, variant, seed, steps, threads });
 }
 
 export function runRecordFrom(records: MetricRecord[], meta: { runDir: string; point: string; variant: Variant; seed: number; steps: number; threads: number }): RunRecord {
