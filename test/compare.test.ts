@@ -186,6 +186,7 @@ test('a tiny 2-variant comparison runs end to end, resumes as a no-op, and refus
     assert.ok(r.evals.every((e: { seconds: number }) => e.seconds > 0), 'evaluations carry training seconds');
     assert.ok(r.unigramValLoss > 0);
     assert.equal(r.downstream.probe.score, 0.5);
+    if (process.platform !== 'win32') assert.ok(r.load.start >= 0 && r.load.end >= 0, 'the load average around each run is kept');
   }
   // The always-tied run logs its adjacent-layer checks (monitoring), and both runs share one vocabulary.
   assert.ok(saved.runs.find((r: { variant: string }) => r.variant === 'albert').checks.length > 0);

@@ -94,6 +94,12 @@ export interface RunRecord {
   threshold: number | null;
   downstream: DownstreamScores | null;
   seconds: number;
+  /**
+   * The machine's 1-minute load average when the run started and ended
+   * (os.loadavg; null on systems without one): seconds only compare between
+   * runs made on an equally quiet machine.
+   */
+  load?: { start: number; end: number } | null;
 }
 
 export interface Stat {
@@ -326,7 +332,9 @@ export async function runCompare(base: RunConfig, opts: CompareOptions, judge: D
     }
     const length = r.config.train.budget > 0 ? `for ${r.config.train.budget} s` : `${r.config.train.steps} steps`;
     log(`run ${i + 1}/${plan.length} ${describe(r)}: ${resume ? 'resuming' : 'training'} ${length} in ${r.runDir}`);
+    const loadStart = os.loadavg()[0];
     const result = await train({ config: r.config, resume, progress: opts.progress });
+    if (os.platform() !== 'win32') writeFileAtomic(path.join(r.runDir, 'load.json'), JSON.stringify({ start: loadStart, end: os.loadavg()[0] }) + '\n');
     if (result.interrupted) {
       interrupted = true;
       log('interrupted: finished runs are kept; run the same command again to continue');
@@ -387,8 +395,10 @@ function describe(r: { point: string; variant: string; seed: number }): string {
 /** A finished run's record, from its metrics.jsonl and config. */
 export function readRun(runDir: string, point: string, variant: Variant, seed: number, config: RunConfig, threads: number): RunRecord {
   const records = readMetrics(path.join(runDir, 'metrics.jsonl'));
+  const loadFile = path.join(runDir, 'load.json');
+  const load = fs.existsSync(loadFile) ? JSON.parse(fs.readFileSync(loadFile, 'utf8')) as { start: number; end: number } : null;
   const steps = config.train.budget > 0 ? Math.max(0, ...records.filter((r) => r.type === 'eval').map((r) => r.step)) : config.train.steps;
-  return runRecordFrom(records, { runDir, point, variant, seed, steps, threads });
+  return { ...runRecordFrom(records, { runDir, point, variant, seed, steps, threads }), load };
 }
 
 export function runRecordFrom(records: MetricRecord[], meta: { runDir: string; point: string; variant: Variant; seed: number; steps: number; threads: number }): RunRecord {

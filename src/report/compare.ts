@@ -194,6 +194,16 @@ function sweepBlocks(res: CompareResults): Block[] {
   return blocks;
 }
 
+/** How busy the machine was while the runs trained: seconds made on a loaded machine are slower and noisier. */
+function loadNote(res: CompareResults): string {
+  const loads = res.runs.flatMap((r) => (r.load ? [r.load.start, r.load.end] : []));
+  if (loads.length === 0) return '';
+  const lo = Math.min(...loads), hi = Math.max(...loads);
+  const busy = hi > res.threads + 0.5;
+  return `<p>Load average (1 min) at the runs' starts and ends: ${lo.toFixed(1)}–${hi.toFixed(1)} on ${escapeHtml(res.machine)}`
+    + (busy ? '. <b>Other work shared the machine</b>: seconds are slower than on a quiet machine and noisier between runs; steps are unaffected.</p>' : '.</p>');
+}
+
 export function compareView(res: CompareResults, out: string): View {
   const o = res.options;
   const base = res.base;
@@ -204,6 +214,7 @@ export function compareView(res: CompareResults, out: string): View {
     + '(evaluation and checkpoint time excluded). The target of each seed is the baseline\'s final validation loss at that seed; '
     + 'steps and seconds to reach it are interpolated between evaluations; ratios below 1 are faster than the baseline. '
     + 'A difference is "beyond spread" when it exceeds twice its standard error over seeds (with one seed there is no spread to judge by).</p>'
+    + loadNote(res)
     + `<p>Folder <code>${escapeHtml(out)}</code>; every number here is in <code>results.json</code>.</p>`;
   const blocks: Block[] = [{ kind: 'html', html: intro }];
   res.summary.forEach((p, i) => {
