@@ -17,7 +17,7 @@ export {
   parseCriterion, replay, NeverCriterion, FixedCriterion, AdaptiveCriterion, MultiCriterion,
   type Criterion, type CheckStats, type Decision, type PairStat,
 } from './sharing/criteria.js';
-export { SharingController, type RepeatedStack, type SharingEvent, type SharingOptions } from './sharing/controller.js';
+export { SharingController, type GradNorms, type RepeatedStack, type SharingEvent, type SharingOptions, type UntieOptimizer } from './sharing/controller.js';
 export { BertForMaskedLM, bertParameterCount, defaultBertConfig, type BertConfig, type MlmBatch } from './models/bert.js';
 export { trainTokenizer, loadTokenizer, type WordPieceTokenizer } from './data/tokenizer.js';
 export { bertPreTokenize, learnWordPieceVocab } from './data/wordpiece.js';
