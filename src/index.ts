@@ -25,7 +25,7 @@ export { BertForTokenClassification, BertForSequenceClassification, BertClassifi
 export { DeepLinearNetwork } from './models/linear.js';
 export { readTask, type TaskOptions } from './data/tasks/index.js';
 export type { TaskData, TaskExample, TaskName } from './data/tasks/task.js';
-export { defaultRunConfig, type RunConfig } from './train/config.js';
+export { defaultRunConfig, resolveSchedule, type ResolvedSchedule, type RunConfig } from './train/config.js';
 export { train, evaluate, type TrainOptions, type TrainResult } from './train/trainer.js';
 export { load, loadClassifier, exportModel, type ExportResult } from './train/load.js';
 export { finetuneClassifier, searchAndTrain, probeEncoder, evaluateClassifier, type FinetuneRecipe, type TaskScore } from './train/finetune.js';

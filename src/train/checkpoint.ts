@@ -16,6 +16,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { kernels } from '../backend/index.js';
 import { quoteError, UntieError } from '../errors.js';
 import { TOKENIZER_FILES } from '../data/tokenizer.js';
 import type { BertConfig, BertForMaskedLM } from '../models/bert.js';
@@ -25,6 +26,7 @@ import type { SharingState } from '../sharing/controller.js';
 import { firstNonFinite } from '../tensor/anomaly.js';
 import { isRngState, type RngState } from '../tensor/rng.js';
 import type { Tensor } from '../tensor/tensor.js';
+import type { ResolvedSchedule } from './config.js';
 import { maxPositionsFromRoberta, robertaArchitecture, robertaPreLnConfig, ROBERTA_PRELN_TYPE, toRobertaPreLn } from './roberta-prelayernorm.js';
 import { readSafetensors, writeSafetensors, type Safetensors, type WritableTensor } from './safetensors.js';
 import { describeFsError, formatBytes, freeBytes, fsErrorCode, sha256File, writeFileAtomic } from './fsutil.js';
@@ -50,6 +52,15 @@ export interface TrainerState {
   elapsed: number;
   /** With train.evalPoints: the last evaluation mark passed (so a resumed run evaluates where the uninterrupted one did). */
   evalMark?: number;
+  /** The schedule resolved at the run's first start (absent in checkpoints written before it was kept). */
+  schedule?: ResolvedSchedule;
+}
+
+/** The name of the first parameter holding a NaN or infinite value, or null when all are finite. */
+export function firstNonFiniteParameter(named: [string, Tensor][]): string | null {
+  const K = kernels();
+  for (const [name, t] of named) if (!K.allFinite(t.data)) return name;
+  return null;
 }
 
 /** A task head's part of the config: the HF class and its labels in id order. */
@@ -213,7 +224,9 @@ export function loadModelWeights(
     if (src.shape.join() !== t.shape.join()) throw new UntieError(`${file}: "${name}" has shape [${src.shape}], the model expects [${t.shape}]`);
     if (!(src.data instanceof Float32Array)) throw new UntieError(`${file}: "${name}" is ${src.dtype}, expected a float tensor`);
     const bad = firstNonFinite(src.data);
-    if (bad >= 0) throw new UntieError(`${file}: "${name}" holds ${src.data[bad]} at index ${bad}: the weights are not finite. Use an earlier checkpoint.`);
+    if (bad >= 0) {
+      throw new UntieError(`${file}: "${name}" holds ${src.data[bad]} at index ${bad}: the weights are not finite (the model diverged before it was saved). Use an earlier checkpoint.`);
+    }
     t.data.set(src.data);
   }
 }
@@ -412,6 +425,16 @@ export function parseTrainerState(raw: unknown, source: string, expectedStep?: n
   if (!(typeof s.elapsed === 'number' && Number.isFinite(s.elapsed) && s.elapsed >= 0)) throw bad(`"elapsed" must be a number of seconds >= 0, got ${JSON.stringify(s.elapsed)}`);
   if (s.evalMark !== undefined && !(Number.isSafeInteger(s.evalMark) && (s.evalMark as number) >= 0)) {
     throw bad(`"evalMark" must be a whole number >= 0, got ${JSON.stringify(s.evalMark)}`);
+  }
+  if (s.schedule !== undefined) {
+    const r = s.schedule;
+    const count = (v: unknown, min: number) => Number.isSafeInteger(v) && (v as number) >= min;
+    if (
+      !isObject(r) || !count(r.steps, 1) || !count(r.warmupSteps, 0) ||
+      !(r.untieAt === null || count(r.untieAt, 0)) || !(r.untieDeadline === null || count(r.untieDeadline, 1)) || !(r.checkEvery === null || count(r.checkEvery, 1))
+    ) {
+      throw bad(`"schedule" must hold whole numbers steps >= 1, warmupSteps >= 0 and untieAt, untieDeadline, checkEvery (each null or a whole number), got ${JSON.stringify(r)?.slice(0, 120)}`);
+    }
   }
   return s as unknown as TrainerState;
 }
