@@ -65,6 +65,13 @@ test('the plan decides the unique parameter count', () => {
   }
 });
 
+test("tying starts every member from its representative's draw, before any update", () => {
+  const drawn = weights(randomNet(1));
+  const { net } = setup('2x2', new NeverCriterion());
+  assert.notDeepEqual(drawn[1], drawn[0], 'the layers were drawn apart');
+  assert.deepEqual(weights(net), [drawn[0], drawn[1], drawn[0], drawn[1]]);
+});
+
 test('full sharing keeps every layer bit-identical at every step', () => {
   const { net, ctrl, opt } = setup('1x4', new NeverCriterion());
   const phi = target(2);
@@ -174,6 +181,13 @@ test('SWE-A unties when more than half the pairs are below rho at C consecutive 
   assert.equal(crit.decide(29, groups, stats(29, [0.1, 0.2, 0.3])).action, 'none'); // streak 1
   assert.equal(crit.decide(39, groups, stats(39, [0.1, 0.2, 0.3])).action, 'none'); // streak 2
   assert.deepEqual(crit.decide(49, groups, stats(49, [0.4, 0.2, 0.6])), { action: 'untie', reason: 'correlation' }); // streak 3
+  // Exactly half below is not "more than half": the streak resets.
+  const five = [[0, 1, 2, 3, 4]];
+  const again = new AdaptiveCriterion({ threshold: 0.5, patience: 2, every: 10 });
+  assert.equal(again.decide(9, five, stats(9, [0.1, 0.2, 0.3, 0.9])).action, 'none'); // 3 of 4: streak 1
+  assert.equal(again.decide(19, five, stats(19, [0.1, 0.2, 0.9, 0.9])).action, 'none'); // 2 of 4: streak resets
+  assert.equal(again.decide(29, five, stats(29, [0.1, 0.2, 0.3, 0.9])).action, 'none'); // streak 1
+  assert.equal(again.decide(39, five, stats(39, [0.1, 0.2, 0.3, 0.4])).action, 'untie'); // streak 2
 });
 
 test('SWE-A with a deadline unties by then even when the layers still agree, and says so', () => {

@@ -95,6 +95,15 @@ test('a checkpoint loads back with the same outputs, and the run folder is compl
   const state = JSON.parse(fs.readFileSync(path.join(loaded.modelDir, 'trainer_state.json'), 'utf8'));
   assert.equal(state.step, 12);
   assert.deepEqual(state.sharing.groups, [[0], [1], [2], [3]]);
+  // Both gradient norms are logged: while tied (updates 1-6) the applied one (a mean of 4 layers' gradients)
+  // is below the per-layer one; once untied they are the same number.
+  const trainRecords = readMetrics(path.join(runDir, 'metrics.jsonl')).filter((r) => r.type === 'train');
+  assert.equal(trainRecords.length, 12);
+  for (const r of trainRecords) {
+    const update = r.grad_norm as number, layers = r.grad_norm_layers as number;
+    if (r.step <= 6) assert.ok(update < layers, `step ${r.step}: ${update} vs ${layers}`);
+    else assert.equal(update, layers, `step ${r.step}`);
+  }
 });
 
 test('train --probe pos: a frozen-encoder POS probe after each validation, leaving the run itself unchanged', async () => {
@@ -329,13 +338,14 @@ test('the CLI: --help lists every flag with its default, and --json prints the s
     assert.match(help, /--steps VALUE\s+training steps \(optimizer updates\) \(default: 1000\)/);
     logs.length = 0;
     seedTokenizer('cli');
-    const code = await main(['train', '--json', '--out', root, '--name', 'cli', '--corpus', corpus, '--steps', '3', '--layers', '2', '--hidden', '16',
+    const code = await main(['train', '--json', '--out', root, '--name', 'cli', '--corpus', corpus, '--steps', '3', '--untie', 'step:0', '--layers', '2', '--hidden', '16',
       '--heads', '2', '--intermediate', '32', '--seq-len', '32', '--max-positions', '32', '--batch-size', '2', '--vocab-size', '1000', '--eval-batches', '1', '--threads', '1']);
     assert.equal(code, 0);
     const summary = JSON.parse(logs[logs.length - 1]);
     assert.deepEqual(Object.keys(summary).slice(0, 7), ['run_dir', 'steps', 'final_val_loss', 'final_val_acc', 'unigram_val_loss', 'unigram_val_acc', 'seconds']);
     assert.equal(summary.steps, 3);
     assert.ok(summary.unigram_val_loss > 0 && summary.unigram_val_acc >= 0 && summary.unigram_val_acc < 1, 'the unigram line is reported');
+    assert.equal(summary.untied_at, 0, 'step:0: untied before the first update');
     const errs: string[] = [];
     const origErr = console.error;
     console.error = (...a: unknown[]) => errs.push(a.join(' '));
