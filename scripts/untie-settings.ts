@@ -35,10 +35,10 @@ const SETTINGS: [string, string[]][] = [
   ['mean, copy', ['--shared-grad', 'mean', '--untie-optimizer', 'copy']],
   ['mean, rescale', ['--shared-grad', 'mean', '--untie-optimizer', 'rescale']],
   ['mean, reset', ['--shared-grad', 'mean', '--untie-optimizer', 'reset']],
-  ['mean, copy, clip layers', ['--shared-grad', 'mean', '--untie-optimizer', 'copy', '--clip-basis', 'layers']],
   ['sum, copy', ['--shared-grad', 'sum', '--untie-optimizer', 'copy']],
   ['sum, rescale', ['--shared-grad', 'sum', '--untie-optimizer', 'rescale']],
   ['sum, reset', ['--shared-grad', 'sum', '--untie-optimizer', 'reset']],
+  ['mean, copy, clip layers', ['--shared-grad', 'mean', '--untie-optimizer', 'copy', '--clip-basis', 'layers']],
   ['never tied', ['--share', '6x1', '--untie', 'never']],
 ];
 function slug(name: string): string {
