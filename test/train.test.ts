@@ -16,6 +16,7 @@ import { readSafetensors, writeSafetensors, type WritableTensor } from '../src/t
 import { Rng } from '../src/tensor/rng.js';
 import { prepareData, prepareValidation } from '../src/train/data.js';
 import { main } from '../src/cli/main.js';
+import { sha256File } from '../src/train/fsutil.js';
 
 let root: string;
 let corpus: string;
@@ -240,6 +241,9 @@ test('a blow-up on the last update: train exits non-zero without saving it, and 
       for (const [k, t] of Object.entries(tensors)) writable[k] = { dtype: 'F32', shape: t.shape, data: t.data as Float32Array };
       damage(writable['bert.embeddings.word_embeddings.weight'].data as Float32Array);
       writeSafetensors(file, writable, metadata);
+      // As a run that saved its damage would have: the checksums describe the damaged file.
+      const sums = path.join(dir, 'checkpoint-12', 'checksums.sha256');
+      fs.writeFileSync(sums, fs.readFileSync(sums, 'utf8').replace(/^\S+(?=  model\.safetensors$)/m, sha256File(file)));
       errs.length = 0;
       assert.equal(await main(['eval', dir]), 1, name);
       assert.match(errs[0], name === 'nan-weight' ? /"bert\.embeddings\.word_embeddings\.weight" holds NaN at index \d+: the weights are not finite/ : /the validation loss is \S+ \(over 10 ln V = 69\): this model diverged/, name);
@@ -408,6 +412,14 @@ test('--budget: stops within one step of the budget, keeps its clock across a re
   const ck = listCheckpointSteps(path.join(root, 'budget-cut'));
   const state = JSON.parse(fs.readFileSync(path.join(root, 'budget-cut', `checkpoint-${ck[ck.length - 1]}`, 'trainer_state.json'), 'utf8'));
   assert.ok(state.elapsed > 0 && state.elapsed < budget);
+  // --extend-to lengthens a step-count run; a budget run's schedule is fractions of its seconds, so it is refused, before anything is written.
+  const metricsBefore = fs.readFileSync(path.join(root, 'budget-cut', 'metrics.jsonl'));
+  await assert.rejects(
+    train({ config: budgetConfig('budget-cut'), resume: true, extendTo: 2000, progress: false }),
+    /--extend-to lengthens a step-count run; this one trains for a --budget of \S+, .*Resume it without --extend-to/,
+  );
+  assert.deepEqual(listCheckpointSteps(path.join(root, 'budget-cut')), ck);
+  assert.deepEqual(fs.readFileSync(path.join(root, 'budget-cut', 'metrics.jsonl')), metricsBefore);
   const resumed = await train({ config: budgetConfig('budget-cut'), resume: true, progress: false });
   assert.ok(resumed.seconds >= budget, 'the resumed run ends at the budget');
   const after = readMetrics(path.join(root, 'budget-cut', 'metrics.jsonl')).filter((r) => r.type === 'train' && r.step > state.step);

@@ -481,6 +481,22 @@ export interface RestoreTargets {
   tokenizerDir: string;
 }
 
+/** A checkpoint's trainer state, read after its files passed their checksums (`verified`: there were checksums). */
+export interface OpenedCheckpoint {
+  state: TrainerState;
+  verified: boolean;
+}
+
+/**
+ * Verifies checkpoint `dir`'s checksums, then reads and checks its
+ * trainer_state.json: what a resume needs before it builds anything from the
+ * state (the trainer builds its untie criterion from the saved schedule).
+ */
+export function openCheckpoint(dir: string, step: number): OpenedCheckpoint {
+  const verified = verifyChecksums(dir, [...Object.values(CHECKPOINT_FILES), ...Object.values(TOKENIZER_FILES)]);
+  return { state: readTrainerState(dir, step), verified };
+}
+
 /**
  * Reads checkpoint `dir` (step `step`) into the in-memory model, optimizer,
  * tying plan and data stream, checking everything first: checksums, every
@@ -488,10 +504,10 @@ export interface RestoreTargets {
  * state (the same parameters, shapes, finite), and that the checkpoint's
  * tokenizer is the run's. Writes nothing: on any error the run folder is as
  * it was. Returns the trainer state and whether checksums were verified.
+ * `opened`: the checkpoint already opened (openCheckpoint), not read again.
  */
-export function restoreCheckpoint(dir: string, step: number, t: RestoreTargets): { state: TrainerState; verified: boolean } {
-  const verified = verifyChecksums(dir, [...Object.values(CHECKPOINT_FILES), ...Object.values(TOKENIZER_FILES)]);
-  const state = readTrainerState(dir, step);
+export function restoreCheckpoint(dir: string, step: number, t: RestoreTargets, opened = openCheckpoint(dir, step)): OpenedCheckpoint {
+  const { state, verified } = opened;
   const ownTokenizer = path.join(dir, TOKENIZER_FILES.tokenizer), runTokenizer = path.join(t.tokenizerDir, TOKENIZER_FILES.tokenizer);
   if (fs.existsSync(ownTokenizer) && !fs.readFileSync(ownTokenizer).equals(fs.readFileSync(runTokenizer))) {
     throw new UntieError(

@@ -18,7 +18,7 @@ import { parseShare, planGroups } from '../sharing/plan.js';
 import { AnomalyError, checkParameters, setDetectAnomaly } from '../tensor/anomaly.js';
 import { backward, clearTape, noGrad, tidy, type Tensor } from '../tensor/tensor.js';
 import { bertConfigOf, criterionOf, resolveSchedule, shareOf, validateRunConfig, type ResolvedSchedule, type RunConfig } from './config.js';
-import { firstNonFiniteParameter, listCheckpoints, pruneCheckpoints, readTrainerState, restoreCheckpoint, saveCheckpoint, type TrainerState } from './checkpoint.js';
+import { firstNonFiniteParameter, listCheckpoints, openCheckpoint, pruneCheckpoints, restoreCheckpoint, saveCheckpoint, type TrainerState } from './checkpoint.js';
 import { prepareData, type PreparedData } from './data.js';
 import { readTask } from '../data/tasks/index.js';
 import type { TaskData, TaskName } from '../data/tasks/task.js';
@@ -173,8 +173,9 @@ interface RunSetup {
 /** Data, model, optimizer, tying plan and (on resume) the checkpoint's state, in memory: every input is checked, nothing is written. */
 async function setUpRun(cfg: RunConfig, runDir: string, resumeFrom: { step: number; dir: string } | null, extendTo: number | undefined): Promise<RunSetup> {
   const t = cfg.train;
-  // The schedule comes first: the untie criterion is built from it (restoreCheckpoint reads this file again, with everything else).
-  const { schedule, extension } = runSchedule(cfg, resumeFrom ? readTrainerState(resumeFrom.dir, resumeFrom.step) : null, extendTo);
+  // The checkpoint's checksums and state come first: the untie criterion is built from its saved schedule.
+  const opened = resumeFrom ? openCheckpoint(resumeFrom.dir, resumeFrom.step) : null;
+  const { schedule, extension } = runSchedule(cfg, opened?.state ?? null, extendTo);
   const data = await prepareData(cfg.data, t.seed, runDir, t.batchSize, { save: false });
   const model = new BertForMaskedLM(bertConfigOf(cfg, data.tokenizer.vocabSize), t.seed);
   const named = model.namedParameters();
@@ -190,8 +191,8 @@ async function setUpRun(cfg: RunConfig, runDir: string, resumeFrom: { step: numb
     step: 0, dropoutRng: model.dropoutRng.getState(), data: data.train.getState(), sharing: sharing.getState(),
     optimizerSteps: {}, bestValLoss: null, elapsed: 0, schedule,
   };
-  if (resumeFrom) {
-    const restored = restoreCheckpoint(resumeFrom.dir, resumeFrom.step, { model, optimizer, sharing, named, dataset: data.train, tokenizerDir: runDir });
+  if (resumeFrom && opened) {
+    const restored = restoreCheckpoint(resumeFrom.dir, resumeFrom.step, { model, optimizer, sharing, named, dataset: data.train, tokenizerDir: runDir }, opened);
     state = { ...restored.state, schedule };
     if (!restored.verified) warn(`${resumeFrom.dir} has no checksums (an older untie wrote it): its files were checked for structure and values only.`);
   }
