@@ -17,7 +17,7 @@ export {
   parseCriterion, replay, NeverCriterion, FixedCriterion, AdaptiveCriterion, MultiCriterion,
   type Criterion, type CheckStats, type Decision, type PairStat,
 } from './sharing/criteria.js';
-export { SharingController, type RepeatedStack, type SharingEvent, type SharingOptions } from './sharing/controller.js';
+export { SharingController, type GradNorms, type RepeatedStack, type SharingEvent, type SharingOptions, type UntieOptimizer } from './sharing/controller.js';
 export { BertForMaskedLM, bertParameterCount, defaultBertConfig, type BertConfig, type MlmBatch } from './models/bert.js';
 export { trainTokenizer, loadTokenizer, type WordPieceTokenizer } from './data/tokenizer.js';
 export { bertPreTokenize, learnWordPieceVocab } from './data/wordpiece.js';
@@ -25,7 +25,7 @@ export { BertForTokenClassification, BertForSequenceClassification, BertClassifi
 export { DeepLinearNetwork } from './models/linear.js';
 export { readTask, type TaskOptions } from './data/tasks/index.js';
 export type { TaskData, TaskExample, TaskName } from './data/tasks/task.js';
-export { defaultRunConfig, type RunConfig } from './train/config.js';
+export { defaultRunConfig, resolveSchedule, type ResolvedSchedule, type RunConfig } from './train/config.js';
 export { train, evaluate, type TrainOptions, type TrainResult } from './train/trainer.js';
 export { load, loadClassifier, exportModel, type ExportResult } from './train/load.js';
 export { finetuneClassifier, searchAndTrain, probeEncoder, evaluateClassifier, type FinetuneRecipe, type TaskScore } from './train/finetune.js';

@@ -295,6 +295,7 @@ test('resume checks every file before writing: each damage is refused and the ru
     ['a bad tying plan', (d) => editState(d, (s) => ((s.sharing as Record<string, unknown>).groups = [[0], [0]])), /tying plan/],
     ['a negative criterion streak', (d) => editState(d, (s) => ((s.sharing as Record<string, unknown>).criterion = { streak: -1 })), /streak/],
     ['NaN elapsed', (d) => editState(d, (s) => (s.elapsed = 'NaN')), /"elapsed"/],
+    ['a schedule with no length', (d) => editState(d, (s) => ((s.schedule as Record<string, unknown>).steps = 0)), /"schedule" must hold/],
     ['a flipped bit in the weights', (d) => flipByte(path.join(d, 'checkpoint-8', 'model.safetensors'), -10), /model\.safetensors does not match its SHA-256/],
     ['a flipped bit in the optimizer state', (d) => flipByte(path.join(d, 'checkpoint-8', 'optimizer.safetensors'), -10), /optimizer\.safetensors does not match its SHA-256/],
     ['NaN weights in an unverified checkpoint', (d) => {
@@ -315,7 +316,7 @@ test('resume checks every file before writing: each damage is refused and the ru
     const dir = copyRun('damaged');
     damage(dir);
     const before = snapshot(dir);
-    const r = await cli(['train', '--resume', dir, '--steps', '12', '--quiet']);
+    const r = await cli(['train', '--resume', dir, '--extend-to', '12', '--quiet']);
     assert.equal(r.code, 1, `${what}: exit code`);
     assert.match(r.err, pattern, what);
     assert.equal(r.err.split('\n').length, 1, `${what}: one line`);
@@ -362,12 +363,12 @@ test('one writer per run folder: a live lock refuses, a stale one is taken over,
   // Held by this (live) process.
   const held = RunLock.acquire(dir);
   const before = snapshot(dir);
-  await rejectsUntie(train({ config: tinyConfig('locked', { train: { steps: 12 } }), resume: true, progress: false }), /is in use by another untie \(pid \d+/);
+  await rejectsUntie(train({ config: tinyConfig('locked'), resume: true, extendTo: 12, progress: false }), /is in use by another untie \(pid \d+/);
   assertSameFolder(before, dir, 'refused by the lock');
   held.release();
   assert.ok(!fs.existsSync(path.join(dir, 'train.lock')));
   // Two resumes at once: exactly one runs.
-  const results = await Promise.allSettled([0, 1].map(() => train({ config: tinyConfig('locked', { train: { steps: 10 } }), resume: true, progress: false })));
+  const results = await Promise.allSettled([0, 1].map(() => train({ config: tinyConfig('locked'), resume: true, extendTo: 10, progress: false })));
   assert.deepEqual(results.map((r) => r.status).sort(), ['fulfilled', 'rejected']);
   assert.match(String((results.find((r) => r.status === 'rejected') as PromiseRejectedResult).reason), /in use by another untie/);
   assert.ok(!fs.existsSync(path.join(dir, 'train.lock')), 'released after the run');
@@ -375,7 +376,7 @@ test('one writer per run folder: a live lock refuses, a stale one is taken over,
   const dead = spawn(process.execPath, ['-e', '']);
   await new Promise((resolve) => dead.on('exit', resolve));
   fs.writeFileSync(path.join(dir, 'train.lock'), JSON.stringify({ pid: dead.pid, host: os.hostname(), started: '2020-01-01T00:00:00Z' }));
-  const resumed = await train({ config: tinyConfig('locked', { train: { steps: 12 } }), resume: true, progress: false });
+  const resumed = await train({ config: tinyConfig('locked', { train: { steps: 10 } }), resume: true, extendTo: 12, progress: false });
   assert.equal(resumed.steps, 12);
   assert.ok(!fs.existsSync(path.join(dir, 'train.lock')));
 });
@@ -454,7 +455,7 @@ test('--detect-anomaly names the first op, layer and tensor whose output or grad
   // In a run: an exploding learning rate is caught where the first non-finite number appears, with the layer named.
   await rejectsUntie(
     train({ config: tinyConfig('anomaly', { train: { lr: 1e30, clip: 0, warmupSteps: 1 } }), progress: false, detectAnomaly: true }),
-    /--detect-anomaly: .*(bert\.|cls\.|MLM loss).* That was in step \d+; the checkpoints in .* are intact\./,
+    /--detect-anomaly: .*(bert\.|cls\.|MLM loss).* That was in step \d+\. Nothing from this step was saved\./,
   );
   // And without it, the NaN-loss error still stops the run.
   await rejectsUntie(train({ config: tinyConfig('no-anomaly', { train: { lr: 1e30, clip: 0, warmupSteps: 1 } }), progress: false }), /the loss became (NaN|Infinity)/);

@@ -3,8 +3,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DeepLinearNetwork } from '../src/models/linear.js';
-import { Optimizer, defaultOptimizerConfig } from '../src/optim/optimizers.js';
-import { SharingController, type SharingOptions } from '../src/sharing/controller.js';
+import { Optimizer, clipGradNorm, defaultOptimizerConfig } from '../src/optim/optimizers.js';
+import { SharingController, type RepeatedStack, type SharingOptions } from '../src/sharing/controller.js';
 import { AdaptiveCriterion, FixedCriterion, MultiCriterion, NeverCriterion, parseCriterion, replay, type CheckStats, type Criterion } from '../src/sharing/criteria.js';
 import { parseShare, planGroups, splitGroup } from '../src/sharing/plan.js';
 import { Rng } from '../src/tensor/rng.js';
@@ -65,6 +65,13 @@ test('the plan decides the unique parameter count', () => {
   }
 });
 
+test("tying starts every member from its representative's draw, before any update", () => {
+  const drawn = weights(randomNet(1));
+  const { net } = setup('2x2', new NeverCriterion());
+  assert.notDeepEqual(drawn[1], drawn[0], 'the layers were drawn apart');
+  assert.deepEqual(weights(net), [drawn[0], drawn[1], drawn[0], drawn[1]]);
+});
+
 test('full sharing keeps every layer bit-identical at every step', () => {
   const { net, ctrl, opt } = setup('1x4', new NeverCriterion());
   const phi = target(2);
@@ -85,19 +92,6 @@ test('partial sharing 2x2 ties positions {0,2} and {1,3} only', () => {
   assert.deepEqual(w[2], w[0]);
   assert.deepEqual(w[3], w[1]);
   assert.notDeepEqual(w[1], w[0]);
-});
-
-test('the mean rule is 1/n times the sum rule', () => {
-  const phi = target(4);
-  const grads = (rule: 'mean' | 'sum') => {
-    const { net, ctrl } = setup('1x4', new NeverCriterion(), { sharedGrad: rule });
-    net.zeroGrad();
-    backward(net.loss(phi));
-    ctrl.beforeUpdate(0);
-    return net.layers[0].weight.grad!.slice();
-  };
-  const mean = grads('mean'), sum = grads('sum');
-  for (let i = 0; i < mean.length; i++) assert.ok(Math.abs(mean[i] - sum[i] / L) <= 1e-6 * Math.max(1, Math.abs(mean[i])), `entry ${i}: ${mean[i]} vs ${sum[i] / L}`);
 });
 
 test('after untie the layers diverge', () => {
@@ -187,6 +181,13 @@ test('SWE-A unties when more than half the pairs are below rho at C consecutive 
   assert.equal(crit.decide(29, groups, stats(29, [0.1, 0.2, 0.3])).action, 'none'); // streak 1
   assert.equal(crit.decide(39, groups, stats(39, [0.1, 0.2, 0.3])).action, 'none'); // streak 2
   assert.deepEqual(crit.decide(49, groups, stats(49, [0.4, 0.2, 0.6])), { action: 'untie', reason: 'correlation' }); // streak 3
+  // Exactly half below is not "more than half": the streak resets.
+  const five = [[0, 1, 2, 3, 4]];
+  const again = new AdaptiveCriterion({ threshold: 0.5, patience: 2, every: 10 });
+  assert.equal(again.decide(9, five, stats(9, [0.1, 0.2, 0.3, 0.9])).action, 'none'); // 3 of 4: streak 1
+  assert.equal(again.decide(19, five, stats(19, [0.1, 0.2, 0.9, 0.9])).action, 'none'); // 2 of 4: streak resets
+  assert.equal(again.decide(29, five, stats(29, [0.1, 0.2, 0.3, 0.9])).action, 'none'); // streak 1
+  assert.equal(again.decide(39, five, stats(39, [0.1, 0.2, 0.3, 0.4])).action, 'untie'); // streak 2
 });
 
 test('SWE-A with a deadline unties by then even when the layers still agree, and says so', () => {
@@ -243,4 +244,265 @@ test('resuming from saved weights, optimizer and sharing state across the untie 
     for (let i = cut; i < 40; i++) step(second.net, second.ctrl, second.opt, phi, i, 0.05);
     assert.deepEqual(weights(second.net), weights(full.net), `resumed at step ${cut}`);
   }
+});
+
+// ---- the shared update, untie and the statistics, against hand computations
+
+const DW = [3, 4], DB = [3];
+
+/**
+ * A stack of n layers with two tensors each ('dense.weight', which decays, and
+ * 'dense.bias', which does not) plus one tensor outside the stack, with tied
+ * initial weights and hand-set (seeded) per-layer gradients.
+ */
+function handModel(n: number, seed: number) {
+  const rng = new Rng(seed);
+  const rand = (k: number) => Float32Array.from({ length: k }, () => rng.normal());
+  const init = [rand(12), rand(3)];
+  const layers = Array.from({ length: n }, () => [
+    ['dense.weight', new Tensor(init[0].slice(), DW, true)],
+    ['dense.bias', new Tensor(init[1].slice(), DB, true)],
+  ] as [string, Tensor][]);
+  const outside = new Tensor(rand(5), [5], true);
+  const grads = layers.map(() => [rand(12), rand(3)]);
+  const outsideGrad = rand(5);
+  const setGrads = () => {
+    layers.forEach((l, i) => l.forEach(([, t], j) => (t.grad = grads[i][j].slice())));
+    outside.grad = outsideGrad.slice();
+  };
+  const stack: RepeatedStack = { layers, prefix: (i) => `layer.${i}.` };
+  const named = (): [string, Tensor][] => [['embeddings.weight', outside], ...layers.flatMap((l, i) => l.map(([name, t]) => [`layer.${i}.${name}`, t] as [string, Tensor]))];
+  return { layers, outside, grads, outsideGrad, setGrads, stack, named, init, outsideInit: outside.data.slice() };
+}
+
+/** The reduction of a group's hand-set gradients for tensor j, in float64. */
+function reduced(grads: Float32Array[][], group: number[], j: number, rule: 'mean' | 'sum'): number[] {
+  const out = Array.from(grads[group[0]][j], () => 0);
+  for (const pos of group) grads[pos][j].forEach((g, k) => (out[k] += g));
+  return rule === 'mean' ? out.map((x) => x / group.length) : out;
+}
+
+const sumSq = (xs: ArrayLike<number>) => Array.from(xs).reduce((a, x) => a + x * x, 0);
+
+function assertNear(actual: ArrayLike<number>, expected: ArrayLike<number>, tol: number, what: string): void {
+  assert.equal(actual.length, expected.length, `${what}: length`);
+  for (let k = 0; k < expected.length; k++) {
+    assert.ok(Math.abs(actual[k] - expected[k]) <= tol * Math.max(1, Math.abs(expected[k])), `${what}[${k}]: ${actual[k]} vs ${expected[k]}`);
+  }
+}
+
+test('the shared update is one AdamW step (clipped, with weight decay) on the hand-computed mean or sum, for groups of 2, 3 and 6', () => {
+  const lr = 0.1, wd = 0.1, maxNorm = 0.5;
+  // A large eps makes Adam's first step depend on the gradient's size, not only its sign.
+  const cfg = { kind: 'adamw' as const, beta1: 0.9, beta2: 0.999, eps: 0.05, weightDecay: wd };
+  for (const share of ['3x2', '2x3', '1x6']) {
+    for (const rule of ['mean', 'sum'] as const) {
+      const what = `${share} ${rule}`;
+      const m = handModel(6, 11);
+      const groups = planGroups(parseShare(share, 6));
+      const ctrl = new SharingController(m.stack, { groups, criterion: new NeverCriterion(), sharedGrad: rule, untieOptimizer: 'copy' });
+      ctrl.tieWeights();
+      const opt = new Optimizer(cfg);
+      m.setGrads();
+      ctrl.beforeUpdate(0);
+      // The representative holds the reduction of every member's own gradient.
+      for (const g of groups) for (const j of [0, 1]) assertNear(m.layers[g[0]][j][1].grad!, reduced(m.grads, g, j, rule), 1e-6, `${what}: group ${g} tensor ${j}`);
+      const trainable = ctrl.trainable(m.named());
+      // The optimizer sees the tensor outside the stack and each group's representative, once.
+      const positions = trainable.map(([n]) => n).filter((n) => n.startsWith('layer.')).map((n) => Number(n.split('.')[1]));
+      assert.deepEqual([...new Set(positions)].sort(), groups.map((g) => g[0]).sort());
+      assert.equal(trainable.length, 1 + 2 * groups.length);
+      // Clipping over the applied gradients: every group once, and the tensor outside the stack.
+      let normSq = sumSq(m.outsideGrad);
+      for (const g of groups) for (const j of [0, 1]) normSq += sumSq(reduced(m.grads, g, j, rule));
+      const norms = ctrl.gradNorms(trainable.map(([, t]) => t));
+      assert.ok(Math.abs(norms.update - Math.sqrt(normSq)) <= 1e-5 * Math.sqrt(normSq), `${what}: update norm ${norms.update} vs ${Math.sqrt(normSq)}`);
+      const layersSq = sumSq(m.outsideGrad) + m.grads.reduce((a, gl) => a + sumSq(gl[0]) + sumSq(gl[1]), 0);
+      assert.ok(Math.abs(norms.layers - Math.sqrt(layersSq)) <= 1e-5 * Math.sqrt(layersSq), `${what}: per-layer norm ${norms.layers} vs ${Math.sqrt(layersSq)}`);
+      assert.ok(norms.update > maxNorm, 'the test clips');
+      clipGradNorm(trainable.map(([, t]) => t), maxNorm, norms.update);
+      opt.step(trainable.map(([, t]) => t), trainable.map(([n]) => n), lr);
+      ctrl.afterUpdate(0, opt);
+      const s = maxNorm / (Math.sqrt(normSq) + 1e-6);
+      const adamw = (p: number, g: number, decay: number) => {
+        const gc = s * g, mom = (1 - cfg.beta1) * gc, v = (1 - cfg.beta2) * gc * gc;
+        return p * (1 - lr * decay) - (lr / (1 - cfg.beta1)) * mom / (Math.sqrt(v) / Math.sqrt(1 - cfg.beta2) + cfg.eps);
+      };
+      for (const g of groups) {
+        [wd, 0].forEach((decay, j) => {
+          const red = reduced(m.grads, g, j, rule);
+          const expected = Array.from(m.init[j], (p, k) => adamw(p, red[k], decay));
+          assertNear(m.layers[g[0]][j][1].data, expected, 2e-6, `${what}: weights of group ${g} tensor ${j}`);
+          // Every member holds exactly its representative's weights.
+          for (const pos of g.slice(1)) assert.deepEqual(m.layers[pos][j][1].data, m.layers[g[0]][j][1].data, `${what}: member ${pos}`);
+        });
+      }
+      assertNear(m.outside.data, Array.from(m.outsideInit, (p, k) => adamw(p, m.outsideGrad[k], wd)), 2e-6, `${what}: the tensor outside the stack`);
+    }
+  }
+});
+
+/** One update of a hand model: set the gradients, the sharing hook, AdamW, the sharing hook. */
+function handStep(m: ReturnType<typeof handModel>, ctrl: SharingController, opt: Optimizer, step: number) {
+  m.setGrads();
+  ctrl.beforeUpdate(step);
+  const trainable = ctrl.trainable(m.named());
+  opt.step(trainable.map(([, t]) => t), trainable.map(([n]) => n), 0.01);
+  return ctrl.afterUpdate(step, opt);
+}
+
+test('untie gives every layer its own copy of the shared moments: separate buffers, equal values', () => {
+  const m = handModel(4, 12);
+  const ctrl = new SharingController(m.stack, { groups: [[0, 1, 2, 3]], criterion: new FixedCriterion(1), sharedGrad: 'mean', untieOptimizer: 'copy' });
+  const opt = new Optimizer(defaultOptimizerConfig());
+  const events = handStep(m, ctrl, opt, 0);
+  assert.deepEqual(events.map((e) => [e.type, e.step]), [['untie', 0]]);
+  for (const j of [0, 1]) {
+    const red = reduced(m.grads, [0, 1, 2, 3], j, 'mean');
+    for (const [l, layer] of m.layers.entries()) {
+      const s = opt.stateOf(layer[j][1]);
+      assert.equal(s.step, 1);
+      assertNear(s.m, red.map((g) => 0.1 * g), 1e-6, `layer ${l} m`);
+      assertNear(s.v, red.map((g) => 0.001 * g * g), 1e-6, `layer ${l} v`);
+    }
+    // Changing one layer's moments changes no other layer's.
+    const before = m.layers.map((layer) => [opt.stateOf(layer[j][1]).m.slice(), opt.stateOf(layer[j][1]).v.slice()]);
+    for (const [l, layer] of m.layers.entries()) {
+      opt.stateOf(layer[j][1]).m[0] += 1;
+      opt.stateOf(layer[j][1]).v[1] += 1;
+      m.layers.forEach((other, o) => {
+        if (o === l) return;
+        assert.deepEqual(opt.stateOf(other[j][1]).m, before[o][0], `layer ${l}'s m is layer ${o}'s`);
+        assert.deepEqual(opt.stateOf(other[j][1]).v, before[o][1], `layer ${l}'s v is layer ${o}'s`);
+      });
+      before[l] = [opt.stateOf(layer[j][1]).m.slice(), opt.stateOf(layer[j][1]).v.slice()];
+    }
+  }
+});
+
+test("untieOptimizer rescale scales each layer's copy by ||own gradient|| / ||shared gradient||, per tensor", () => {
+  for (const rule of ['mean', 'sum'] as const) {
+    const m = handModel(3, 13);
+    const ctrl = new SharingController(m.stack, { groups: [[0, 1, 2]], criterion: new FixedCriterion(1), sharedGrad: rule, untieOptimizer: 'rescale' });
+    const opt = new Optimizer(defaultOptimizerConfig());
+    handStep(m, ctrl, opt, 0);
+    assert.equal(ctrl.tied, false);
+    for (const j of [0, 1]) {
+      const red = reduced(m.grads, [0, 1, 2], j, rule);
+      for (const [l, layer] of m.layers.entries()) {
+        const r = Math.sqrt(sumSq(m.grads[l][j]) / sumSq(red));
+        const s = opt.stateOf(layer[j][1]);
+        assertNear(s.m, red.map((g) => r * 0.1 * g), 1e-5, `${rule}: layer ${l} tensor ${j} m`);
+        assertNear(s.v, red.map((g) => r * r * 0.001 * g * g), 1e-5, `${rule}: layer ${l} tensor ${j} v`);
+      }
+    }
+  }
+});
+
+test('a split hands its optimizer state only to the parts of the group that split; other groups keep theirs', () => {
+  for (const mode of ['copy', 'rescale', 'reset'] as const) {
+    const m = handModel(4, 14);
+    // Layers 0 and 1 disagree (cosine -1); layers 2 and 3 agree (cosine 1).
+    m.grads[1] = m.grads[0].map((g) => g.map((x) => -0.5 * x));
+    m.grads[3] = m.grads[2].map((g) => g.map((x) => 2 * x));
+    const ctrl = new SharingController(m.stack, {
+      groups: [[0, 1], [2, 3]], criterion: new MultiCriterion({ threshold: 0.5, patience: 2, every: 1 }), sharedGrad: 'mean', untieOptimizer: mode,
+    });
+    const opt = new Optimizer(defaultOptimizerConfig());
+    handStep(m, ctrl, opt, 0);
+    assert.deepEqual(ctrl.groups, [[0, 1], [2, 3]]);
+    const events = handStep(m, ctrl, opt, 1);
+    assert.deepEqual(ctrl.groups, [[0], [1], [2, 3]], mode);
+    assert.ok(events.some((e) => e.type === 'split'));
+    // The same gradient twice: m = (0.1 + 0.9 * 0.1) g after two steps.
+    for (const j of [0, 1]) {
+      const t = m.layers[2][j][1];
+      assert.ok(opt.hasState(t), `${mode}: the group that did not split kept its state`);
+      assert.equal(opt.stateOf(t).step, 2, `${mode}: the group that did not split kept its step count`);
+      assertNear(opt.stateOf(t).m, reduced(m.grads, [2, 3], j, 'mean').map((g) => 0.19 * g), 1e-6, `${mode}: group [2,3] m`);
+      const red = reduced(m.grads, [0, 1], j, 'mean');
+      for (const pos of [0, 1]) {
+        const p = m.layers[pos][j][1];
+        if (mode === 'reset') {
+          assert.equal(opt.hasState(p), false, `reset: layer ${pos} starts afresh`);
+          continue;
+        }
+        const r = mode === 'rescale' ? Math.sqrt(sumSq(m.grads[pos][j]) / sumSq(red)) : 1;
+        assert.equal(opt.stateOf(p).step, 2, `${mode}: layer ${pos} continues the group's step count`);
+        assertNear(opt.stateOf(p).m, red.map((g) => r * 0.19 * g), 1e-5, `${mode}: layer ${pos} m`);
+      }
+    }
+  }
+});
+
+test('the pooled cosine is the cosine of the concatenated gradients; per-tensor cosines are plain cosines', () => {
+  const m = handModel(4, 15);
+  // Tensors of very different gradient energy, so that weighting by size or by energy would differ.
+  m.grads.forEach((g) => g[1].forEach((_, k) => (g[1][k] *= 30)));
+  const ctrl = new SharingController(m.stack, { groups: [[0, 1, 2], [3]], criterion: new AdaptiveCriterion({ threshold: 0.5, patience: 3, every: 1 }), sharedGrad: 'mean', untieOptimizer: 'copy' });
+  const cos = (a: ArrayLike<number>, b: ArrayLike<number>) => {
+    let d = 0;
+    for (let k = 0; k < a.length; k++) d += a[k] * b[k];
+    return d / Math.sqrt(sumSq(a) * sumSq(b));
+  };
+  m.setGrads();
+  const stats = ctrl.measure(0);
+  assert.deepEqual(stats.pairs.map((p) => [p.a, p.b]), [[0, 1], [1, 2]], 'adjacent members of tied groups only');
+  for (const p of stats.pairs) {
+    const concat = (l: number) => [...m.grads[l][0], ...m.grads[l][1]];
+    assert.ok(Math.abs(p.cosine - cos(concat(p.a), concat(p.b))) < 1e-6, `pooled ${p.a}-${p.b}: ${p.cosine}`);
+    assert.ok(Math.abs(p.perTensor['dense.weight'] - cos(m.grads[p.a][0], m.grads[p.b][0])) < 1e-6);
+    assert.ok(Math.abs(p.perTensor['dense.bias'] - cos(m.grads[p.a][1], m.grads[p.b][1])) < 1e-6);
+  }
+  // The check logged by afterUpdate carries the same numbers.
+  const opt = new Optimizer(defaultOptimizerConfig());
+  const check = handStep(m, ctrl, opt, 0).find((e) => e.type === 'sharing_check');
+  assert.ok(check && check.type === 'sharing_check');
+  assert.deepEqual(check.pairs, stats.pairs);
+});
+
+test('step:N makes exactly the first N updates tied: N = 0, 1 and the last step', () => {
+  const T = 5, phi = target(10);
+  const allEqual = (net: DeepLinearNetwork) => weights(net).every((w) => w.every((x, k) => x === weights(net)[0][k]));
+  for (const N of [0, 1, T]) {
+    const { net, ctrl, opt } = setup('1x4', parseCriterion(`step:${N}`, { totalSteps: T }));
+    const untieAfter: number[] = [];
+    const tiedAfter: boolean[] = [];
+    for (let i = 0; i < T; i++) {
+      for (const e of step(net, ctrl, opt, phi, i)) if (e.type === 'untie') untieAfter.push(e.step + 1);
+      tiedAfter.push(allEqual(net));
+    }
+    assert.deepEqual(untieAfter, [N], `step:${N} unties once, after ${N} updates`);
+    // Tied updates keep the layers equal; the first untied update separates them.
+    assert.deepEqual(tiedAfter, Array.from({ length: T }, (_, i) => i < N), `step:${N}`);
+  }
+});
+
+test('a tied member without a gradient is an error, not a smaller mean', () => {
+  const m = handModel(3, 16);
+  const ctrl = new SharingController(m.stack, { groups: [[0, 1, 2]], criterion: new NeverCriterion(), sharedGrad: 'mean', untieOptimizer: 'copy' });
+  m.setGrads();
+  m.layers[2][1][1].grad = null;
+  assert.throws(() => ctrl.beforeUpdate(0), /tied parameter layer\.2\.dense\.bias has no gradient/);
+  // An untied layer may lack one (it simply is not updated).
+  const untied = new SharingController(m.stack, { groups: [[0], [1], [2]], criterion: new NeverCriterion(), sharedGrad: 'mean', untieOptimizer: 'copy' });
+  untied.beforeUpdate(0);
+});
+
+test('clipping refuses a NaN or infinite gradient before scaling anything', () => {
+  for (const bad of [NaN, Infinity]) {
+    const a = new Tensor(new Float32Array(3), [3], true), b = new Tensor(new Float32Array(2), [2], true);
+    a.grad = Float32Array.from([3, 4, 0]);
+    b.grad = Float32Array.from([bad, 1]);
+    assert.throws(() => clipGradNorm([a, b], 1), (err: Error) => err instanceof UntieError && /gradient norm is (NaN|Infinity)/.test(err.message));
+    assert.deepEqual(a.grad, Float32Array.from([3, 4, 0]), 'nothing was scaled');
+  }
+  const a = new Tensor(new Float32Array(2), [2], true);
+  a.grad = Float32Array.from([3, 4]);
+  assert.equal(clipGradNorm([a], 1), 5);
+  assertNear(a.grad, [0.6, 0.8], 1e-6, 'clipped to norm 1');
+  // With a given norm (the per-layer one), that norm sets the factor.
+  a.grad = Float32Array.from([3, 4]);
+  assert.equal(clipGradNorm([a], 1, 10), 10);
+  assertNear(a.grad, [0.3, 0.4], 1e-6, 'clipped by the given norm');
 });

@@ -12,9 +12,11 @@ import { readMetrics, type MetricRecord } from '../src/train/metrics.js';
 import { train, evaluate } from '../src/train/trainer.js';
 import { exportModel, load } from '../src/train/load.js';
 import { fillMask } from '../src/train/inference.js';
-import { readSafetensors } from '../src/train/safetensors.js';
+import { readSafetensors, writeSafetensors, type WritableTensor } from '../src/train/safetensors.js';
+import { Rng } from '../src/tensor/rng.js';
 import { prepareData, prepareValidation } from '../src/train/data.js';
 import { main } from '../src/cli/main.js';
+import { sha256File } from '../src/train/fsutil.js';
 
 let root: string;
 let corpus: string;
@@ -94,6 +96,15 @@ test('a checkpoint loads back with the same outputs, and the run folder is compl
   const state = JSON.parse(fs.readFileSync(path.join(loaded.modelDir, 'trainer_state.json'), 'utf8'));
   assert.equal(state.step, 12);
   assert.deepEqual(state.sharing.groups, [[0], [1], [2], [3]]);
+  // Both gradient norms are logged: while tied (updates 1-6) the applied one (a mean of 4 layers' gradients)
+  // is below the per-layer one; once untied they are the same number.
+  const trainRecords = readMetrics(path.join(runDir, 'metrics.jsonl')).filter((r) => r.type === 'train');
+  assert.equal(trainRecords.length, 12);
+  for (const r of trainRecords) {
+    const update = r.grad_norm as number, layers = r.grad_norm_layers as number;
+    if (r.step <= 6) assert.ok(update < layers, `step ${r.step}: ${update} vs ${layers}`);
+    else assert.equal(update, layers, `step ${r.step}`);
+  }
 });
 
 test('train --probe pos: a frozen-encoder POS probe after each validation, leaving the run itself unchanged', async () => {
@@ -175,22 +186,147 @@ test('resume errors: no checkpoint, corrupted checkpoint; nothing already saved 
   const full = fs.readFileSync(model);
   fs.writeFileSync(model, full.subarray(0, full.length - 100));
   const before = fs.readFileSync(model);
-  await assert.rejects(train({ config: tinyConfig('broken', { train: { steps: 16 } }), resume: true, progress: false }), /model\.safetensors does not match its SHA-256/);
+  await assert.rejects(train({ config: tinyConfig('broken'), resume: true, extendTo: 16, progress: false }), /model\.safetensors does not match its SHA-256/);
   assert.deepEqual(fs.readFileSync(model), before);
   // Without the checksum file (a checkpoint of an older untie) the reader itself refuses it.
   fs.rmSync(path.join(dst, 'checkpoint-12', 'checksums.sha256'));
-  await assert.rejects(train({ config: tinyConfig('broken', { train: { steps: 16 } }), resume: true, progress: false }), /truncated or corrupted/);
+  await assert.rejects(train({ config: tinyConfig('broken'), resume: true, extendTo: 16, progress: false }), /truncated or corrupted/);
   assert.deepEqual(fs.readFileSync(model), before);
   assert.ok(fs.existsSync(path.join(dst, 'checkpoint-8', 'model.safetensors')));
 });
 
-test('a loss that becomes NaN stops the run with a clear error and leaves the checkpoints intact', async () => {
+test('a run that diverges stops before applying or saving the bad step, and names its last good checkpoint truthfully', async () => {
   seedTokenizer('nan');
-  const cfg = tinyConfig('nan', { train: { steps: 30, lr: 1e9, clip: 0, saveEvery: 1, warmupSteps: 1 } });
-  await assert.rejects(train({ config: cfg, progress: false }), /the loss became (NaN|Infinity)/);
-  const ckpts = fs.readdirSync(path.join(root, 'nan')).filter((f) => f.startsWith('checkpoint-'));
-  assert.ok(ckpts.length >= 1, 'the first step(s) were saved before the loss blew up');
-  for (const c of ckpts) readSafetensors(path.join(root, 'nan', c, 'model.safetensors'));
+  // lr = 1, 2, 3, ... (warmup towards 1000), no clipping: the loss climbs past 10 ln V within a few steps.
+  const cfg = tinyConfig('nan', { train: { steps: 30, lr: 1000, warmupSteps: 1000, clip: 0, saveEvery: 1, keepLast: 30, evalEvery: 0 } });
+  const err = await train({ config: cfg, progress: false }).then(() => null, (e: unknown) => e);
+  assert.ok(err instanceof UntieError, `the run failed with an UntieError, not ${String(err)}`);
+  const msg = err.message;
+  const failedAt = Number(/^the loss became \S+(?: \(over 10 ln V = \d+\))? at step (\d+)\. Nothing from this step was applied or saved\./.exec(msg)?.[1]);
+  assert.ok(failedAt >= 3, `${msg}`);
+  assert.doesNotMatch(msg, /intact/);
+  const runDir = path.join(root, 'nan');
+  const steps = fs.readdirSync(runDir).filter((f) => f.startsWith('checkpoint-')).map((f) => Number(f.slice(11))).sort((a, b) => a - b);
+  assert.deepEqual(steps, Array.from({ length: failedAt - 1 }, (_, i) => i + 1), 'every step before the failure was saved, nothing after it');
+  // The newest checkpoint holds the weights that failed, and the message says so; the one before it is named as the last good one.
+  assert.match(msg, new RegExp(`checkpoint-${failedAt - 1} holds the weights that led to this`));
+  const good = /The last good checkpoint \(finite weights that trained on with a sane loss\) is (\S+)\. /.exec(msg)?.[1];
+  assert.equal(good, path.join(runDir, `checkpoint-${failedAt - 2}`));
+  const trainLoss = readMetrics(path.join(runDir, 'metrics.jsonl')).filter((r) => r.type === 'train');
+  assert.ok((trainLoss.find((r) => r.step === failedAt - 1)!.loss as number) < 10 * Math.log(1000), 'the good checkpoint trained on with a sane loss');
+  const ev = evaluate(load(good!).model, await prepareValidation(cfg.data, runDir, 4));
+  assert.ok(Number.isFinite(ev.loss), 'the good checkpoint loads (finite weights) and evaluates');
+});
+
+test('a blow-up on the last update: train exits non-zero without saving it, and eval refuses diverged checkpoints', async () => {
+  seedTokenizer('blowup');
+  const errs: string[] = [];
+  const origErr = console.error, origLog = console.log;
+  console.error = (...a: unknown[]) => errs.push(a.join(' '));
+  console.log = () => {};
+  try {
+    const code = await main(['train', '--out', root, '--name', 'blowup', '--corpus', corpus, '--steps', '1', '--lr', '1000000', '--clip', '0', '--layers', '2', '--hidden', '16',
+      '--heads', '2', '--intermediate', '32', '--seq-len', '32', '--max-positions', '32', '--batch-size', '2', '--vocab-size', '1000', '--eval-batches', '1', '--threads', '1', '--quiet']);
+    assert.equal(code, 1);
+    assert.match(errs[0], /the validation loss after step 1 is \S+( \(over 10 ln V = 69\))?\. checkpoint-1 was not written\. No earlier checkpoint is kept\./);
+    assert.ok(!fs.existsSync(path.join(root, 'blowup', 'checkpoint-1')));
+
+    // eval: a checkpoint with a NaN weight, and one whose finite weights give a diverged loss.
+    for (const [name, damage] of [['nan-weight', (x: Float32Array) => (x[3] = NaN)], ['huge-weight', (x: Float32Array) => x.forEach((v, i) => (x[i] = v * 1e6))]] as const) {
+      const dir = path.join(root, `eval-${name}`);
+      fs.cpSync(path.join(root, 'whole'), dir, { recursive: true });
+      const file = path.join(dir, 'checkpoint-12', 'model.safetensors');
+      const { tensors, metadata } = readSafetensors(file);
+      const writable: Record<string, WritableTensor> = {};
+      for (const [k, t] of Object.entries(tensors)) writable[k] = { dtype: 'F32', shape: t.shape, data: t.data as Float32Array };
+      damage(writable['bert.embeddings.word_embeddings.weight'].data as Float32Array);
+      writeSafetensors(file, writable, metadata);
+      // As a run that saved its damage would have: the checksums describe the damaged file.
+      const sums = path.join(dir, 'checkpoint-12', 'checksums.sha256');
+      fs.writeFileSync(sums, fs.readFileSync(sums, 'utf8').replace(/^\S+(?=  model\.safetensors$)/m, sha256File(file)));
+      errs.length = 0;
+      assert.equal(await main(['eval', dir]), 1, name);
+      assert.match(errs[0], name === 'nan-weight' ? /"bert\.embeddings\.word_embeddings\.weight" holds NaN at index \d+: the weights are not finite/ : /the validation loss is \S+ \(over 10 ln V = 69\): this model diverged/, name);
+    }
+  } finally {
+    console.error = origErr;
+    console.log = origLog;
+  }
+});
+
+test('a resumed run keeps the schedule of its first start; --extend-to recomputes it and logs what changed', async () => {
+  seedTokenizer('sched');
+  // SWE-A with a deadline at half the run: 3 of 6 steps; warmup 10%: 1 step (rounded).
+  const cfg = tinyConfig('sched', { train: { steps: 6, saveEvery: 2, evalEvery: 0 }, sharing: { untie: 'adaptive', untieBy: 0.5, threshold: -0.99 } });
+  await train({ config: cfg, haltAt: 3, progress: false }); // the newest checkpoint: step 2
+  // A different length on resume is refused: it would move the learning rate, deadline and check interval mid-run.
+  await assert.rejects(train({ config: tinyConfig('sched', { ...cfg, train: { ...cfg.train, steps: 20 } }), resume: true, progress: false }), /planned for 6 steps.*--extend-to 20/);
+  await assert.rejects(train({ config: cfg, extendTo: 20, progress: false }), /already holds checkpoints/);
+  await assert.rejects(train({ config: cfg, resume: true, extendTo: 4, progress: false }), /above the run's planned 6/);
+  const result = await train({ config: cfg, resume: true, extendTo: 20, progress: false });
+  assert.equal(result.steps, 20);
+  const records = readMetrics(path.join(root, 'sched', 'metrics.jsonl'));
+  const ext = records.filter((r) => r.type === 'extend');
+  assert.equal(ext.length, 1);
+  assert.equal(ext[0].step, 2);
+  assert.deepEqual(ext[0].from, { steps: 6, warmupSteps: 1, untieAt: null, untieDeadline: 3, checkEvery: 1 });
+  assert.deepEqual(ext[0].to, { steps: 20, warmupSteps: 2, untieAt: null, untieDeadline: 10, checkEvery: 1 });
+  assert.deepEqual(ext[0].changed, ['steps', 'warmupSteps', 'untieDeadline']);
+  // The new schedule is in force: linear decay to 0 at step 20 after 2 warmup steps, the deadline at 10.
+  const lr = (step: number) => records.find((r) => r.type === 'train' && r.step === step + 1)!.lr as number;
+  assert.ok(Math.abs(lr(5) - 3e-3 * (20 - 5) / 18) < 1e-12, `lr at step 6: ${lr(5)}`);
+  assert.equal(records.find((r) => r.type === 'untie')!.step, 10);
+  const state = JSON.parse(fs.readFileSync(path.join(root, 'sched', 'checkpoint-20', 'trainer_state.json'), 'utf8'));
+  assert.deepEqual(state.schedule, ext[0].to);
+  assert.equal(JSON.parse(fs.readFileSync(path.join(root, 'sched', 'config.json'), 'utf8')).train.steps, 20);
+  // The CLI refuses --steps on --resume and points to --extend-to.
+  const errs: string[] = [];
+  const origErr = console.error;
+  console.error = (...a: unknown[]) => errs.push(a.join(' '));
+  try {
+    assert.equal(await main(['train', '--resume', path.join(root, 'sched'), '--steps', '30']), 1);
+  } finally {
+    console.error = origErr;
+  }
+  assert.match(errs[0], /--steps cannot change on --resume.*--extend-to N/);
+});
+
+test('a tiny model learns what only context can tell: runs of one word, of random words', async () => {
+  // Every sequence is [CLS] w1 x6, w2 x6, "." [SEP] with w1, w2 drawn from 20 words: a masked word is
+  // the word next to it, while its frequency says nothing (each word 1/20).
+  const words = 'bax cel dov fum gip hek jol kup lam mib nox pev qua rit sol tav vek wim yor zun'.split(' ');
+  const dir = path.join(root, 'runs-corpus');
+  fs.mkdirSync(dir);
+  const rng = new Rng(5);
+  for (let d = 0; d < 20; d++) {
+    const sentences = Array.from({ length: 100 }, () => {
+      const [a, b] = [words[rng.nextU32() % 20], words[rng.nextU32() % 20]];
+      return `${`${a} `.repeat(6)}${`${b} `.repeat(6)}.`;
+    });
+    fs.writeFileSync(path.join(dir, `doc${d}.txt`), sentences.join('\n\n') + '\n');
+  }
+  const cfg = tinyConfig('context', {
+    model: { layers: 2, hidden: 32, heads: 2, intermediate: 64, maxPositions: 16, dropout: 0, attentionDropout: 0 },
+    data: { corpus: dir, seqLen: 16, vocabSize: 100, evalBatches: 4 },
+    train: { steps: 250, batchSize: 16, lr: 3e-3, logEvery: 50, evalEvery: 0, saveEvery: 0 },
+    sharing: { share: '1x2', untie: 'step:100' },
+  });
+  const result = await train({ config: cfg, progress: false });
+  // The best expected accuracy of a model blind to the neighbours, on these batches: right where the
+  // masked position shows its own token (BERT keeps 10% unchanged) and on the "." (position 13),
+  // and 1 in 20 on the words, which are uniform at every position.
+  const batches = await prepareValidation(cfg.data, path.join(root, 'context'), 16);
+  let masked = 0, blind = 0;
+  for (const b of batches) {
+    b.labels.forEach((label, i) => {
+      if (label < 0) return;
+      masked++;
+      blind += b.inputIds[i] === label || i % b.seqLen === 13 ? 1 : 1 / 20;
+    });
+  }
+  const blindAcc = blind / masked;
+  assert.ok(masked > 100 && blindAcc < 0.3, `${masked} masked tokens; a context-blind model gets ${blindAcc}`);
+  assert.ok(result.finalValAcc > 0.8 && result.finalValAcc > blindAcc + 0.5, `validation accuracy ${result.finalValAcc} (context-blind best ${blindAcc.toFixed(3)})`);
 });
 
 test('the CLI: --help lists every flag with its default, and --json prints the summary', async () => {
@@ -206,13 +342,14 @@ test('the CLI: --help lists every flag with its default, and --json prints the s
     assert.match(help, /--steps VALUE\s+training steps \(optimizer updates\) \(default: 1000\)/);
     logs.length = 0;
     seedTokenizer('cli');
-    const code = await main(['train', '--json', '--out', root, '--name', 'cli', '--corpus', corpus, '--steps', '3', '--layers', '2', '--hidden', '16',
+    const code = await main(['train', '--json', '--out', root, '--name', 'cli', '--corpus', corpus, '--steps', '3', '--untie', 'step:0', '--layers', '2', '--hidden', '16',
       '--heads', '2', '--intermediate', '32', '--seq-len', '32', '--max-positions', '32', '--batch-size', '2', '--vocab-size', '1000', '--eval-batches', '1', '--threads', '1']);
     assert.equal(code, 0);
     const summary = JSON.parse(logs[logs.length - 1]);
     assert.deepEqual(Object.keys(summary).slice(0, 7), ['run_dir', 'steps', 'final_val_loss', 'final_val_acc', 'unigram_val_loss', 'unigram_val_acc', 'seconds']);
     assert.equal(summary.steps, 3);
     assert.ok(summary.unigram_val_loss > 0 && summary.unigram_val_acc >= 0 && summary.unigram_val_acc < 1, 'the unigram line is reported');
+    assert.equal(summary.untied_at, 0, 'step:0: untied before the first update');
     const errs: string[] = [];
     const origErr = console.error;
     console.error = (...a: unknown[]) => errs.push(a.join(' '));
@@ -275,6 +412,14 @@ test('--budget: stops within one step of the budget, keeps its clock across a re
   const ck = listCheckpointSteps(path.join(root, 'budget-cut'));
   const state = JSON.parse(fs.readFileSync(path.join(root, 'budget-cut', `checkpoint-${ck[ck.length - 1]}`, 'trainer_state.json'), 'utf8'));
   assert.ok(state.elapsed > 0 && state.elapsed < budget);
+  // --extend-to lengthens a step-count run; a budget run's schedule is fractions of its seconds, so it is refused, before anything is written.
+  const metricsBefore = fs.readFileSync(path.join(root, 'budget-cut', 'metrics.jsonl'));
+  await assert.rejects(
+    train({ config: budgetConfig('budget-cut'), resume: true, extendTo: 2000, progress: false }),
+    /--extend-to lengthens a step-count run; this one trains for a --budget of \S+, .*Resume it without --extend-to/,
+  );
+  assert.deepEqual(listCheckpointSteps(path.join(root, 'budget-cut')), ck);
+  assert.deepEqual(fs.readFileSync(path.join(root, 'budget-cut', 'metrics.jsonl')), metricsBefore);
   const resumed = await train({ config: budgetConfig('budget-cut'), resume: true, progress: false });
   assert.ok(resumed.seconds >= budget, 'the resumed run ends at the budget');
   const after = readMetrics(path.join(root, 'budget-cut', 'metrics.jsonl')).filter((r) => r.type === 'train' && r.step > state.step);

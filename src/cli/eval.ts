@@ -2,7 +2,7 @@
 import { UntieError } from '../errors.js';
 import { prepareValidation } from '../train/data.js';
 import { load } from '../train/load.js';
-import { evaluate } from '../train/trainer.js';
+import { divergedLoss, evaluate } from '../train/trainer.js';
 import { helpText, parse, type Flags } from './args.js';
 
 export const summary = 'validation MLM loss and accuracy of a run or checkpoint';
@@ -22,6 +22,9 @@ export async function run(argv: string[]): Promise<number> {
   const cfg = loaded.runConfig;
   const validation = await prepareValidation(cfg.data, loaded.runDir, cfg.train.batchSize, loaded.tokenizer);
   const result = evaluate(loaded.model, validation);
+  // load() refuses non-finite weights; finite but huge ones still give a diverged loss.
+  const diverged = divergedLoss(result.loss, loaded.tokenizer.vocabSize);
+  if (diverged) throw new UntieError(`${loaded.modelDir}: the validation loss is ${diverged}: this model diverged before it was saved. Evaluate an earlier checkpoint.`);
   if (values.json) {
     console.log(JSON.stringify({ val_loss: result.loss, val_acc: result.accuracy, tokens: result.tokens, checkpoint: loaded.modelDir }));
   } else {

@@ -60,9 +60,10 @@ const STRINGS: Record<string, [keyof RunConfig | null, string, string]> = {
   share: ['sharing', 'share', 'tying plan AxB: a unit of A layers repeated B times (default 1x<layers>: all tied)'],
   untie: ['sharing', 'untie', 'never | step:N | fraction:F | adaptive | multi'],
   'shared-grad': ['sharing', 'sharedGrad', 'mean (the paper) | sum (ALBERT)'],
-  'untie-optimizer': ['sharing', 'untieOptimizer', 'copy (each layer continues the shared state) | reset'],
+  'untie-optimizer': ['sharing', 'untieOptimizer', 'at untying: copy (each layer continues the shared optimizer state) | rescale (that copy, moments rescaled to the layer\'s own gradient size) | reset'],
   'untie-statistic': ['sharing', 'statistic', 'what adaptive/multi compare with rho: cosine (the paper\'s) | ema | relative | tensor-median'],
   probe: ['train', 'probe', 'after each validation, train a probe on the frozen encoder and log its test score: pos | spam (off unless given; each costs about one `untie finetune --frozen --seeds 1`)'],
+  'clip-basis': ['train', 'clipBasis', 'the norm --clip bounds while tied: update (the applied, shared gradient) | layers (every layer\'s own gradient)'],
 };
 
 /** The flags of `untie train` (compare accepts them after `--`). */
@@ -70,7 +71,8 @@ export function trainFlags(): Flags {
   const f: Flags = {
     preset: { type: 'string', help: `model size: ${Object.keys(PRESETS).join(' | ')}`, default: 'tiny' },
     config: { type: 'string', help: 'JSON config file (same keys as a run\'s config.json); flags override it' },
-    resume: { type: 'string', help: 'continue the run in this folder from its newest checkpoint' },
+    resume: { type: 'string', help: 'continue the run in this folder from its newest checkpoint, with the schedule of its first start' },
+    'extend-to': { type: 'string', help: 'with --resume: lengthen a step-count run to this many steps, recomputing its schedule (lr horizon, warmup, untie step/deadline, check interval); logged in metrics.jsonl' },
     budget: {
       type: 'string',
       help: 'train for this much wall-clock time instead of --steps (900s, 30m, 2h, 1h30m); only training steps count, not evaluation or checkpoints. ' +
@@ -134,11 +136,13 @@ function resumeConfig(dir: string, values: Record<string, string | boolean | und
   const cfg = runConfigOf(readConfigFile(file), dir);
   cfg.outDir = path.dirname(dir);
   cfg.name = path.basename(dir);
-  const allowed = new Set(['resume', 'json', 'quiet', 'ui', 'port', 'host', 'detect-anomaly', 'threads', 'steps', 'eval-every', 'save-every', 'keep-last', 'log-every']);
+  const allowed = new Set(['resume', 'extend-to', 'json', 'quiet', 'ui', 'port', 'host', 'detect-anomaly', 'threads', 'eval-every', 'save-every', 'keep-last', 'log-every']);
   for (const [k, v] of Object.entries(values)) {
-    if (v !== undefined && !allowed.has(k)) throw new UntieError(`--${k} cannot change on --resume: the run keeps its saved config.json (only --steps, --threads and the logging/saving intervals can change)`);
+    if (v === undefined || allowed.has(k)) continue;
+    if (k === 'steps') throw new UntieError('--steps cannot change on --resume: the run keeps the schedule of its first start. To lengthen it, use --extend-to N, which recomputes the schedule and logs what changed.');
+    throw new UntieError(`--${k} cannot change on --resume: the run keeps its saved config.json (only --threads and the logging/saving intervals can change; --extend-to lengthens it)`);
   }
-  for (const flag of ['steps', 'threads', 'eval-every', 'save-every', 'keep-last', 'log-every']) {
+  for (const flag of ['threads', 'eval-every', 'save-every', 'keep-last', 'log-every']) {
     const v = numberFlag(flag, values[flag], { integer: true });
     if (v !== undefined) (cfg.train as unknown as Record<string, unknown>)[NUMERIC[flag][1]] = v;
   }
@@ -169,11 +173,12 @@ export async function run(argv: string[]): Promise<number> {
   if (!values.ui && (values.port !== undefined || values.host !== undefined)) throw new UntieError('--port and --host set up the live page: add --ui');
   const config = resumeDir ? resumeConfig(resumeDir, values) : configFromFlags(values);
   if (!resumeDir) checkCreatable(runDirOf(config)); // an odd --out fails now, before the data is read
+  const extendTo = numberFlag('extend-to', values['extend-to'], { integer: true });
   const server = values.ui ? await startLivePage(config, values) : null;
   let result;
   try {
     result = await train({
-      config, resume: resumeDir !== null, progress: !values.quiet && !values.json,
+      config, resume: resumeDir !== null, extendTo, progress: !values.quiet && !values.json,
       command: commandAsRun('train'), detectAnomaly: values['detect-anomaly'] === true,
     });
   } finally {

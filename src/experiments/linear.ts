@@ -326,7 +326,7 @@ export function runLinear(spec: RunSpec): RunResult {
     opt.step(trainableTensors, trainableNames, lr);
     for (const e of ctrl.afterUpdate(step, opt)) {
       if (e.type === 'sharing_check') for (const p of e.pairs) minCosine = minCosine === null ? p.cosine : Math.min(minCosine, p.cosine);
-      if (e.type === 'untie') untieStep = step + 1;
+      if (e.type === 'untie') untieStep = e.step + 1;
     }
   }
   if (curve.length === 0 || curve[curve.length - 1][0] !== step) curve.push([step, ratio]);

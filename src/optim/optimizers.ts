@@ -118,12 +118,23 @@ export class Optimizer {
   }
 }
 
-/** Global gradient norm over `params`; scales grads down to `maxNorm` if above. Returns the norm before clipping. */
-export function clipGradNorm(params: Tensor[], maxNorm: number): number {
+/**
+ * Global gradient norm over `params`; scales the gradients down so that this
+ * norm is at most `maxNorm` (0 = no clipping). `norm`, when given, is the norm
+ * to bound instead of the one of `params` (the sharing controller's per-layer
+ * norm, say); the same factor scales `params`. Returns the norm before
+ * clipping. A non-finite norm (a NaN or infinite gradient) is refused before
+ * anything is scaled: `norm > maxNorm` is false for NaN, and clipping would
+ * silently let it through to the weights.
+ */
+export function clipGradNorm(params: Tensor[], maxNorm: number, norm?: number): number {
   const K = kernels();
-  let total = 0;
-  for (const p of params) if (p.grad) total += K.sumSquares(p.grad);
-  const norm = Math.sqrt(total);
+  if (norm === undefined) {
+    let total = 0;
+    for (const p of params) if (p.grad) total += K.sumSquares(p.grad);
+    norm = Math.sqrt(total);
+  }
+  if (!Number.isFinite(norm)) throw new UntieError(`the gradient norm is ${norm}: some gradient holds NaN or infinite values, so no update can be made from it`);
   if (maxNorm > 0 && norm > maxNorm) {
     const s = maxNorm / (norm + 1e-6);
     for (const p of params) if (p.grad) K.scale(p.grad, s, p.grad);

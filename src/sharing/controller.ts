@@ -13,12 +13,17 @@
  *   3. afterUpdate: copy each representative's new weights to the other
  *      members (so tied layers stay bit-identical), then let the criterion
  *      decide; on untie or split, each new group's representative gets its own
- *      copy of the old group's optimizer state (or a fresh one with
- *      `untieOptimizer: 'reset'`).
+ *      copy of the old group's optimizer state (`untieOptimizer`: 'copy'; or
+ *      that copy rescaled to the new group's gradient scale, 'rescale'; or a
+ *      fresh state, 'reset'). Groups that do not split keep their state.
+ *
+ * Steps are 0-based update indices: afterUpdate(step) runs after update
+ * `step`, so `step + 1` updates are complete. The criterion is also asked once
+ * before the first update (as decide(-1, ...)), so `step:0` never updates tied.
  */
 import { kernels } from '../backend/index.js';
 import { UntieError } from '../errors.js';
-import type { Optimizer } from '../optim/optimizers.js';
+import type { Optimizer, ParamState } from '../optim/optimizers.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { CheckStats, Criterion, Decision, PairStat } from './criteria.js';
 import { describeGroups, splitGroup, untieAll, validateGroups, type Groups } from './plan.js';
@@ -31,16 +36,31 @@ export interface RepeatedStack {
   prefix(position: number): string;
 }
 
+/**
+ * What a group that splits does with its optimizer state:
+ * - 'copy': each new group continues the old group's state (moments, step count);
+ * - 'rescale': the same copy with the moments rescaled, per tensor, by the
+ *   ratio of the new group's gradient to the old group's on the untie step
+ *   (m by r, v by r^2, r = ||g_new|| / ||g_shared||): the moments describe
+ *   the shared (mean or sum) gradient, whose size differs from each layer's
+ *   own, and without rescaling Adam's steps stay off by that ratio for about
+ *   1 / (1 - beta2) steps. The next step itself is unchanged (m / sqrt(v) is);
+ * - 'reset': each new group starts from a fresh state.
+ */
+export type UntieOptimizer = 'copy' | 'rescale' | 'reset';
+
 export interface SharingOptions {
   groups: Groups;
   criterion: Criterion;
   /** 'mean' (the paper) or 'sum' (ALBERT's autograd). */
   sharedGrad: 'mean' | 'sum';
-  /** 'copy' (default: each member continues the group's optimizer state) or 'reset'. */
-  untieOptimizer: 'copy' | 'reset';
+  untieOptimizer: UntieOptimizer;
 }
 
-/** A record of something the controller did, for metrics.jsonl. */
+/**
+ * A record of something the controller did, for metrics.jsonl. `step` is the
+ * 0-based update after which it happened (-1: before the first update).
+ */
 export type SharingEvent =
   | {
       type: 'sharing_check'; step: number; pairs: PairStat[]; below: number; threshold?: number; decision: Decision['action'];
@@ -54,9 +74,28 @@ export interface SharingState {
   criterion: Record<string, unknown>;
 }
 
+/** The two norms of one step's gradient (see `gradNorms`). */
+export interface GradNorms {
+  /** Of the gradient the optimizer applies: a tied group counts once, with its reduced (mean or sum) gradient. */
+  update: number;
+  /** Of every layer's own gradient, as an untied model would see it: the same quantity before and after untying. */
+  layers: number;
+}
+
 export class SharingController {
   groups: Groups;
   private pendingStats: CheckStats | null = null;
+  /** Events that happened in beforeUpdate (the untie before the first update), returned by the next afterUpdate. */
+  private pendingEvents: SharingEvent[] = [];
+  /**
+   * Of this step, measured in beforeUpdate for the members of tied groups:
+   * each tensor's own gradient energy (sum of squares) before the reduction,
+   * and each representative tensor's energy after it.
+   */
+  private ownSquares = new Map<Tensor, number>();
+  private sharedSquares = new Map<Tensor, number>();
+  /** With 'rescale': each tied representative's own gradient, kept before the reduction overwrites it. */
+  private repOwnGrads = new Map<Tensor, Float32Array>();
   readonly n: number;
 
   constructor(readonly stack: RepeatedStack, readonly options: SharingOptions) {
@@ -71,6 +110,10 @@ export class SharingController {
       });
     }
     validateGroups(options.groups, this.n);
+    if (options.sharedGrad !== 'mean' && options.sharedGrad !== 'sum') throw new UntieError(`sharedGrad must be "mean" or "sum", got "${String(options.sharedGrad)}"`);
+    if (!['copy', 'rescale', 'reset'].includes(options.untieOptimizer)) {
+      throw new UntieError(`untieOptimizer must be "copy", "rescale" or "reset", got "${String(options.untieOptimizer)}"`);
+    }
     this.groups = options.groups.map((g) => [...g]);
   }
 
@@ -116,33 +159,83 @@ export class SharingController {
 
   /**
    * Call after backward, before clipping and the optimizer step of update
-   * `step` (0-based). Measures the pair statistics when the criterion asks,
-   * then reduces each group's gradients into its representative.
+   * `step` (0-based). Before the first update, asks the criterion whether to
+   * untie at once (step:0). Measures the pair statistics when the criterion
+   * asks, then reduces each group's gradients into its representative.
    */
   beforeUpdate(step: number, progress?: number): void {
+    if (step === 0 && this.tied) this.untieBeforeFirstUpdate(progress);
+    this.ownSquares.clear();
+    this.sharedSquares.clear();
+    this.repOwnGrads.clear();
+    for (const g of this.groups) {
+      if (g.length > 1) for (const pos of g) this.stack.layers[pos].forEach(([name, t]) => this.requireGrad(t, name, pos));
+    }
     this.pendingStats = this.tied && this.criterion.wantsStats(step, progress) ? this.measure(step) : null;
     const K = kernels();
     for (const g of this.groups) {
       if (g.length === 1) continue;
       const rep = this.stack.layers[g[0]];
-      rep.forEach(([name, t], j) => {
-        if (!t.grad) throw new UntieError(`tied parameter ${name} of layer ${g[0]} has no gradient: was backward() called?`);
-        for (const pos of g.slice(1)) {
-          const other = this.stack.layers[pos][j][1];
-          if (other.grad) K.axpy(t.grad, other.grad, 1);
-        }
-        if (this.options.sharedGrad === 'mean') K.scale(t.grad, 1 / g.length, t.grad);
+      rep.forEach(([, t], j) => {
+        const repGrad = t.grad!;
+        for (const pos of g) this.ownSquares.set(this.stack.layers[pos][j][1], K.sumSquares(this.stack.layers[pos][j][1].grad!));
+        if (this.options.untieOptimizer === 'rescale') this.repOwnGrads.set(t, repGrad.slice());
+        for (const pos of g.slice(1)) K.axpy(repGrad, this.stack.layers[pos][j][1].grad!, 1);
+        if (this.options.sharedGrad === 'mean') K.scale(repGrad, 1 / g.length, repGrad);
+        this.sharedSquares.set(t, K.sumSquares(repGrad));
       });
     }
   }
 
-  /** Cosine similarities of adjacent group members' gradients (per tensor and pooled). */
+  /**
+   * Before the first update no optimizer state exists yet, so untying there
+   * moves no state: it only makes every layer its own group.
+   */
+  private untieBeforeFirstUpdate(progress?: number): void {
+    const decision = this.criterion.decide(-1, this.groups, null, progress);
+    if (decision.action !== 'untie') return;
+    this.groups = untieAll(this.groups);
+    this.pendingEvents.push({ type: 'untie', step: -1, groups: this.groups, description: describeGroups(this.groups), reason: decision.reason });
+  }
+
+  /** A tied member without a gradient would silently shrink the group's mean: refuse it. */
+  private requireGrad(t: Tensor, name: string, position: number): Float32Array {
+    if (!t.grad) {
+      throw new UntieError(`tied parameter ${this.stack.prefix(position)}${name} has no gradient: every member of a tied group must take part in the forward pass (was backward() called?)`);
+    }
+    return t.grad;
+  }
+
+  /**
+   * Norms of this step's gradient over `params` (the trainable tensors), after
+   * beforeUpdate. Gradient clipping can bound either; while layers are tied
+   * `update` is the smaller one (a mean of n gradients that agree only
+   * partly), and at untying it jumps to `layers`.
+   */
+  gradNorms(params: Tensor[]): GradNorms {
+    const K = kernels();
+    let update = 0, layers = 0;
+    for (const p of params) {
+      if (!p.grad) continue;
+      const sq = K.sumSquares(p.grad);
+      update += sq;
+      if (!this.sharedSquares.has(p)) layers += sq;
+    }
+    for (const sq of this.ownSquares.values()) layers += sq;
+    return { update: Math.sqrt(update), layers: Math.sqrt(layers) };
+  }
+
+  /**
+   * Cosine similarities of adjacent group members' gradients, per tensor and
+   * pooled: the pooled value is the cosine of the two layers' whole gradients
+   * (all tensors concatenated).
+   */
   measure(step: number): CheckStats {
     const K = kernels();
     const norms = new Map<Tensor, number>();
-    const sq = (t: Tensor) => {
+    const sq = (t: Tensor, name: string, pos: number) => {
       let v = norms.get(t);
-      if (v === undefined) norms.set(t, (v = t.grad ? K.sumSquares(t.grad) : 0));
+      if (v === undefined) norms.set(t, (v = K.sumSquares(this.requireGrad(t, name, pos))));
       return v;
     };
     const pairs: PairStat[] = [];
@@ -153,8 +246,8 @@ export class SharingController {
         const perTensor: Record<string, number> = {};
         A.forEach(([name, ta], j) => {
           const tb = B[j][1];
-          const d = ta.grad && tb.grad ? K.dot(ta.grad, tb.grad) : 0;
-          const na = sq(ta), nb = sq(tb);
+          const na = sq(ta, name, g[i]), nb = sq(tb, name, g[i + 1]);
+          const d = K.dot(ta.grad!, tb.grad!);
           perTensor[name] = cosine(d, na, nb);
           dotSum += d;
           aSum += na;
@@ -177,9 +270,10 @@ export class SharingController {
     }
     const stats = this.pendingStats;
     this.pendingStats = null;
-    if (!this.tied) return [];
+    const events = this.pendingEvents;
+    this.pendingEvents = [];
+    if (!this.tied) return events;
     const decision = this.criterion.decide(step, this.groups, stats, progress);
-    const events: SharingEvent[] = [];
     if (stats) {
       const threshold = this.criterion.threshold;
       const statistic = this.criterion.statistic;
@@ -204,31 +298,75 @@ export class SharingController {
   }
 
   /**
-   * Moves to `next` groups (each a subset of an old group). Every new group's
-   * representative takes a copy of its old group's optimizer state.
+   * Moves to `next` groups (each a subset of an old group). A group that
+   * splits hands its optimizer state to each of its parts, as
+   * `untieOptimizer` says; a group that does not split keeps its own.
+   * 'rescale' uses the gradients of the step just taken (call it after
+   * beforeUpdate of that step, as afterUpdate does).
    */
   regroup(next: Groups, optimizer: Optimizer): void {
     validateGroups(next, this.n);
-    const oldRep = new Map<number, number>();
-    for (const g of this.groups) for (const p of g) oldRep.set(p, g[0]);
+    const oldGroupOf = new Map<number, number[]>();
+    for (const g of this.groups) for (const p of g) oldGroupOf.set(p, g);
+    // Snapshot every splitting group's state first: its representative is
+    // also the first part's, and handing out must not see a half-updated state.
+    const handed = new Map<Tensor, ParamState | null>();
     for (const g of next) {
-      const from = oldRep.get(g[0])!;
-      for (const other of g.slice(1)) {
-        if (oldRep.get(other) !== from) throw new UntieError('a regrouping may only split groups, not merge them');
+      const old = oldGroupOf.get(g[0])!;
+      for (const p of g) if (oldGroupOf.get(p) !== old) throw new UntieError('a regrouping may only split groups, not merge them');
+      if (old.length === g.length) continue; // the same group: same representative, same state
+      for (const [, src] of this.stack.layers[old[0]]) {
+        if (!handed.has(src)) handed.set(src, optimizer.hasState(src) ? optimizer.stateOf(src) : null);
       }
-      if (from === g[0] || this.options.untieOptimizer === 'reset') continue;
-      this.stack.layers[g[0]].forEach(([, t], j) => {
-        const src = this.stack.layers[from][j][1];
-        if (optimizer.hasState(src)) {
-          const s = optimizer.stateOf(src);
-          optimizer.setState(t, { step: s.step, m: s.m.slice(), v: s.v.slice() });
+    }
+    for (const g of next) {
+      const old = oldGroupOf.get(g[0])!;
+      if (old.length === g.length) continue;
+      this.stack.layers[g[0]].forEach(([name, t], j) => {
+        const s = handed.get(this.stack.layers[old[0]][j][1]) ?? null;
+        if (s === null || this.options.untieOptimizer === 'reset') {
+          optimizer.deleteState(t);
+          return;
         }
+        const r = this.options.untieOptimizer === 'rescale' ? this.rescaleRatio(old, g, j, name) : 1;
+        const m = s.m.slice(), v = s.v.slice();
+        if (r !== 1) {
+          const K = kernels();
+          K.scale(m, r, m);
+          K.scale(v, r * r, v);
+        }
+        optimizer.setState(t, { step: s.step, m, v });
       });
     }
-    if (this.options.untieOptimizer === 'reset') {
-      for (const g of next) this.stack.layers[g[0]].forEach(([, t]) => optimizer.deleteState(t));
-    }
     this.groups = next.map((g) => [...g]);
+  }
+
+  /**
+   * ||g_new|| / ||g_shared|| for tensor j: the gradient part `g` of old group
+   * `old` would have received on this step (its members' own gradients,
+   * reduced by the same rule) over the one the old group did receive.
+   */
+  private rescaleRatio(old: number[], g: number[], j: number, name: string): number {
+    const K = kernels();
+    const repTensor = this.stack.layers[old[0]][j][1];
+    const shared = this.sharedSquares.get(repTensor);
+    const own = (pos: number): Float32Array | undefined => {
+      const t = this.stack.layers[pos][j][1];
+      return pos === old[0] ? this.repOwnGrads.get(t) : (t.grad ?? undefined);
+    };
+    if (shared === undefined || g.some((pos) => own(pos) === undefined)) {
+      throw new UntieError(`untieOptimizer 'rescale' needs the gradients of the step that unties (${this.stack.prefix(g[0])}${name}): call regroup after beforeUpdate of that step`);
+    }
+    let energy: number;
+    if (g.length === 1) {
+      energy = K.sumSquares(own(g[0])!);
+    } else {
+      const reduced = own(g[0])!.slice();
+      for (const pos of g.slice(1)) K.axpy(reduced, own(pos)!, 1);
+      if (this.options.sharedGrad === 'mean') K.scale(reduced, 1 / g.length, reduced);
+      energy = K.sumSquares(reduced);
+    }
+    return shared > 0 && energy > 0 ? Math.sqrt(energy / shared) : 1;
   }
 
   getState(): SharingState {

@@ -15,7 +15,12 @@ export interface PairStat {
   /** Layer positions of the pair (a before b in the group). */
   a: number;
   b: number;
-  /** Cosine similarity of the two layers' whole flattened gradients (all tensors pooled). */
+  /**
+   * Cosine similarity of the two layers' whole gradients (all tensors
+   * concatenated). It equals the per-tensor cosines averaged with weights
+   * ||a_t|| ||b_t|| / (||a|| ||b||): each tensor counts by its gradient
+   * energy, not by its size.
+   */
   cosine: number;
   /** Cosine similarity per parameter tensor, by name within the layer. */
   perTensor: Record<string, number>;
@@ -47,7 +52,13 @@ export interface Criterion {
    * seconds of a --budget run); criteria built for a budget schedule by it.
    */
   wantsStats(step: number, progress?: number): boolean;
-  /** Called after update `step` completes (`progress`: the fraction of the run done now), with its statistics on check steps. */
+  /**
+   * Called after update `step` (0-based) completes, so `step + 1` updates are
+   * done (`progress`: the fraction of the run done now), with its statistics
+   * on check steps; and once with step = -1 and no statistics before the
+   * first update, where only an untie is acted on (`step:0`: no update is
+   * ever made tied).
+   */
   decide(step: number, groups: Groups, stats: CheckStats | null, progress?: number): Decision;
   /** A JSON-able description of the settings, for config.json and logs. */
   describe(): Record<string, unknown>;
@@ -126,8 +137,11 @@ export class CheckMarks {
 }
 
 /**
- * SWE-F: untie once `untieAt` updates have been made tied, or (budget runs,
- * `fraction` set) once that fraction of the budget has been spent.
+ * SWE-F, `step:N`: the first N updates are made tied, every later one untied;
+ * the untie comes after update N (N = 0: before the first update, so the
+ * layers start from one shared draw and never update tied; N = the run's
+ * length: after the last update, so every update was tied). Budget runs
+ * (`fraction` set): untie once that fraction of the budget has been spent.
  */
 export class FixedCriterion implements Criterion {
   readonly kind = 'fixed';
@@ -189,10 +203,12 @@ function pastDeadline(o: AdaptiveOptions, step: number, progress?: number): bool
 /**
  * SWE-A: every K steps, look at the adjacent-pair correlations of all tied
  * groups; when more than half are below rho at C consecutive checks, untie
- * everything. The decision uses the pooled cosine: one number per pair that
- * weighs each tensor by its size, which is what "the correlation between the
- * gradients of two layers" means for a whole layer. Per-tensor values are
- * logged alongside so the choice can be revisited.
+ * everything. The decision uses the pooled cosine: the cosine of the two
+ * layers' whole gradients, which is what "the correlation between the
+ * gradients of two layers" means for a whole layer; it weighs each tensor by
+ * its gradient energy (see PairStat.cosine), so tensors with small gradients
+ * (biases, LayerNorm) barely move it. Per-tensor values are logged alongside
+ * so the choice can be revisited.
  */
 export class AdaptiveCriterion implements Criterion {
   readonly kind = 'adaptive';
@@ -305,6 +321,8 @@ export interface CriterionDefaults {
   every?: number;
   /** SWE-A/SWE-M deadline as a fraction of totalSteps (0 or undefined: none). */
   untieBy?: number;
+  /** SWE-A/SWE-M deadline in updates, already resolved (overrides untieBy; null: none). */
+  deadline?: number | null;
   statistic?: UntieStatistic;
   /**
    * A --budget run: fractions (fraction:F, the deadline, the default check
@@ -333,7 +351,7 @@ export function parseCriterion(text: string, d: CriterionDefaults): Criterion {
     threshold: d.threshold ?? 0.5,
     patience: d.patience ?? 3,
     every: d.every ?? defaultCheckEvery(d.totalSteps),
-    deadline: d.untieBy ? Math.max(1, Math.round(d.untieBy * d.totalSteps)) : null,
+    deadline: d.deadline !== undefined ? d.deadline : d.untieBy ? Math.max(1, Math.round(d.untieBy * d.totalSteps)) : null,
     statistic: d.statistic ?? 'cosine',
     everyFraction: d.budget && d.every === undefined ? DEFAULT_CHECK_FRACTION : null,
     deadlineFraction: d.budget && d.untieBy ? d.untieBy : null,

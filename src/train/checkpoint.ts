@@ -16,6 +16,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { kernels } from '../backend/index.js';
 import { quoteError, UntieError } from '../errors.js';
 import { TOKENIZER_FILES } from '../data/tokenizer.js';
 import type { BertConfig, BertForMaskedLM } from '../models/bert.js';
@@ -25,6 +26,7 @@ import type { SharingState } from '../sharing/controller.js';
 import { firstNonFinite } from '../tensor/anomaly.js';
 import { isRngState, type RngState } from '../tensor/rng.js';
 import type { Tensor } from '../tensor/tensor.js';
+import type { ResolvedSchedule } from './config.js';
 import { maxPositionsFromRoberta, robertaArchitecture, robertaPreLnConfig, ROBERTA_PRELN_TYPE, toRobertaPreLn } from './roberta-prelayernorm.js';
 import { readSafetensors, writeSafetensors, type Safetensors, type WritableTensor } from './safetensors.js';
 import { describeFsError, formatBytes, freeBytes, fsErrorCode, sha256File, writeFileAtomic } from './fsutil.js';
@@ -50,6 +52,15 @@ export interface TrainerState {
   elapsed: number;
   /** With train.evalPoints: the last evaluation mark passed (so a resumed run evaluates where the uninterrupted one did). */
   evalMark?: number;
+  /** The schedule resolved at the run's first start (absent in checkpoints written before it was kept). */
+  schedule?: ResolvedSchedule;
+}
+
+/** The name of the first parameter holding a NaN or infinite value, or null when all are finite. */
+export function firstNonFiniteParameter(named: [string, Tensor][]): string | null {
+  const K = kernels();
+  for (const [name, t] of named) if (!K.allFinite(t.data)) return name;
+  return null;
 }
 
 /** A task head's part of the config: the HF class and its labels in id order. */
@@ -213,7 +224,9 @@ export function loadModelWeights(
     if (src.shape.join() !== t.shape.join()) throw new UntieError(`${file}: "${name}" has shape [${src.shape}], the model expects [${t.shape}]`);
     if (!(src.data instanceof Float32Array)) throw new UntieError(`${file}: "${name}" is ${src.dtype}, expected a float tensor`);
     const bad = firstNonFinite(src.data);
-    if (bad >= 0) throw new UntieError(`${file}: "${name}" holds ${src.data[bad]} at index ${bad}: the weights are not finite. Use an earlier checkpoint.`);
+    if (bad >= 0) {
+      throw new UntieError(`${file}: "${name}" holds ${src.data[bad]} at index ${bad}: the weights are not finite (the model diverged before it was saved). Use an earlier checkpoint.`);
+    }
     t.data.set(src.data);
   }
 }
@@ -413,6 +426,16 @@ export function parseTrainerState(raw: unknown, source: string, expectedStep?: n
   if (s.evalMark !== undefined && !(Number.isSafeInteger(s.evalMark) && (s.evalMark as number) >= 0)) {
     throw bad(`"evalMark" must be a whole number >= 0, got ${JSON.stringify(s.evalMark)}`);
   }
+  if (s.schedule !== undefined) {
+    const r = s.schedule;
+    const count = (v: unknown, min: number) => Number.isSafeInteger(v) && (v as number) >= min;
+    if (
+      !isObject(r) || !count(r.steps, 1) || !count(r.warmupSteps, 0) ||
+      !(r.untieAt === null || count(r.untieAt, 0)) || !(r.untieDeadline === null || count(r.untieDeadline, 1)) || !(r.checkEvery === null || count(r.checkEvery, 1))
+    ) {
+      throw bad(`"schedule" must hold whole numbers steps >= 1, warmupSteps >= 0 and untieAt, untieDeadline, checkEvery (each null or a whole number), got ${JSON.stringify(r)?.slice(0, 120)}`);
+    }
+  }
   return s as unknown as TrainerState;
 }
 
@@ -458,6 +481,22 @@ export interface RestoreTargets {
   tokenizerDir: string;
 }
 
+/** A checkpoint's trainer state, read after its files passed their checksums (`verified`: there were checksums). */
+export interface OpenedCheckpoint {
+  state: TrainerState;
+  verified: boolean;
+}
+
+/**
+ * Verifies checkpoint `dir`'s checksums, then reads and checks its
+ * trainer_state.json: what a resume needs before it builds anything from the
+ * state (the trainer builds its untie criterion from the saved schedule).
+ */
+export function openCheckpoint(dir: string, step: number): OpenedCheckpoint {
+  const verified = verifyChecksums(dir, [...Object.values(CHECKPOINT_FILES), ...Object.values(TOKENIZER_FILES)]);
+  return { state: readTrainerState(dir, step), verified };
+}
+
 /**
  * Reads checkpoint `dir` (step `step`) into the in-memory model, optimizer,
  * tying plan and data stream, checking everything first: checksums, every
@@ -465,10 +504,10 @@ export interface RestoreTargets {
  * state (the same parameters, shapes, finite), and that the checkpoint's
  * tokenizer is the run's. Writes nothing: on any error the run folder is as
  * it was. Returns the trainer state and whether checksums were verified.
+ * `opened`: the checkpoint already opened (openCheckpoint), not read again.
  */
-export function restoreCheckpoint(dir: string, step: number, t: RestoreTargets): { state: TrainerState; verified: boolean } {
-  const verified = verifyChecksums(dir, [...Object.values(CHECKPOINT_FILES), ...Object.values(TOKENIZER_FILES)]);
-  const state = readTrainerState(dir, step);
+export function restoreCheckpoint(dir: string, step: number, t: RestoreTargets, opened = openCheckpoint(dir, step)): OpenedCheckpoint {
+  const { state, verified } = opened;
   const ownTokenizer = path.join(dir, TOKENIZER_FILES.tokenizer), runTokenizer = path.join(t.tokenizerDir, TOKENIZER_FILES.tokenizer);
   if (fs.existsSync(ownTokenizer) && !fs.readFileSync(ownTokenizer).equals(fs.readFileSync(runTokenizer))) {
     throw new UntieError(

@@ -6,7 +6,8 @@
 import fs from 'node:fs';
 import { quoteError, UntieError } from '../errors.js';
 import { defaultBertConfig, validateBertConfig, type BertConfig } from '../models/bert.js';
-import { parseCriterion, type Criterion } from '../sharing/criteria.js';
+import type { UntieOptimizer } from '../sharing/controller.js';
+import { AdaptiveCriterion, FixedCriterion, MultiCriterion, parseCriterion, type Criterion } from '../sharing/criteria.js';
 import { parseStatistic } from '../sharing/statistics.js';
 import { parseShare } from '../sharing/plan.js';
 
@@ -50,6 +51,13 @@ export interface TrainConfig {
   eps: number;
   /** Global gradient-norm clip (0 = off). */
   clip: number;
+  /**
+   * Which norm `clip` bounds while layers are tied: 'update' (the gradient
+   * the optimizer applies, a tied group counted once with its mean or sum) or
+   * 'layers' (every layer's own gradient, as if untied: the same quantity
+   * before and after untying). The two agree once everything is untied.
+   */
+  clipBasis: 'update' | 'layers';
   seed: number;
   /** Kernel threads (0 = all cores). */
   threads: number;
@@ -69,7 +77,7 @@ export interface SharingConfig {
   /** never | step:N | fraction:F | adaptive | multi */
   untie: string;
   sharedGrad: 'mean' | 'sum';
-  untieOptimizer: 'copy' | 'reset';
+  untieOptimizer: UntieOptimizer;
   /** rho, C and K of SWE-A / SWE-M (K = 0: chosen from the run length). */
   threshold: number;
   patience: number;
@@ -111,7 +119,7 @@ export function defaultRunConfig(preset = 'tiny'): RunConfig {
     data: { corpus: 'brown', validationFraction: 0.05, splitSeed: 0, seqLen: 128, vocabSize: 8192, evalBatches: 8, maskProb: 0.15 },
     train: {
       steps: 1000, budget: 0, batchSize: 32, gradAccum: 1, optimizer: 'adamw', lr: 1e-3, warmupSteps: 0, warmupFraction: 0.1, schedule: 'linear',
-      weightDecay: 0.01, beta1: 0.9, beta2: 0.999, eps: 1e-6, clip: 1.0, seed: 0, threads: 0,
+      weightDecay: 0.01, beta1: 0.9, beta2: 0.999, eps: 1e-6, clip: 1.0, clipBasis: 'update', seed: 0, threads: 0,
       logEvery: 10, evalEvery: 200, evalPoints: 0, saveEvery: 500, keepLast: 2, probe: '', ...p.train,
     },
     sharing: { share: '', untie: 'adaptive', sharedGrad: 'mean', untieOptimizer: 'copy', threshold: 0.5, patience: 3, checkEvery: 0, untieBy: 0.2, statistic: 'cosine' },
@@ -123,9 +131,45 @@ export function bertConfigOf(cfg: RunConfig, vocabSize: number): BertConfig {
   return { ...cfg.model, vocabSize };
 }
 
-/** Warmup steps: train.warmupSteps, or (when 0) train.warmupFraction of the steps. */
-export function warmupOf(cfg: RunConfig): number {
-  return cfg.train.warmupSteps > 0 ? cfg.train.warmupSteps : Math.round(cfg.train.warmupFraction * cfg.train.steps);
+/** Warmup steps: train.warmupSteps, or (when 0) train.warmupFraction of the run's `steps`. */
+export function warmupOf(cfg: RunConfig, steps = cfg.train.steps): number {
+  return cfg.train.warmupSteps > 0 ? cfg.train.warmupSteps : Math.round(cfg.train.warmupFraction * steps);
+}
+
+/**
+ * What a step-count run derives from its length at its first start: the
+ * learning-rate schedule's horizon and warmup, and the untie criterion's
+ * step, deadline and check interval. It is kept in every checkpoint, so a
+ * resumed run goes on with the values it started with; only an explicit
+ * extension (`train --resume DIR --extend-to N`) recomputes it. (A --budget
+ * run's schedule is fractions of its budget, which a resume cannot change.)
+ */
+export interface ResolvedSchedule {
+  /** Updates in the run: the learning rate decays to 0 here. */
+  steps: number;
+  warmupSteps: number;
+  /** SWE-F (step:N, fraction:F): untie after this many updates; null for other criteria. */
+  untieAt: number | null;
+  /** SWE-A/SWE-M: untie after this many updates at the latest; null: no deadline (or another criterion). */
+  untieDeadline: number | null;
+  /** SWE-A/SWE-M: updates between checks (K); null for other criteria. */
+  checkEvery: number | null;
+}
+
+/** Resolves `cfg`'s schedule for a run of `steps` updates. */
+export function resolveSchedule(cfg: RunConfig, steps = cfg.train.steps): ResolvedSchedule {
+  const s = cfg.sharing;
+  const criterion = parseCriterion(s.untie, {
+    totalSteps: steps, threshold: s.threshold, patience: s.patience, every: s.checkEvery > 0 ? s.checkEvery : undefined, untieBy: s.untieBy,
+  });
+  const adaptive = criterion instanceof AdaptiveCriterion || criterion instanceof MultiCriterion ? criterion.options : null;
+  return {
+    steps,
+    warmupSteps: warmupOf(cfg, steps),
+    untieAt: criterion instanceof FixedCriterion ? criterion.untieAt : null,
+    untieDeadline: adaptive ? adaptive.deadline ?? null : null,
+    checkEvery: adaptive ? adaptive.every : null,
+  };
 }
 
 /**
@@ -196,7 +240,8 @@ export function validateRunConfig(cfg: RunConfig): void {
   parseShare(shareOf(cfg), cfg.model.layers);
   criterionOf(cfg);
   if (cfg.sharing.sharedGrad !== 'mean' && cfg.sharing.sharedGrad !== 'sum') throw new UntieError(`--shared-grad must be "mean" or "sum", got "${cfg.sharing.sharedGrad}"`);
-  if (cfg.sharing.untieOptimizer !== 'copy' && cfg.sharing.untieOptimizer !== 'reset') throw new UntieError(`--untie-optimizer must be "copy" or "reset", got "${cfg.sharing.untieOptimizer}"`);
+  if (!['copy', 'rescale', 'reset'].includes(cfg.sharing.untieOptimizer)) throw new UntieError(`--untie-optimizer must be "copy", "rescale" or "reset", got "${cfg.sharing.untieOptimizer}"`);
+  if (t.clipBasis !== 'update' && t.clipBasis !== 'layers') throw new UntieError(`--clip-basis must be "update" or "layers", got "${t.clipBasis}"`);
 }
 
 /** "AxB" of the config, defaulting to all layers tied. */
@@ -204,13 +249,24 @@ export function shareOf(cfg: RunConfig): string {
   return cfg.sharing.share || `1x${cfg.model.layers}`;
 }
 
-/** The untie criterion a run config asks for. */
-export function criterionOf(cfg: RunConfig): Criterion {
+/**
+ * The untie criterion a run config asks for. A step-count run's steps come
+ * from `schedule` (the run's resolved one); a --budget run's from fractions
+ * of its budget.
+ */
+export function criterionOf(cfg: RunConfig, schedule: ResolvedSchedule = resolveSchedule(cfg)): Criterion {
   const s = cfg.sharing;
+  const statistic = parseStatistic(s.statistic);
+  if (cfg.train.budget > 0) {
+    return parseCriterion(s.untie, {
+      totalSteps: cfg.train.steps, threshold: s.threshold, patience: s.patience,
+      every: s.checkEvery > 0 ? s.checkEvery : undefined, untieBy: s.untieBy, statistic, budget: true,
+    });
+  }
+  if (schedule.untieAt !== null) return new FixedCriterion(schedule.untieAt);
   return parseCriterion(s.untie, {
-    totalSteps: cfg.train.steps, threshold: s.threshold, patience: s.patience,
-    every: s.checkEvery > 0 ? s.checkEvery : undefined, untieBy: s.untieBy, statistic: parseStatistic(s.statistic),
-    budget: cfg.train.budget > 0,
+    totalSteps: schedule.steps, threshold: s.threshold, patience: s.patience,
+    every: schedule.checkEvery ?? undefined, deadline: schedule.untieDeadline, statistic,
   });
 }
 

@@ -13,12 +13,12 @@ import { UntieError } from '../errors.js';
 import { BertForMaskedLM, type MlmBatch } from '../models/bert.js';
 import { Optimizer, clipGradNorm } from '../optim/optimizers.js';
 import { learningRate, learningRateAt } from '../optim/schedule.js';
-import { SharingController, type SharingEvent } from '../sharing/controller.js';
+import { SharingController, type GradNorms, type SharingEvent } from '../sharing/controller.js';
 import { parseShare, planGroups } from '../sharing/plan.js';
 import { AnomalyError, checkParameters, setDetectAnomaly } from '../tensor/anomaly.js';
 import { backward, clearTape, noGrad, tidy, type Tensor } from '../tensor/tensor.js';
-import { bertConfigOf, criterionOf, shareOf, validateRunConfig, warmupOf, type RunConfig } from './config.js';
-import { listCheckpoints, pruneCheckpoints, restoreCheckpoint, saveCheckpoint, type TrainerState } from './checkpoint.js';
+import { bertConfigOf, criterionOf, resolveSchedule, shareOf, validateRunConfig, type ResolvedSchedule, type RunConfig } from './config.js';
+import { firstNonFiniteParameter, listCheckpoints, openCheckpoint, pruneCheckpoints, restoreCheckpoint, saveCheckpoint, type TrainerState } from './checkpoint.js';
 import { prepareData, type PreparedData } from './data.js';
 import { readTask } from '../data/tasks/index.js';
 import type { TaskData, TaskName } from '../data/tasks/task.js';
@@ -33,6 +33,13 @@ export interface TrainOptions {
   config: RunConfig;
   /** Continue the run in `config`'s run folder from its newest checkpoint. */
   resume?: boolean;
+  /**
+   * With `resume`: lengthen the run to this many updates, recomputing its
+   * schedule (learning-rate horizon and warmup, untie step, deadline and
+   * check interval) and logging what changed. Without it a resumed run keeps
+   * the schedule of its first start.
+   */
+  extendTo?: number;
   /** Stop after this many completed steps without a final checkpoint, as a crash would (tests). */
   haltAt?: number;
   /** Print progress (default true). */
@@ -64,6 +71,23 @@ export interface EvalResult {
   loss: number;
   accuracy: number;
   tokens: number;
+}
+
+/**
+ * The highest mean MLM loss a run that still learns shows: 10 times that of a
+ * uniform guess over the vocabulary (10 ln V nats: on average the right token
+ * at probability V^-10). A run past it has diverged even while the loss is
+ * finite: on a 4-layer test model at lr 1e6 the loss went 7.0, 8.6e12, 1.6e17.
+ */
+export function lossCeiling(vocabSize: number): number {
+  return 10 * Math.log(vocabSize);
+}
+
+/** `loss` as an error message shows a diverged one ("NaN", "8.6e+12 (over 10 ln V = 69)"), or null when it is sane. */
+export function divergedLoss(loss: number, vocabSize: number): string | null {
+  if (!Number.isFinite(loss)) return String(loss);
+  const ceiling = lossCeiling(vocabSize);
+  return loss > ceiling ? `${loss.toPrecision(3)} (over 10 ln V = ${ceiling.toFixed(0)})` : null;
 }
 
 /** Mean MLM loss and accuracy over `batches` (dropout off, nothing recorded). */
@@ -106,7 +130,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   // On resume the folder exists: lock it first, so that no other run changes it while we check it.
   let lock = resumeFrom ? takeLock(runDir) : null;
   try {
-    const run = await setUpRun(cfg, runDir, resumeFrom);
+    const run = await setUpRun(cfg, runDir, resumeFrom, opts.extendTo);
     // ---- all inputs are good: claim the folder, then write
     if (!lock) {
       makeDirectory(runDir);
@@ -140,16 +164,23 @@ interface RunSetup {
   optimizer: Optimizer;
   sharing: SharingController;
   state: TrainerState;
+  /** The schedule this start follows (the first start's, or an --extend-to's). */
+  schedule: ResolvedSchedule;
+  /** With --extend-to: the metrics.jsonl record of what it recomputed. */
+  extension: MetricRecord | null;
 }
 
 /** Data, model, optimizer, tying plan and (on resume) the checkpoint's state, in memory: every input is checked, nothing is written. */
-async function setUpRun(cfg: RunConfig, runDir: string, resumeFrom: { step: number; dir: string } | null): Promise<RunSetup> {
+async function setUpRun(cfg: RunConfig, runDir: string, resumeFrom: { step: number; dir: string } | null, extendTo: number | undefined): Promise<RunSetup> {
   const t = cfg.train;
+  // The checkpoint's checksums and state come first: the untie criterion is built from its saved schedule.
+  const opened = resumeFrom ? openCheckpoint(resumeFrom.dir, resumeFrom.step) : null;
+  const { schedule, extension } = runSchedule(cfg, opened?.state ?? null, extendTo);
   const data = await prepareData(cfg.data, t.seed, runDir, t.batchSize, { save: false });
   const model = new BertForMaskedLM(bertConfigOf(cfg, data.tokenizer.vocabSize), t.seed);
   const named = model.namedParameters();
   const optimizer = new Optimizer({ kind: t.optimizer, beta1: t.beta1, beta2: t.beta2, eps: t.eps, weightDecay: t.weightDecay });
-  const criterion = criterionOf(cfg);
+  const criterion = criterionOf(cfg, schedule);
   const sharing = new SharingController(model.stack(), {
     groups: planGroups(parseShare(shareOf(cfg), cfg.model.layers)),
     criterion, sharedGrad: cfg.sharing.sharedGrad, untieOptimizer: cfg.sharing.untieOptimizer,
@@ -158,35 +189,37 @@ async function setUpRun(cfg: RunConfig, runDir: string, resumeFrom: { step: numb
 
   let state: TrainerState = {
     step: 0, dropoutRng: model.dropoutRng.getState(), data: data.train.getState(), sharing: sharing.getState(),
-    optimizerSteps: {}, bestValLoss: null, elapsed: 0,
+    optimizerSteps: {}, bestValLoss: null, elapsed: 0, schedule,
   };
-  if (resumeFrom) {
-    const restored = restoreCheckpoint(resumeFrom.dir, resumeFrom.step, { model, optimizer, sharing, named, dataset: data.train, tokenizerDir: runDir });
-    state = restored.state;
+  if (resumeFrom && opened) {
+    const restored = restoreCheckpoint(resumeFrom.dir, resumeFrom.step, { model, optimizer, sharing, named, dataset: data.train, tokenizerDir: runDir }, opened);
+    state = { ...restored.state, schedule };
     if (!restored.verified) warn(`${resumeFrom.dir} has no checksums (an older untie wrote it): its files were checked for structure and values only.`);
   }
-  return { data, model, named, optimizer, sharing, state };
+  return { data, model, named, optimizer, sharing, state, schedule, extension };
 }
 
 /** Writes the run's config and tokenizer, then trains: the loop. */
 async function runTraining(cfg: RunConfig, runDir: string, run: RunSetup, opts: TrainOptions): Promise<TrainResult> {
   const t = cfg.train;
-  const { data, model, named, optimizer, sharing } = run;
+  const { data, model, named, optimizer, sharing, schedule, extension } = run;
   let state = run.state;
+  const totalSteps = schedule.steps;
   const resumeHint = `${opts.command ?? 'untie train'} --resume ${shellQuote(runDir)}`;
-  writeFileAtomic(path.join(runDir, 'config.json'), JSON.stringify(cfg, null, 2) + '\n');
+  // The config as it now runs: an --extend-to changes its steps, so the next --resume reads the extended length.
+  writeFileAtomic(path.join(runDir, 'config.json'), JSON.stringify({ ...cfg, train: { ...t, steps: totalSteps } }, null, 2) + '\n');
   if (data.tokenizerTrained) saveTokenizer(data.tokenizer, runDir, { modelMaxLength: cfg.data.seqLen });
   setDetectAnomaly(opts.detectAnomaly ?? false, opts.detectAnomaly ? anomalyNames(named) : undefined);
 
   const metrics = new MetricsLog(path.join(runDir, 'metrics.jsonl'), state.step);
   const tb = new ScalarEventWriter(runDir);
   const budget = t.budget > 0 ? t.budget : null;
-  const progress = new Progress(t.steps, opts.progress ?? true, process.stderr, budget);
+  const progress = new Progress(totalSteps, opts.progress ?? true, process.stderr, budget);
   const tokensPerStep = t.batchSize * cfg.data.seqLen * t.gradAccum;
-  const sched = { lr: t.lr, warmupSteps: warmupOf(cfg), totalSteps: t.steps, kind: t.schedule };
+  const sched = { lr: t.lr, warmupSteps: schedule.warmupSteps, totalSteps, kind: t.schedule };
   // How much of the run is done: steps, or seconds of a --budget run (evaluation and checkpoints excluded).
-  const fractionDone = () => (budget ? state.elapsed / budget : state.step / t.steps);
-  const finished = () => (budget ? state.elapsed >= budget : state.step >= t.steps);
+  const fractionDone = () => (budget ? state.elapsed / budget : state.step / totalSteps);
+  const finished = () => (budget ? state.elapsed >= budget : state.step >= totalSteps);
   const lrNow = (step: number) =>
     budget ? learningRateAt(fractionDone(), { lr: t.lr, warmupFraction: t.warmupFraction, kind: t.schedule }) : learningRate(step, sched);
   // The probe's task, read once with the run's tokenizer and document split (its test documents are the validation documents).
@@ -207,6 +240,8 @@ async function runTraining(cfg: RunConfig, runDir: string, run: RunSetup, opts: 
   const unwatch = watchInterrupt(`\nuntie: ${stopping}\n`);
 
   const saveNow = () => {
+    const damaged = firstNonFiniteParameter(named);
+    if (damaged) throw divergence(`after step ${state.step} the weights hold NaN or infinite values (first in ${damaged})`, runDir, state.step, `checkpoint-${state.step} was not written.`);
     state = { ...state, dropoutRng: model.dropoutRng.getState(), data: data.train.getState(), sharing: sharing.getState() };
     const dir = saveCheckpoint(runDir, { model, optimizer, trainable: sharing.trainable(named), state }, { tokenizerDir: runDir, resumeHint });
     pruneCheckpoints(runDir, t.keepLast);
@@ -214,8 +249,12 @@ async function runTraining(cfg: RunConfig, runDir: string, run: RunSetup, opts: 
   };
 
   try {
-    const length = budget ? `for ${formatSeconds(budget)} of training` : `for ${t.steps} steps`;
+    const length = budget ? `for ${formatSeconds(budget)} of training` : `for ${totalSteps} steps`;
     progress.start(state.step, `training ${cfg.model.layers}-layer BERT (${shareOf(cfg)}, untie ${cfg.sharing.untie}) ${length} in ${runDir}`);
+    if (extension) {
+      metrics.write(extension);
+      progress.note(`extended to ${totalSteps} steps from step ${state.step}: ${describeChanges(extension)}`);
+    }
     while (!finished()) {
       const stepStart = performance.now();
       const step = state.step; // 0-based index of this update
@@ -223,7 +262,7 @@ async function runTraining(cfg: RunConfig, runDir: string, run: RunSetup, opts: 
 
       // forward + backward, accumulating gradients over micro-batches; a step that will be
       // logged also counts correct predictions (a budget run's last step is known only after it)
-      const accuracy = (step + 1) % t.logEvery === 0 || (!budget && step + 1 === t.steps);
+      const accuracy = (step + 1) % t.logEvery === 0 || (!budget && step + 1 === totalSteps);
       model.zeroGrad();
       let loss = 0, correct = 0, masked = 0;
       for (let micro = 0; micro < t.gradAccum; micro++) {
@@ -233,12 +272,10 @@ async function runTraining(cfg: RunConfig, runDir: string, run: RunSetup, opts: 
           correct += out.correct;
           masked += out.count;
           const v = out.loss.item();
-          if (!Number.isFinite(v)) {
+          const diverged = divergedLoss(v, data.tokenizer.vocabSize);
+          if (diverged) {
             clearTape();
-            throw new UntieError(
-              `the loss became ${v} at step ${step + 1}. Nothing was updated, and the checkpoints in ${runDir} are intact. ` +
-                `Lower --lr, raise the warmup, or keep --clip on (--detect-anomaly names the op where it starts), then continue with: ${resumeHint}`,
-            );
+            throw divergence(`the loss became ${diverged} at step ${step + 1}`, runDir, step);
           }
           backward(out.loss, 1 / t.gradAccum);
           return v;
@@ -248,7 +285,8 @@ async function runTraining(cfg: RunConfig, runDir: string, run: RunSetup, opts: 
 
       sharing.beforeUpdate(step, fractionDone()); // the method: measure layer agreement, tie the gradients
       const trainable = sharing.trainable(named);
-      const gradNorm = clipGradNorm(trainable.map(([, p]) => p), t.clip);
+      const norms = checkedGradNorms(sharing, trainable, runDir, step);
+      clipGradNorm(trainable.map(([, p]) => p), t.clip, t.clipBasis === 'layers' ? norms.layers : norms.update);
       optimizer.step(trainable.map(([, p]) => p), trainable.map(([n]) => n), lr);
       if (opts.detectAnomaly) checkParameters(trainable, `after the optimizer update of step ${step + 1}`);
       state.step = step + 1;
@@ -261,22 +299,28 @@ async function runTraining(cfg: RunConfig, runDir: string, run: RunSetup, opts: 
         if (e.type === 'sharing_check') {
           tb.addScalars({ 'sharing/mean_cosine': mean(e.pairs.map((p) => p.cosine)), 'sharing/pairs_below': e.below }, state.step);
         } else {
-          if (e.type === 'untie') untiedAt = state.step;
+          if (e.type === 'untie') untiedAt = e.step + 1;
           progress.note(`step ${state.step}: ${e.type}${e.reason ? ` (${e.reason})` : ''} -> ${e.description}`);
           tb.addScalar('sharing/groups', sharing.groups.length, state.step);
         }
       }
       if (state.step % t.logEvery === 0 || last) {
         const acc = accuracy ? { acc: correct / masked } : {};
-        metrics.write({ type: 'train', step: state.step, loss, ...acc, lr, grad_norm: gradNorm, tokens_per_s: tokensPerStep / seconds, elapsed: state.elapsed });
-        tb.addScalars({ 'train/loss': loss, ...(accuracy ? { 'train/accuracy': correct / masked } : {}), 'train/lr': lr, 'train/grad_norm': gradNorm, 'train/tokens_per_s': tokensPerStep / seconds }, state.step);
+        metrics.write({
+          type: 'train', step: state.step, loss, ...acc, lr, grad_norm: norms.update, grad_norm_layers: norms.layers,
+          tokens_per_s: tokensPerStep / seconds, elapsed: state.elapsed,
+        });
+        tb.addScalars({
+          'train/loss': loss, ...(accuracy ? { 'train/accuracy': correct / masked } : {}), 'train/lr': lr,
+          'train/grad_norm': norms.update, 'train/grad_norm_layers': norms.layers, 'train/tokens_per_s': tokensPerStep / seconds,
+        }, state.step);
       }
       progress.update(state.step, { loss, tokensPerSecond: tokensPerStep / seconds, elapsed: state.elapsed });
 
       const evalMark = t.evalPoints > 0 ? Math.floor(Math.min(1, fractionDone()) * t.evalPoints) : 0;
       if ((t.evalEvery > 0 && state.step % t.evalEvery === 0) || evalMark > (state.evalMark ?? 0) || last) {
         state.evalMark = evalMark;
-        const ev = evaluate(model, data.validation);
+        const ev = checkedEvaluate(model, data.validation, data.tokenizer.vocabSize, runDir, state.step);
         lastEval = { ...ev, step: state.step };
         state.bestValLoss = state.bestValLoss === null ? ev.loss : Math.min(state.bestValLoss, ev.loss);
         const uni = data.unigram;
@@ -310,7 +354,8 @@ async function runTraining(cfg: RunConfig, runDir: string, run: RunSetup, opts: 
     }
   } catch (err) {
     clearTape();
-    if (err instanceof AnomalyError) throw new UntieError(`${err.message} That was in step ${state.step + 1}; the checkpoints in ${runDir} are intact.`);
+    // The step that failed was not saved; a checkpoint at state.step may hold the weights that led to it (divergence says which).
+    if (err instanceof AnomalyError) throw divergence(`${err.message} That was in step ${state.step + 1}`, runDir, state.step, 'Nothing from this step was saved.');
     // A full disk or an I/O error while writing metrics or events: one line, not a stack.
     if (fsErrorCode(err) !== null) {
       throw new UntieError(`writing in ${runDir} failed at step ${state.step}: ${describeFsError(err)}. The checkpoints saved so far are intact; fix that, then continue with: ${resumeHint}`);
@@ -324,7 +369,7 @@ async function runTraining(cfg: RunConfig, runDir: string, run: RunSetup, opts: 
     tb.close();
   }
 
-  const final = lastEval ?? { ...evaluate(model, data.validation), step: state.step };
+  const final = lastEval ?? { ...checkedEvaluate(model, data.validation, data.tokenizer.vocabSize, runDir, state.step), step: state.step };
   return {
     runDir, steps: state.step, finalValLoss: final.loss, finalValAcc: final.accuracy,
     unigramValLoss: data.unigram.loss, unigramValAcc: data.unigram.accuracy, seconds: state.elapsed, untiedAt,
@@ -363,6 +408,87 @@ function warn(message: string): void {
 /** `dir` as a shell word: as is when plain, else single-quoted. */
 export function shellQuote(word: string): string {
   return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, "'\\''")}'`;
+}
+
+/**
+ * The run's schedule: resolved at its first start, read back from the
+ * checkpoint on resume (checkpoints older than this field: resolved from the
+ * config, as they were), and recomputed only by an explicit `extendTo`, which
+ * returns the metrics.jsonl record of what changed.
+ */
+function runSchedule(cfg: RunConfig, resumed: TrainerState | null, extendTo: number | undefined): { schedule: ResolvedSchedule; extension: MetricRecord | null } {
+  if (!resumed) {
+    if (extendTo !== undefined) throw new UntieError('--extend-to lengthens an existing run: use it with --resume RUN_DIR');
+    return { schedule: resolveSchedule(cfg), extension: null };
+  }
+  if (extendTo !== undefined && cfg.train.budget > 0) {
+    // A budget run's schedule (learning rate, untie fraction, deadline, checks) is fractions of its seconds, not of a step count.
+    throw new UntieError(
+      `--extend-to lengthens a step-count run; this one trains for a --budget of ${formatSeconds(cfg.train.budget)}, and its schedule is fractions of that budget. ` +
+        'Resume it without --extend-to, or start a new run with a larger --budget.',
+    );
+  }
+  const kept = resumed.schedule ?? resolveSchedule(cfg);
+  if (extendTo === undefined) {
+    if (cfg.train.steps !== kept.steps) {
+      throw new UntieError(
+        `this run was planned for ${kept.steps} steps, and a resumed run keeps the schedule of its first start (learning rate, warmup, untie step, deadline and check interval). ` +
+          `To lengthen it, pass --extend-to ${Math.max(cfg.train.steps, kept.steps + 1)}, which recomputes them and logs what changed.`,
+      );
+    }
+    return { schedule: kept, extension: null };
+  }
+  if (!Number.isInteger(extendTo) || extendTo <= kept.steps) {
+    throw new UntieError(`--extend-to must be a whole number of steps above the run's planned ${kept.steps}, got ${extendTo}`);
+  }
+  const schedule = resolveSchedule(cfg, extendTo);
+  const changed = (Object.keys(schedule) as (keyof ResolvedSchedule)[]).filter((k) => schedule[k] !== kept[k]);
+  return { schedule, extension: { type: 'extend', step: resumed.step, from: kept, to: schedule, changed } };
+}
+
+/** "steps 12 -> 20, warmupSteps 1 -> 2" for an extension record. */
+function describeChanges(extension: MetricRecord): string {
+  const from = extension.from as Record<string, unknown>, to = extension.to as Record<string, unknown>;
+  return (extension.changed as string[]).map((k) => `${k} ${String(from[k])} -> ${String(to[k])}`).join(', ');
+}
+
+/**
+ * The error for a run that diverged with `completed` updates made, saying
+ * which checkpoints are still good. A checkpoint from before `completed` is:
+ * its weights are finite and trained on with a sane loss and a finite
+ * gradient. One at `completed` holds the very weights that failed.
+ */
+function divergence(what: string, runDir: string, completed: number, done = 'Nothing from this step was applied or saved.'): UntieError {
+  const ckpts = listCheckpoints(runDir);
+  const good = ckpts.filter((c) => c.step < completed);
+  const failed = ckpts.some((c) => c.step === completed);
+  return new UntieError(
+    `${what}. ${done} ` +
+      (failed ? `checkpoint-${completed} holds the weights that led to this (resuming it repeats it). ` : '') +
+      (good.length > 0 ? `The last good checkpoint (finite weights that trained on with a sane loss) is ${good[good.length - 1].dir}. ` : 'No earlier checkpoint is kept. ') +
+      'A resumed run keeps its settings and would do the same: start a new run with a lower --lr or a longer --warmup (and --clip on); --detect-anomaly names the op where it starts.',
+  );
+}
+
+/**
+ * The gradient norms of update `step` (see SharingController.gradNorms),
+ * refusing, before anything is applied, a gradient that is not finite.
+ */
+function checkedGradNorms(sharing: SharingController, trainable: [string, Tensor][], runDir: string, step: number): GradNorms {
+  const norms = sharing.gradNorms(trainable.map(([, p]) => p));
+  if (!Number.isFinite(norms.update) || !Number.isFinite(norms.layers)) {
+    const bad = trainable.find(([, p]) => p.grad && !kernels().allFinite(p.grad));
+    throw divergence(`the gradients became non-finite at step ${step + 1} (norm ${norms.update}${bad ? `, first in ${bad[0]}` : ''}) while the loss was finite`, runDir, step);
+  }
+  return norms;
+}
+
+/** `evaluate`, refusing a diverged validation loss (after `completed` updates). */
+function checkedEvaluate(model: BertForMaskedLM, batches: MlmBatch[], vocabSize: number, runDir: string, completed: number): EvalResult {
+  const ev = evaluate(model, batches);
+  const diverged = divergedLoss(ev.loss, vocabSize);
+  if (diverged) throw divergence(`the validation loss after step ${completed} is ${diverged}`, runDir, completed, `checkpoint-${completed} was not written.`);
+  return ev;
 }
 
 function mean(xs: number[]): number {

@@ -1,0 +1,110 @@
+/**
+ * The measurement behind the defaults of --untie-optimizer, --shared-grad and
+ * --clip-basis (README, "The method's settings"): short runs of the tiny
+ * preset on the Brown corpus that untie at a fixed step, one per setting, and
+ * a table of the losses after the untie.
+ *
+ *   node --import tsx scripts/untie-settings.ts [--steps 400] [--untie-at 100] [--seeds 0] [--out runs/untie-settings] [--only mean-copy,sum-rescale,...]
+ *
+ * Runs one after another on one thread each (--threads 1), so they do not
+ * disturb each other; a run folder that already holds a finished run is
+ * reused, not retrained. Prints the commands it runs and a Markdown table.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { main } from '../src/cli/main.js';
+import { readMetrics, type MetricRecord } from '../src/train/metrics.js';
+
+const { values } = parseArgs({
+  options: {
+    steps: { type: 'string', default: '400' },
+    'untie-at': { type: 'string', default: '100' },
+    seeds: { type: 'string', default: '0' },
+    out: { type: 'string', default: 'runs/untie-settings' },
+    only: { type: 'string' },
+  },
+});
+const steps = Number(values.steps), untieAt = Number(values['untie-at']);
+const seeds = values.seeds!.split(',').map(Number);
+const outDir = values.out!;
+
+/** The settings compared: name -> extra flags. */
+const SETTINGS: [string, string[]][] = [
+  ['mean, copy', ['--shared-grad', 'mean', '--untie-optimizer', 'copy']],
+  ['mean, rescale', ['--shared-grad', 'mean', '--untie-optimizer', 'rescale']],
+  ['mean, reset', ['--shared-grad', 'mean', '--untie-optimizer', 'reset']],
+  ['sum, copy', ['--shared-grad', 'sum', '--untie-optimizer', 'copy']],
+  ['sum, rescale', ['--shared-grad', 'sum', '--untie-optimizer', 'rescale']],
+  ['sum, reset', ['--shared-grad', 'sum', '--untie-optimizer', 'reset']],
+  ['mean, copy, clip layers', ['--shared-grad', 'mean', '--untie-optimizer', 'copy', '--clip-basis', 'layers']],
+  ['never tied', ['--share', '6x1', '--untie', 'never']],
+];
+function slug(name: string): string {
+  return name.replace(/[^a-z0-9]+/g, '-');
+}
+/** --only mean-copy,sum-rescale: the settings' names as in their run folders. */
+const only = values.only ? new Set(values.only.split(',').map((s) => s.trim())) : null;
+
+function mean(xs: number[]): number {
+  return xs.reduce((a, b) => a + b, 0) / xs.length;
+}
+
+/** Mean training loss over updates (from, to]. */
+function trainLoss(records: MetricRecord[], from: number, to: number): number {
+  return mean(records.filter((r) => r.type === 'train' && r.step > from && r.step <= to).map((r) => r.loss as number));
+}
+
+function valLoss(records: MetricRecord[], step: number): number {
+  const r = records.find((x) => x.type === 'eval' && x.step === step);
+  return r ? (r.val_loss as number) : NaN;
+}
+
+function meanOf(records: MetricRecord[], key: string, from: number, to: number): number {
+  return mean(records.filter((r) => r.type === 'train' && r.step > from && r.step <= to).map((r) => r[key] as number));
+}
+
+const rows: string[] = [];
+let unigram: number | null = null;
+const windows: [number, number][] = [[untieAt, untieAt + 25], [untieAt + 25, untieAt + 100], [untieAt + 100, steps]];
+const evalSteps = [untieAt, untieAt + 50, untieAt + 100, steps];
+
+console.log(`machine: ${os.cpus()[0]?.model ?? 'unknown CPU'}, ${os.cpus().length} cores`);
+for (const [name, flags] of SETTINGS) {
+  if (only && !only.has(slug(name))) continue;
+  const perSeed: number[][] = [];
+  for (const seed of seeds) {
+    const runName = `${slug(name)}-s${seed}`;
+    const args = [
+      'train', '--preset', 'tiny', '--steps', String(steps), '--untie', `step:${untieAt}`, '--seed', String(seed), '--threads', '1',
+      '--eval-every', '50', '--log-every', '1', '--save-every', '0', '--out', outDir, '--name', runName, '--quiet', ...flags,
+    ];
+    const runDir = path.join(outDir, runName);
+    const done = fs.existsSync(path.join(runDir, `checkpoint-${steps}`));
+    console.log(`${done ? '(done) ' : ''}npx untie ${args.join(' ')}`);
+    if (!done) {
+      fs.rmSync(runDir, { recursive: true, force: true });
+      const code = await main(args);
+      if (code !== 0) throw new Error(`run ${runName} failed (exit ${code})`);
+    }
+    const m = readMetrics(path.join(runDir, 'metrics.jsonl'));
+    unigram ??= (m.find((r) => r.type === 'eval')?.unigram_val_loss as number | undefined) ?? null;
+    perSeed.push([
+      ...windows.map(([a, b]) => trainLoss(m, a, b)),
+      ...evalSteps.map((s) => valLoss(m, s)),
+      meanOf(m, 'grad_norm', untieAt - 10, untieAt), meanOf(m, 'grad_norm', untieAt, untieAt + 10),
+      meanOf(m, 'grad_norm_layers', untieAt - 10, untieAt),
+    ]);
+  }
+  const avg = perSeed[0].map((_, i) => mean(perSeed.map((r) => r[i])));
+  // The last validation loss of each seed, so the spread between seeds is in view.
+  const finals = perSeed.map((r) => r[3 + evalSteps.length - 1].toFixed(3)).join(', ');
+  rows.push(`| ${name} | ${avg.slice(0, 3 + evalSteps.length).map((v) => v.toFixed(3)).join(' | ')} | ${finals} | ${avg.slice(-3).map((v) => v.toFixed(2)).join(' / ')} |`);
+}
+
+console.log(`\n${seeds.length} seed(s) (${seeds.join(', ')}), tiny preset, ${steps} steps, untie after step ${untieAt}; losses averaged over seeds.`);
+console.log(`| setting | train loss ${windows.map(([a, b]) => `${a + 1}-${b}`).join(' | train loss ')} | ${evalSteps.map((s) => `val @${s}`).join(' | ')} | val @${steps} per seed | grad norm tied / untied / tied per-layer |`);
+console.log(`|---|${windows.map(() => '---|').join('')}${evalSteps.map(() => '---|').join('')}---|---|`);
+for (const r of rows) console.log(r);
+if (unigram !== null) console.log(`\nThe unigram predictor's validation loss (the line to beat): ${unigram.toFixed(3)}.`);
