@@ -39,7 +39,8 @@ function tinyConfig(name: string, patch: object = {}): RunConfig {
   const base = defaultRunConfig('tiny');
   const cfg = mergeConfig(base, {
     name, outDir: root,
-    model: { layers: 4, hidden: 32, heads: 2, intermediate: 64, maxPositions: 32 },
+    // Post-LN (the presets' default is Pre-LN): these runs export as Hugging Face's BertForMaskedLM.
+    model: { layers: 4, hidden: 32, heads: 2, intermediate: 64, maxPositions: 32, norm: 'post' },
     data: { corpus, seqLen: 32, vocabSize: 1000, evalBatches: 3 },
     train: { steps: 12, batchSize: 4, lr: 3e-3, threads: 1, logEvery: 1, evalEvery: 6, saveEvery: 4, keepLast: 10 },
     sharing: { share: '1x4', untie: 'step:6' },
@@ -339,7 +340,7 @@ test('the CLI: --help lists every flag with its default, and --json prints the s
     for (const flag of ['--preset', '--config', '--corpus', '--out', '--steps', '--seed', '--eval-every', '--save-every', '--resume', '--threads', '--json', '--share', '--untie']) {
       assert.ok(help.includes(flag), `help lists ${flag}`);
     }
-    assert.match(help, /--steps VALUE\s+training steps \(optimizer updates\) \(default: 1000\)/);
+    assert.match(help, /--steps VALUE\s+training steps \(optimizer updates\) \(default: 1500\)/);
     logs.length = 0;
     seedTokenizer('cli');
     const code = await main(['train', '--json', '--out', root, '--name', 'cli', '--corpus', corpus, '--steps', '3', '--untie', 'step:0', '--layers', '2', '--hidden', '16',

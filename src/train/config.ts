@@ -102,10 +102,19 @@ export interface RunConfig {
 type ModelPreset = Pick<BertConfig, 'layers' | 'hidden' | 'heads' | 'intermediate'>;
 
 export const PRESETS: Record<string, { model: ModelPreset; train: Partial<TrainConfig> }> = {
-  tiny: { model: { layers: 6, hidden: 128, heads: 4, intermediate: 512 }, train: { lr: 1e-3 } },
+  tiny: { model: { layers: 6, hidden: 128, heads: 4, intermediate: 512 }, train: { lr: 1e-3, steps: 1500 } },
   mini: { model: { layers: 12, hidden: 256, heads: 4, intermediate: 1024 }, train: { lr: 5e-4 } },
   small: { model: { layers: 12, hidden: 512, heads: 8, intermediate: 2048 }, train: { lr: 3e-4 } },
 };
+
+/**
+ * The pre-training recipe every preset starts from, chosen by the recipe
+ * study (`node --import tsx scripts/study.ts recipe-pilot`, README "The
+ * recipe"): Pre-LN with a final LayerNorm (the paper's layout) and no
+ * dropout. The library's `defaultBertConfig()` stays Hugging Face BERT's
+ * Post-LN layout; `--norm post --dropout 0.1` gives it back to a run.
+ */
+export const RECIPE: Pick<BertConfig, 'norm' | 'dropout' | 'attentionDropout'> = { norm: 'pre', dropout: 0, attentionDropout: 0 };
 
 export function defaultRunConfig(preset = 'tiny'): RunConfig {
   const p = PRESETS[preset];
@@ -115,7 +124,7 @@ export function defaultRunConfig(preset = 'tiny'): RunConfig {
     preset,
     name: '',
     outDir: 'runs',
-    model: { ...model, ...p.model },
+    model: { ...model, ...RECIPE, ...p.model },
     data: { corpus: 'brown', validationFraction: 0.05, splitSeed: 0, seqLen: 128, vocabSize: 8192, evalBatches: 8, maskProb: 0.15 },
     train: {
       steps: 1000, budget: 0, batchSize: 32, gradAccum: 1, optimizer: 'adamw', lr: 1e-3, warmupSteps: 0, warmupFraction: 0.1, schedule: 'linear',
