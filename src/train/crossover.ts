@@ -1,0 +1,113 @@
+/**
+ * Crossing over to PyTorch and back (python/untie_torch).
+ *
+ * `untie export CHECKPOINT OUT --sharing` adds to the Hugging Face folder
+ * what a run needs to go on in untie_torch without changing what the method
+ * decides:
+ *   optimizer.safetensors  the checkpoint's moments ("<param>.exp_avg",
+ *                          "<param>.exp_avg_sq"; a tied group's state is on
+ *                          its first member, as in untie_torch)
+ *   untie_state.json       the step, the stack's name prefix, the tying plan
+ *                          and the criterion's state (streaks, statistic,
+ *                          check marks), the criterion's settings, the shared
+ *                          gradient rule, the untie-optimizer rule, the
+ *                          optimizer's settings and per-parameter step counts,
+ *                          the learning-rate schedule, the clip, and the
+ *                          trainer fields untie_torch carries back unchanged
+ *                          (dropout RNG, data position, elapsed, best loss)
+ *   batches.safetensors    with --batches N: the run's next N updates'
+ *                          batches (N x gradAccum micro-batches, as
+ *                          [N x gradAccum, batch, seq] input_ids, token_type_ids,
+ *                          attention_mask, labels), so a torch run can train
+ *                          on exactly what untie would have
+ *
+ * Back: untie_torch's save_untie_checkpoint writes checkpoint-M into the run
+ * folder in untie's layout; its trainer_state "data" may be
+ * {"untieTorch": {"from": <data position>, "batches": K}}: the position the
+ * export left, and how many of the run's batches the torch run consumed since,
+ * which the resumed run skips (see restoreDataPosition in checkpoint.ts).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { UntieError } from '../errors.js';
+import type { MlmBatch } from '../models/bert.js';
+import { CHECKPOINT_FILES, readTrainerState, restoreDataPosition, type TrainerState } from './checkpoint.js';
+import { criterionOf, readConfigFile, runConfigOf, warmupOf, type RunConfig } from './config.js';
+import { prepareData } from './data.js';
+import { writeSafetensors } from './safetensors.js';
+import { writeFileAtomic } from './fsutil.js';
+
+export const SHARING_EXPORT = { state: 'untie_state.json', optimizer: 'optimizer.safetensors', batches: 'batches.safetensors' } as const;
+export const SHARING_FORMAT = { format: 'untie-sharing', version: 1 } as const;
+
+/** The checkpoint's run folder and config: a sharing export needs the run's settings, not only its weights. */
+function runOf(checkpoint: string): { runDir: string; cfg: RunConfig } {
+  const dir = path.resolve(checkpoint);
+  const runDir = path.dirname(dir);
+  if (!/^checkpoint-\d+$/.test(path.basename(dir)) || !fs.existsSync(path.join(runDir, 'config.json'))) {
+    throw new UntieError(`--sharing needs a checkpoint-<step> folder inside a run folder (with the run's config.json); ${checkpoint} is not one`);
+  }
+  return { runDir, cfg: runConfigOf(readConfigFile(path.join(runDir, 'config.json')), runDir) };
+}
+
+/**
+ * Writes the sharing state, the optimizer state and (with `batches`) the
+ * run's next training batches of `checkpoint` into `outDir` (which already
+ * holds the exported model). Returns the files written.
+ */
+export async function writeSharingExport(checkpoint: string, outDir: string, opts: { batches?: number } = {}): Promise<string[]> {
+  const { runDir, cfg } = runOf(checkpoint);
+  if (cfg.model.norm !== 'post') {
+    throw new UntieError('--sharing exports Post-LN models (Hugging Face BERT names, which untie_torch loads by name); this run is Pre-LN');
+  }
+  if (cfg.train.budget > 0) throw new UntieError('--sharing exports step-count runs; a --budget run\'s schedule is fractions of its wall-clock budget, which a torch run does not share');
+  const state: TrainerState = readTrainerState(checkpoint);
+  const criterion = criterionOf(cfg);
+  criterion.setState(state.sharing.criterion); // checks that the state belongs to the run's criterion
+  const t = cfg.train;
+  const { step, sharing, optimizerSteps, ...trainer } = state;
+  const exported = {
+    ...SHARING_FORMAT,
+    step,
+    stack: 'bert.encoder.layer',
+    sharing,
+    criterion: criterion.describe(),
+    sharedGrad: cfg.sharing.sharedGrad,
+    untieOptimizer: cfg.sharing.untieOptimizer,
+    optimizer: { kind: t.optimizer, beta1: t.beta1, beta2: t.beta2, eps: t.eps, weightDecay: t.weightDecay, steps: optimizerSteps },
+    schedule: { lr: t.lr, warmupSteps: warmupOf(cfg), totalSteps: t.steps, kind: t.schedule },
+    clip: t.clip,
+    batchSize: t.batchSize,
+    gradAccum: t.gradAccum,
+    trainer,
+  };
+  fs.copyFileSync(path.join(checkpoint, CHECKPOINT_FILES.optimizer), path.join(outDir, SHARING_EXPORT.optimizer));
+  writeFileAtomic(path.join(outDir, SHARING_EXPORT.state), JSON.stringify(exported, null, 1) + '\n');
+  const files: string[] = [SHARING_EXPORT.optimizer, SHARING_EXPORT.state];
+  const count = opts.batches ?? 0;
+  if (count > 0) {
+    const data = await prepareData(cfg.data, t.seed, runDir, t.batchSize, { save: false });
+    restoreDataPosition(data.train, state.data, t.batchSize, t.gradAccum);
+    const batches = Array.from({ length: count * t.gradAccum }, () => data.train.nextBatch(t.batchSize));
+    writeBatches(path.join(outDir, SHARING_EXPORT.batches), batches);
+    files.push(SHARING_EXPORT.batches);
+  }
+  return files;
+}
+
+/** Batches of one shape as [count, batch, seq] tensors. */
+function writeBatches(file: string, batches: MlmBatch[]): void {
+  const { batchSize: B, seqLen: T } = batches[0];
+  const stack = <A extends Int32Array | Float32Array>(make: (n: number) => A, pick: (b: MlmBatch) => A): A => {
+    const out = make(batches.length * B * T);
+    batches.forEach((b, i) => out.set(pick(b), i * B * T));
+    return out;
+  };
+  const shape = [batches.length, B, T];
+  writeSafetensors(file, {
+    input_ids: { dtype: 'I32', shape, data: stack((n) => new Int32Array(n), (b) => b.inputIds) },
+    token_type_ids: { dtype: 'I32', shape, data: stack((n) => new Int32Array(n), (b) => b.tokenTypeIds) },
+    attention_mask: { dtype: 'F32', shape, data: stack((n) => new Float32Array(n), (b) => b.attentionMask) },
+    labels: { dtype: 'I32', shape, data: stack((n) => new Int32Array(n), (b) => b.labels) },
+  }, { format: 'pt' });
+}
