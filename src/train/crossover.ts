@@ -77,6 +77,8 @@ export async function writeSharingExport(checkpoint: string, outDir: string, opt
     optimizer: { kind: t.optimizer, beta1: t.beta1, beta2: t.beta2, eps: t.eps, weightDecay: t.weightDecay, steps: optimizerSteps },
     schedule: { lr: t.lr, warmupSteps: warmupOf(cfg), totalSteps: t.steps, kind: t.schedule },
     clip: t.clip,
+    // which norm the clip bounds while tied ('update' where the run's config predates the choice)
+    clipBasis: (t as { clipBasis?: string }).clipBasis ?? 'update',
     batchSize: t.batchSize,
     gradAccum: t.gradAccum,
     trainer,

@@ -46,7 +46,7 @@ def continue_in_torch(export, steps, metrics):
         opt.zero_grad(set_to_none=True)
         model(ids, types, mask, labels).backward()
         sharing.before_update(step, step / info.schedule["totalSteps"])
-        sharing.clip_grad_norm_(model.parameters(), info.clip)
+        sharing.clip_grad_norm_(model.parameters(), info.clip, info.clip_basis)
         opt.step()
         sharing.after_update(step, opt, (step + 1) / info.schedule["totalSteps"])
     return model, opt, sharing, info
