@@ -1,7 +1,7 @@
 /** `untie export CHECKPOINT OUTDIR`: a Hugging Face folder (BertForMaskedLM, or RobertaPreLayerNormForMaskedLM for a Pre-LN model). */
 import fs from 'node:fs';
 import { UntieError } from '../errors.js';
-import { writeSharingExport } from '../train/crossover.js';
+import { sharingSource, writeSharingExport } from '../train/crossover.js';
 import { exportModel } from '../train/load.js';
 import { helpText, numberFlag, parse, type Flags } from './args.js';
 
@@ -34,6 +34,7 @@ export async function run(argv: string[]): Promise<number> {
   const batches = numberFlag('batches', values.batches, { integer: true });
   if (batches !== undefined && !values.sharing) throw new UntieError('--batches goes with --sharing');
   if (batches !== undefined && batches < 1) throw new UntieError(`--batches must be a whole number >= 1, got ${batches}`);
+  if (values.sharing) sharingSource(positionals[0]); // refuse before anything is written
   const r = exportModel(positionals[0], out);
   if (values.sharing) await writeSharingExport(positionals[0], out, { batches });
   console.log(`wrote ${out}: ${fs.readdirSync(out).sort().join(', ')}`);

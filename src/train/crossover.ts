@@ -36,31 +36,37 @@ import { criterionOf, readConfigFile, runConfigOf, warmupOf, type RunConfig } fr
 import { prepareData } from './data.js';
 import { writeSafetensors } from './safetensors.js';
 import { writeFileAtomic } from './fsutil.js';
+import { resolveModelDir } from './load.js';
 
 export const SHARING_EXPORT = { state: 'untie_state.json', optimizer: 'optimizer.safetensors', batches: 'batches.safetensors' } as const;
 export const SHARING_FORMAT = { format: 'untie-sharing', version: 1 } as const;
 
-/** The checkpoint's run folder and config: a sharing export needs the run's settings, not only its weights. */
-function runOf(checkpoint: string): { runDir: string; cfg: RunConfig } {
-  const dir = path.resolve(checkpoint);
-  const runDir = path.dirname(dir);
-  if (!/^checkpoint-\d+$/.test(path.basename(dir)) || !fs.existsSync(path.join(runDir, 'config.json'))) {
-    throw new UntieError(`--sharing needs a checkpoint-<step> folder inside a run folder (with the run's config.json); ${checkpoint} is not one`);
-  }
-  return { runDir, cfg: runConfigOf(readConfigFile(path.join(runDir, 'config.json')), runDir) };
-}
-
 /**
- * Writes the sharing state, the optimizer state and (with `batches`) the
- * run's next training batches of `checkpoint` into `outDir` (which already
- * holds the exported model). Returns the files written.
+ * The checkpoint a sharing export of `target` (a run folder: its newest; or
+ * one of its checkpoints) reads, its run folder and config, checked: the
+ * export needs the run's settings, not only its weights. Call it before
+ * writing anything.
  */
-export async function writeSharingExport(checkpoint: string, outDir: string, opts: { batches?: number } = {}): Promise<string[]> {
-  const { runDir, cfg } = runOf(checkpoint);
+export function sharingSource(target: string): { checkpoint: string; runDir: string; cfg: RunConfig } {
+  const { modelDir, runDir } = resolveModelDir(target);
+  if (runDir === null || !fs.existsSync(path.join(modelDir, CHECKPOINT_FILES.state))) {
+    throw new UntieError(`--sharing needs a run folder or one of its checkpoint-<step> folders (with the run's config.json and trainer_state.json); ${target} is not one`);
+  }
+  const cfg = runConfigOf(readConfigFile(path.join(runDir, 'config.json')), runDir);
   if (cfg.model.norm !== 'post') {
     throw new UntieError('--sharing exports Post-LN models (Hugging Face BERT names, which untie_torch loads by name); this run is Pre-LN');
   }
   if (cfg.train.budget > 0) throw new UntieError('--sharing exports step-count runs; a --budget run\'s schedule is fractions of its wall-clock budget, which a torch run does not share');
+  return { checkpoint: modelDir, runDir, cfg };
+}
+
+/**
+ * Writes the sharing state, the optimizer state and (with `batches`) the
+ * run's next training batches of `target` (see sharingSource) into `outDir` (which already
+ * holds the exported model). Returns the files written.
+ */
+export async function writeSharingExport(target: string, outDir: string, opts: { batches?: number } = {}): Promise<string[]> {
+  const { checkpoint, runDir, cfg } = sharingSource(target);
   const state: TrainerState = readTrainerState(checkpoint);
   const criterion = criterionOf(cfg);
   criterion.setState(state.sharing.criterion); // checks that the state belongs to the run's criterion
