@@ -10,7 +10,7 @@ const flags: Flags = {
   sharing: {
     type: 'boolean',
     help: 'also write the run\'s sharing state (tying plan, criterion streaks, step), optimizer state and schedule (untie_state.json, ' +
-      'optimizer.safetensors), which python/untie_torch loads to go on training in PyTorch (a checkpoint of a Post-LN run)',
+      'optimizer.safetensors), which python/untie_torch loads to go on training in PyTorch (a checkpoint of a Post-LN run with biases)',
   },
   batches: { type: 'string', help: 'with --sharing: also write the run\'s next N updates\' training batches (batches.safetensors)' },
 };

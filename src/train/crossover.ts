@@ -12,9 +12,13 @@
  *                          check marks), the criterion's settings, the shared
  *                          gradient rule, the untie-optimizer rule, the
  *                          optimizer's settings and per-parameter step counts,
- *                          the learning-rate schedule, the clip, and the
- *                          trainer fields untie_torch carries back unchanged
- *                          (dropout RNG, data position, elapsed, best loss)
+ *                          the learning-rate schedule and the criterion's
+ *                          steps as the checkpoint resolved them (its first
+ *                          start's, or an --extend-to's: trainer_state's
+ *                          schedule), the clip, and the trainer fields
+ *                          untie_torch carries back unchanged (dropout RNG,
+ *                          data position, elapsed, best loss, the resolved
+ *                          schedule)
  *   batches.safetensors    with --batches N: the run's next N updates'
  *                          batches (N x gradAccum micro-batches, as
  *                          [N x gradAccum, batch, seq] input_ids, token_type_ids,
@@ -32,7 +36,7 @@ import path from 'node:path';
 import { UntieError } from '../errors.js';
 import type { MlmBatch } from '../models/bert.js';
 import { CHECKPOINT_FILES, readTrainerState, restoreDataPosition, type TrainerState } from './checkpoint.js';
-import { criterionOf, readConfigFile, runConfigOf, warmupOf, type RunConfig } from './config.js';
+import { criterionOf, readConfigFile, resolveSchedule, runConfigOf, type RunConfig } from './config.js';
 import { prepareData } from './data.js';
 import { writeSafetensors } from './safetensors.js';
 import { writeFileAtomic } from './fsutil.js';
@@ -53,8 +57,16 @@ export function sharingSource(target: string): { checkpoint: string; runDir: str
     throw new UntieError(`--sharing needs a run folder or one of its checkpoint-<step> folders (with the run's config.json and trainer_state.json); ${target} is not one`);
   }
   const cfg = runConfigOf(readConfigFile(path.join(runDir, 'config.json')), runDir);
+  // A Pre-LN export is RoBERTa-PreLayerNorm's (other names, a padding row in the position table), which untie_torch's mapping does not follow.
   if (cfg.model.norm !== 'post') {
-    throw new UntieError('--sharing exports Post-LN models (Hugging Face BERT names, which untie_torch loads by name); this run is Pre-LN');
+    throw new UntieError(
+      `--sharing exports Post-LN runs (Hugging Face BERT names, which untie_torch loads by name); ${runDir} is Pre-LN (--norm ${cfg.model.norm}). ` +
+        'Train the run to cross over with --norm post, or export only its weights (drop --sharing).',
+    );
+  }
+  // Hugging Face's BERT always has biases: the export's zero ones would be trained in PyTorch, and the model would no longer be the run's.
+  if (!cfg.model.bias) {
+    throw new UntieError(`--sharing exports runs with biases; ${runDir} has none (--bias off), and a PyTorch BERT would train the export's zero biases. Train with --bias on to cross over.`);
   }
   if (cfg.train.budget > 0) throw new UntieError('--sharing exports step-count runs; a --budget run\'s schedule is fractions of its wall-clock budget, which a torch run does not share');
   return { checkpoint: modelDir, runDir, cfg };
@@ -68,7 +80,9 @@ export function sharingSource(target: string): { checkpoint: string; runDir: str
 export async function writeSharingExport(target: string, outDir: string, opts: { batches?: number } = {}): Promise<string[]> {
   const { checkpoint, runDir, cfg } = sharingSource(target);
   const state: TrainerState = readTrainerState(checkpoint);
-  const criterion = criterionOf(cfg);
+  // The schedule the checkpoint trains on: its first start's, or an --extend-to's (older checkpoints: the config's, as the trainer resolves it).
+  const schedule = state.schedule ?? resolveSchedule(cfg);
+  const criterion = criterionOf(cfg, schedule);
   criterion.setState(state.sharing.criterion); // checks that the state belongs to the run's criterion
   const t = cfg.train;
   const { step, sharing, optimizerSteps, ...trainer } = state;
@@ -81,10 +95,9 @@ export async function writeSharingExport(target: string, outDir: string, opts: {
     sharedGrad: cfg.sharing.sharedGrad,
     untieOptimizer: cfg.sharing.untieOptimizer,
     optimizer: { kind: t.optimizer, beta1: t.beta1, beta2: t.beta2, eps: t.eps, weightDecay: t.weightDecay, steps: optimizerSteps },
-    schedule: { lr: t.lr, warmupSteps: warmupOf(cfg), totalSteps: t.steps, kind: t.schedule },
+    schedule: { lr: t.lr, warmupSteps: schedule.warmupSteps, totalSteps: schedule.steps, kind: t.schedule },
     clip: t.clip,
-    // which norm the clip bounds while tied ('update' where the run's config predates the choice)
-    clipBasis: (t as { clipBasis?: string }).clipBasis ?? 'update',
+    clipBasis: t.clipBasis,
     batchSize: t.batchSize,
     gradAccum: t.gradAccum,
     trainer,

@@ -14,7 +14,8 @@ from test_untie_parity import assert_same_decisions
 EXPORT_AT, STEPS = 8, 24
 # lr 0.01 spreads the tiny model's adjacent-layer cosines over 0.95-0.99 by step 20; with rho = 0.98 and C = 2,
 # SWE-A unties at update 22 from the correlations (every check lies more than 1e-3 from rho).
-TRAIN = ["--steps", str(STEPS), "--layers", "4", "--hidden", "32", "--heads", "4", "--intermediate", "64", "--seq-len", "32",
+# --norm post and --bias on: what `untie export --sharing` exports, said here rather than left to the presets' defaults.
+TRAIN = ["--steps", str(STEPS), "--norm", "post", "--bias", "on", "--layers", "4", "--hidden", "32", "--heads", "4", "--intermediate", "64", "--seq-len", "32",
          "--max-positions", "32", "--vocab-size", "120", "--batch-size", "8", "--dropout", "0", "--lr", "0.01", "--warmup", "2",
          "--untie", "adaptive", "--untie-threshold", "0.98", "--untie-patience", "2", "--check-every", "2", "--untie-by", "0",
          "--save-every", "8", "--keep-last", "5", "--eval-every", "0", "--eval-batches", "1", "--threads", "1", "--quiet"]

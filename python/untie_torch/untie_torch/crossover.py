@@ -9,9 +9,11 @@ Hugging Face folder (model.safetensors, config.json, tokenizer) plus
                          prefix, sharing {groups, criterion state}, the
                          criterion's settings, sharedGrad, untieOptimizer,
                          the optimizer's settings and per-parameter step
-                         counts, the learning-rate schedule, clip, and
-                         untie's own trainer fields (dropout RNG, data
-                         position, ...) to carry back.
+                         counts, the learning-rate schedule (the
+                         checkpoint's own: an --extend-to's where the run was
+                         lengthened), clip, and untie's own trainer fields
+                         (dropout RNG, data position, the resolved schedule,
+                         ...) to carry back.
 load_untie_export() reads it into a torch model and optimizer and builds the
 controller, so the run goes on with the same groups, streaks and check marks.
 
