@@ -245,7 +245,7 @@ function restoreInto(dir: string): void {
   const named = model.namedParameters();
   const sharing = new SharingController(model.stack(), { groups: [[0, 1]], criterion: criterionOf(cfg), sharedGrad: 'mean', untieOptimizer: 'copy' });
   sharing.tieWeights();
-  restoreCheckpoint(dir, 2, { model, optimizer: new Optimizer({ kind: 'adamw', beta1: 0.9, beta2: 0.999, eps: 1e-6, weightDecay: 0.01 }), sharing, named, dataset, tokenizerDir: dir });
+  restoreCheckpoint(dir, 2, { model, optimizer: new Optimizer({ kind: 'adamw', beta1: 0.9, beta2: 0.999, eps: 1e-6, weightDecay: 0.01 }), sharing, named, dataset, batchSize: 2, gradAccum: 1, tokenizerDir: dir });
 }
 
 const targets: Target[] = [

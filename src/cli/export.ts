@@ -1,10 +1,19 @@
 /** `untie export CHECKPOINT OUTDIR`: a Hugging Face folder (BertForMaskedLM, or RobertaPreLayerNormForMaskedLM for a Pre-LN model). */
+import fs from 'node:fs';
 import { UntieError } from '../errors.js';
+import { sharingSource, writeSharingExport } from '../train/crossover.js';
 import { exportModel } from '../train/load.js';
-import { helpText, parse, type Flags } from './args.js';
+import { helpText, numberFlag, parse, type Flags } from './args.js';
 
 export const summary = 'write a checkpoint (or a fine-tuned model) as a Hugging Face folder';
-const flags: Flags = {};
+const flags: Flags = {
+  sharing: {
+    type: 'boolean',
+    help: 'also write the run\'s sharing state (tying plan, criterion streaks, step), optimizer state and schedule (untie_state.json, ' +
+      'optimizer.safetensors), which python/untie_torch loads to go on training in PyTorch (a checkpoint of a Post-LN run with biases)',
+  },
+  batches: { type: 'string', help: 'with --sharing: also write the run\'s next N updates\' training batches (batches.safetensors)' },
+};
 
 const about = `${summary}.
 A Post-LN model (--norm post) loads with BertForMaskedLM.from_pretrained(OUTDIR) (a fine-tuned model:
@@ -22,8 +31,13 @@ export async function run(argv: string[]): Promise<number> {
   }
   if (positionals.length !== 2) throw new UntieError('usage: untie export RUN_OR_CHECKPOINT OUTDIR');
   const out = positionals[1];
+  const batches = numberFlag('batches', values.batches, { integer: true });
+  if (batches !== undefined && !values.sharing) throw new UntieError('--batches goes with --sharing');
+  if (batches !== undefined && batches < 1) throw new UntieError(`--batches must be a whole number >= 1, got ${batches}`);
+  if (values.sharing) sharingSource(positionals[0]); // refuse before anything is written
   const r = exportModel(positionals[0], out);
-  console.log(`wrote ${out}: ${r.files.join(', ')}`);
+  if (values.sharing) await writeSharingExport(positionals[0], out, { batches });
+  console.log(`wrote ${out}: ${fs.readdirSync(out).sort().join(', ')}`);
   console.log(`Hugging Face: ${r.architecture}.from_pretrained(${JSON.stringify(out)}) and AutoTokenizer.from_pretrained(${JSON.stringify(out)}) load it.`);
   if (r.modelType !== 'bert') {
     console.log(
@@ -34,5 +48,6 @@ export async function run(argv: string[]): Promise<number> {
       console.log('Its classification head gives the same logits; fine-tuning it further in Hugging Face adds one dropout (on the first token) that untie\'s head does not have.');
     }
   }
+  if (values.sharing) console.log(`untie_torch: load_untie_export(${JSON.stringify(out)}, model, optimizer) continues the run in PyTorch (see the README, "Training at scale with PyTorch").`);
   return 0;
 }

@@ -19,7 +19,7 @@ import path from 'node:path';
 import { kernels } from '../backend/index.js';
 import { quoteError, UntieError } from '../errors.js';
 import { TOKENIZER_FILES } from '../data/tokenizer.js';
-import type { BertConfig, BertForMaskedLM } from '../models/bert.js';
+import type { BertConfig, BertForMaskedLM, MlmBatch } from '../models/bert.js';
 import type { Module } from '../nn/module.js';
 import type { Optimizer } from '../optim/optimizers.js';
 import type { SharingState } from '../sharing/controller.js';
@@ -469,6 +469,32 @@ export function loadOptimizerState(dir: string, optimizer: Optimizer, trainable:
   }
 }
 
+/** A data position written by untie_torch: where the export left the stream, and the batches consumed since. */
+interface TorchDataPosition {
+  untieTorch: { from: unknown; batches: number };
+}
+
+function isTorchDataPosition(data: unknown): data is TorchDataPosition {
+  const t = (data as { untieTorch?: { batches?: unknown } } | null)?.untieTorch;
+  return typeof t === 'object' && t !== null && 'from' in t && Number.isSafeInteger(t.batches) && (t.batches as number) >= 0;
+}
+
+/**
+ * Puts `dataset` at a checkpoint's data position: untie's own, or one
+ * untie_torch wrote (the export's position, then `batches` batches of
+ * `batchSize` drawn and dropped, as the torch run consumed them).
+ */
+export function restoreDataPosition(
+  dataset: { setState(s: never): void; nextBatch(batchSize: number): MlmBatch }, data: unknown, batchSize: number, gradAccum: number,
+): void {
+  if (!isTorchDataPosition(data)) {
+    dataset.setState(data as never);
+    return;
+  }
+  dataset.setState(data.untieTorch.from as never);
+  for (let i = 0; i < data.untieTorch.batches * gradAccum; i++) dataset.nextBatch(batchSize);
+}
+
 export interface RestoreTargets {
   model: BertForMaskedLM;
   optimizer: Optimizer;
@@ -476,7 +502,10 @@ export interface RestoreTargets {
   /** The model's named parameters. */
   named: [string, Tensor][];
   /** The training data stream (its position and masking RNG). */
-  dataset: { setState(s: never): void };
+  dataset: { setState(s: never): void; nextBatch(batchSize: number): MlmBatch };
+  /** Micro-batch size and micro-batches per update, to skip the batches a PyTorch continuation consumed (see crossover.ts). */
+  batchSize: number;
+  gradAccum: number;
   /** The folder of the tokenizer the data was encoded with; the checkpoint's copy must equal it. */
   tokenizerDir: string;
 }
@@ -534,6 +563,6 @@ export function restoreCheckpoint(dir: string, step: number, t: RestoreTargets, 
   t.sharing.setState(state.sharing);
   loadOptimizerState(dir, t.optimizer, t.sharing.trainable(t.named), state.optimizerSteps);
   t.model.dropoutRng.setState(state.dropoutRng);
-  t.dataset.setState(state.data as never);
+  restoreDataPosition(t.dataset, state.data, t.batchSize, t.gradAccum);
   return { state, verified };
 }

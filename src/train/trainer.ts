@@ -192,7 +192,9 @@ async function setUpRun(cfg: RunConfig, runDir: string, resumeFrom: { step: numb
     optimizerSteps: {}, bestValLoss: null, elapsed: 0, schedule,
   };
   if (resumeFrom && opened) {
-    const restored = restoreCheckpoint(resumeFrom.dir, resumeFrom.step, { model, optimizer, sharing, named, dataset: data.train, tokenizerDir: runDir }, opened);
+    const restored = restoreCheckpoint(
+      resumeFrom.dir, resumeFrom.step, { model, optimizer, sharing, named, dataset: data.train, batchSize: t.batchSize, gradAccum: t.gradAccum, tokenizerDir: runDir }, opened,
+    );
     state = { ...restored.state, schedule };
     if (!restored.verified) warn(`${resumeFrom.dir} has no checksums (an older untie wrote it): its files were checked for structure and values only.`);
   }
