@@ -49,36 +49,54 @@ export function wasmKernels(): Kernels | null {
   return loadWasm();
 }
 
-/** The kernels every op uses. */
-export function kernels(): Kernels {
-  if (active) return active;
-  const wanted = env('UNTIE_BACKEND');
+/** What `chooseKernels` picks from: loaders that return null when a backend does not load, with why. */
+export interface KernelCandidates {
+  native(): Kernels | null;
+  nativeError(): string | null;
+  wasm(): Kernels | null;
+  wasmError(): string | null;
+}
+
+/**
+ * The backend for an UNTIE_BACKEND value (undefined or '': the fastest that
+ * loads): native, else wasm, else reference, calling `notice` once with
+ * which backend runs and how much slower when it is not native. A forced
+ * backend that does not load throws.
+ */
+export function chooseKernels(wanted: string | undefined, from: KernelCandidates, notice: (message: string) => void): Kernels {
   if (wanted !== undefined && wanted !== '' && !['native', 'wasm', 'reference'].includes(wanted)) {
     throw new UntieError(`UNTIE_BACKEND=${wanted} is not a backend; use native, wasm or reference (or leave it unset for the fastest that loads)`);
   }
-  if (wanted === 'reference') return (active = reference);
+  if (wanted === 'reference') return reference;
   if (wanted === 'wasm') {
-    const w = loadWasm();
-    if (!w) throw new UntieError(`UNTIE_BACKEND=wasm but the WebAssembly kernels did not load: ${wasmLoadError()}`);
-    return (active = w);
+    const w = from.wasm();
+    if (!w) throw new UntieError(`UNTIE_BACKEND=wasm but the WebAssembly kernels did not load: ${from.wasmError()}`);
+    return w;
   }
-  const nat = nativeOrNull();
-  if (nat) return (active = nat);
+  const nat = from.native();
+  if (nat) return nat;
   if (wanted === 'native') {
     throw new UntieError('UNTIE_BACKEND=native but the native addon did not load. Run `npm run build:native` and read its output.');
   }
-  const why = `the native kernels did not load (${nativeLoadError() ?? 'not built'})`;
+  const why = `the native kernels did not load (${from.nativeError() ?? 'not built'})`;
   const fix = 'Run `npm run build:native` to build them (needs python3, make and a C++ compiler).';
-  const w = loadWasm();
+  const w = from.wasm();
   if (w) {
-    notice(`untie: ${why}, so untie runs on its WebAssembly kernels (single-threaded, about ${WASM_SLOWER} slower than native per step). ${fix}`);
-    return (active = w);
+    notice(`untie: ${why}, so untie runs on its WebAssembly kernels (one thread, about ${WASM_SLOWER} slower than native on one thread). ${fix}`);
+    return w;
   }
   notice(
-    `untie: ${why} and the WebAssembly kernels did not either (${wasmLoadError()}), so untie runs on the reference kernels ` +
+    `untie: ${why} and the WebAssembly kernels did not either (${from.wasmError()}), so untie runs on the reference kernels ` +
       `(correct but about ${REFERENCE_SLOWER} slower than native). ${fix}`,
   );
-  return (active = reference);
+  return reference;
+}
+
+/** The kernels every op uses: picked on first use (see chooseKernels), or set by useKernels. */
+export function kernels(): Kernels {
+  if (active) return active;
+  active = chooseKernels(env('UNTIE_BACKEND'), { native: nativeOrNull, nativeError: nativeLoadError, wasm: loadWasm, wasmError: wasmLoadError }, notice);
+  return active;
 }
 
 /** Switches the kernels every op uses from now on (tests compare backends this way). */
