@@ -5,7 +5,9 @@
  * - GEMM GFLOP/s (bench/gemm.ts), untie vs torch;
  * - one full training step (forward, backward, AdamW) of a 4-layer BERT
  *   encoder with its MLM head, at 1 thread and at the default thread count,
- *   untie vs the same model in plain PyTorch (bench/torch_bert.py);
+ *   untie vs the same model in plain PyTorch (bench/torch_bert.py), and on 1
+ *   thread untie's WebAssembly kernels too (`bert_step_ms.wasm_1t` beside
+ *   `bert_step_ms.untie_1t`; GEMM rows carry `wasm_gflops`);
  * - untie's RSS at step 10 and step 200 and its peak, in a fresh child
  *   process that runs 200 steps (a step must not grow memory over time).
  * `--profile` adds one step's time split by kernel, with FLOP rates.
@@ -35,7 +37,7 @@ import { spawnSync } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { kernels, useKernels } from '../src/backend/index.js';
+import { kernels, useKernels, wasmKernels } from '../src/backend/index.js';
 import type { Kernels } from '../src/backend/kernels.js';
 import { BertForMaskedLM, defaultBertConfig, type BertConfig, type MlmBatch } from '../src/models/bert.js';
 import { Optimizer, defaultOptimizerConfig } from '../src/optim/optimizers.js';
@@ -382,9 +384,21 @@ async function main(argv: string[]): Promise<void> {
     threads: number; untie: number; torch: number | null; ratio: number | null;
     untie_cpu: number; torch_cpu: number | null; untie_all: number[]; torch_all: number[] | null;
   }[] = [];
+  const wasm = wasmKernels();
+  let wasmStep: ReturnType<typeof timeUntieSteps> | null = null;
   for (const n of threadCounts) {
     log(`BERT step, untie, ${n} thread(s) ...`);
     const u = timeUntieSteps(n, warmup, reps);
+    if (n === 1 && wasm) {
+      // Right after native's 1-thread step, so that both see about the same load.
+      log('BERT step, untie wasm, 1 thread ...');
+      useKernels(wasm);
+      try {
+        wasmStep = timeUntieSteps(1, warmup, reps);
+      } finally {
+        useKernels(K);
+      }
+    }
     log(`BERT step, torch, ${n} thread(s) ...`);
     const tr = python ? timeTorchSteps(python, n, warmup, reps) : null;
     byThreads.push({
@@ -410,6 +424,13 @@ async function main(argv: string[]): Promise<void> {
       (flops / (r.untie / 1000) / 1e9).toFixed(1).padStart(18) + `   ${r.untie_cpu.toFixed(0)} / ${r.torch_cpu?.toFixed(0) ?? '-'}`.padStart(24));
   }
 
+  const native1 = byThreads.find((r) => r.threads === 1)!;
+  if (wasmStep) {
+    console.log(`  wasm, 1 thread: ${wasmStep.median.toFixed(0)} ms (CPU ${wasmStep.cpuMedian.toFixed(0)} ms), ` +
+      `${(wasmStep.median / native1.untie).toFixed(2)}x native's 1-thread step (CPU: ${(wasmStep.cpuMedian / native1.untie_cpu).toFixed(2)}x)`);
+  } else {
+    console.log('  wasm: - (the WebAssembly kernels did not load)');
+  }
   console.log(`  bf16 at ${defaultThreads} thread(s): untie - (${UNTIE_BF16_NOTE}); torch ${torchBf16 ? `${torchBf16.step_ms_median.toFixed(0)} ms` : `- (${torchBf16Note})`}`);
 
   // RSS
@@ -431,12 +452,19 @@ async function main(argv: string[]): Promise<void> {
   const atDefault = byThreads.find((r) => r.threads === defaultThreads)!;
   const result = {
     gemm,
-    bert_step_ms: { untie: atDefault.untie, torch: atDefault.torch, untie_bf16: null, torch_bf16: torchBf16?.step_ms_median ?? null },
+    bert_step_ms: {
+      untie: atDefault.untie, torch: atDefault.torch, untie_bf16: null, torch_bf16: torchBf16?.step_ms_median ?? null,
+      untie_1t: native1.untie, wasm_1t: wasmStep?.median ?? null,
+    },
+    bert_step_cpu_ms: { untie_1t: native1.untie_cpu, wasm_1t: wasmStep?.cpuMedian ?? null },
     bf16: { untie: UNTIE_BF16_NOTE, torch: torchBf16Note, cpu_has_bf16: hasBf16 },
     torch_refused: refused,
     rss_mb: { step10: rss?.at['10'] ?? null, step200: rss?.at['200'] ?? null, peak: rss?.peakMb ?? null, steps: rss?.steps ?? null, at: rss?.at ?? null },
     ratios: {
       bert_step_untie_over_torch: atDefault.ratio,
+      bert_step_wasm_over_untie_1t: wasmStep ? wasmStep.median / native1.untie : null,
+      bert_step_wasm_over_untie_1t_cpu: wasmStep ? wasmStep.cpuMedian / native1.untie_cpu : null,
+      gemm_wasm_over_untie_cpu: gemm.map((g) => (g.wasm_cpu_gflops !== null && g.untie_cpu_gflops ? g.wasm_cpu_gflops / g.untie_cpu_gflops : null)),
       gemm_untie_over_torch: gemm.map((g) => (g.torch_gflops ? g.untie_gflops / g.torch_gflops : null)),
       gemm_untie_over_torch_cpu: gemm.map((g) => (g.untie_cpu_gflops !== null && g.torch_cpu_gflops ? g.untie_cpu_gflops / g.torch_cpu_gflops : null)),
     },

@@ -4,7 +4,9 @@
  * (4096, 256, 1024), (4096, 1024, 256), (512, 512, 512), and the batched
  * attention shape 64 x (128x64 @ 64x128); and the transposed shapes of the
  * backward pass: the weight gradients dW = dYᵀ X (Aᵀ B, k = 4096 rows) and
- * x Wᵀ (A Bᵀ) at the same weight shapes; each at 1 and 2 threads.
+ * x Wᵀ (A Bᵀ) at the same weight shapes; each at 1 and 2 threads. On 1
+ * thread, also untie's WebAssembly kernels (src/backend/wasm.ts, one thread
+ * only), on arrays in the module's memory as the tensor pool places them.
  *
  * Both sides are timed the same way (bench/torch_gemm.py mirrors timeOne):
  * warm-up, then the median of several timed loops of calls, each loop lasting
@@ -20,6 +22,7 @@ import { spawnSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadNative, nativeInfo } from '../src/backend/native.js';
+import { loadWasm } from '../src/backend/wasm-file.js';
 import type { Kernels } from '../src/backend/kernels.js';
 import { torchEnv, usableTorchPython } from './torch-python.js';
 
@@ -72,6 +75,9 @@ export interface GemmBenchRow {
    */
   untie_cpu_gflops: number | null;
   torch_cpu_gflops: number | null;
+  /** untie's wasm kernels, 1 thread only (null on more threads, or when the module does not load): by wall and by CPU time. */
+  wasm_gflops: number | null;
+  wasm_cpu_gflops: number | null;
 }
 
 interface Timing {
@@ -101,7 +107,16 @@ function randomUniform(n: number, seed: number): Float32Array {
 
 /** GFLOP/s of one shape (by wall and by CPU time): medians over `reps` timed loops of at least `minSeconds` each. */
 function timeOne(k: Kernels, [batch, m, kk, n, op = 'NN']: GemmShape, reps: number, minSeconds: number): Timing {
-  const a = randomUniform(batch * m * kk, 1), b = randomUniform(batch * kk * n, 2), c = new Float32Array(batch * m * n);
+  // Where the kernels keep tensors (the wasm module's memory), as the pool does: no copies per call.
+  const placed: Float32Array[] = [];
+  const place = (x: Float32Array) => {
+    const at = k.memory?.alloc(x.length);
+    if (!at) return x;
+    at.set(x);
+    placed.push(at);
+    return at;
+  };
+  const a = place(randomUniform(batch * m * kk, 1)), b = place(randomUniform(batch * kk * n, 2)), c = place(new Float32Array(batch * m * n));
   const ta = op === 'TN', tb = op === 'NT';
   const call = () => k.matmul(a, b, c, batch, m, n, kk, ta, tb, m * kk, kk * n, m * n, 1, 0);
   const flops = 2 * batch * m * n * kk;
@@ -121,6 +136,7 @@ function timeOne(k: Kernels, [batch, m, kk, n, op = 'NN']: GemmShape, reps: numb
     const c = process.cpuUsage(c0);
     cpuTimes.push((c.user + c.system) / 1e6 / loop);
   }
+  for (const x of placed) k.memory!.free(x);
   return { gflops: flops / median(times) / 1e9, cpu_gflops: flops / median(cpuTimes) / 1e9 };
 }
 
@@ -155,13 +171,18 @@ export async function benchGemm(opts: GemmBenchOptions = {}): Promise<GemmBenchR
   const before = k.getThreads();
   const rows: GemmBenchRow[] = [];
   const python = opts.noTorch ? null : usableTorchPython().python;
+  const wasm = loadWasm();
   try {
     for (const threads of threadCounts) {
       k.setThreads(threads);
-      const untie: Timing[][] = shapes.map(() => []), torch: Timing[][] = shapes.map(() => []);
+      const untie: Timing[][] = shapes.map(() => []), torch: Timing[][] = shapes.map(() => []), wasmT: Timing[][] = shapes.map(() => []);
       for (let round = 1; round <= rounds; round++) {
         log(`GEMM, untie, ${threads} thread(s), round ${round}/${rounds} ...`);
         shapes.forEach((s, i) => untie[i].push(timeOne(k, s, reps, minSeconds)));
+        if (wasm && threads === 1) {
+          log(`GEMM, untie wasm, 1 thread, round ${round}/${rounds} ...`);
+          shapes.forEach((s, i) => wasmT[i].push(timeOne(wasm, s, reps, minSeconds)));
+        }
         if (!python) continue;
         log(`GEMM, torch, ${threads} thread(s), round ${round}/${rounds} ...`);
         torchGflops(python, shapes, threads, reps, minSeconds, log)?.forEach((g, i) => torch[i].push(g));
@@ -171,6 +192,8 @@ export async function benchGemm(opts: GemmBenchOptions = {}): Promise<GemmBenchR
         shape: shapeLabel(s), threads, untie_gflops: med(untie[i], 'gflops'), torch_gflops: torch[i].length ? med(torch[i], 'gflops') : null,
         untie_cpu_gflops: threads === 1 ? med(untie[i], 'cpu_gflops') : null,
         torch_cpu_gflops: threads === 1 && torch[i].length ? med(torch[i], 'cpu_gflops') : null,
+        wasm_gflops: wasmT[i].length ? med(wasmT[i], 'gflops') : null,
+        wasm_cpu_gflops: wasmT[i].length ? med(wasmT[i], 'cpu_gflops') : null,
       }));
     }
   } finally {
@@ -195,16 +218,16 @@ async function main(): Promise<void> {
   printGemmRows(rows, console.log);
 }
 
-/** The GEMM table: wall-clock GFLOP/s and ratio, and on 1 thread the same per CPU second. */
+/** The GEMM table: wall-clock GFLOP/s and ratio, and on 1 thread the same per CPU second, with the wasm kernels'. */
 export function printGemmRows(rows: GemmBenchRow[], print: (line: string) => void, indent = ''): void {
   const f = (v: number | null) => (v === null ? '-' : v.toFixed(1));
   const ratio = (a: number | null, b: number | null) => (a !== null && b ? (a / b).toFixed(2) : '-');
   print(indent + 'shape'.padEnd(28) + 'threads'.padStart(8) + 'untie'.padStart(9) + 'torch'.padStart(9) + 'ratio'.padStart(8) +
-    '   per CPU second: untie'.padStart(25) + 'torch'.padStart(9) + 'ratio'.padStart(8));
+    '   per CPU second: untie'.padStart(25) + 'torch'.padStart(9) + 'ratio'.padStart(8) + 'wasm'.padStart(8) + 'wasm/untie'.padStart(12));
   for (const r of rows) {
     print(indent + r.shape.padEnd(28) + String(r.threads).padStart(8) + f(r.untie_gflops).padStart(9) + f(r.torch_gflops).padStart(9) +
       ratio(r.untie_gflops, r.torch_gflops).padStart(8) + f(r.untie_cpu_gflops).padStart(25) + f(r.torch_cpu_gflops).padStart(9) +
-      ratio(r.untie_cpu_gflops, r.torch_cpu_gflops).padStart(8));
+      ratio(r.untie_cpu_gflops, r.torch_cpu_gflops).padStart(8) + f(r.wasm_cpu_gflops).padStart(8) + ratio(r.wasm_cpu_gflops, r.untie_cpu_gflops).padStart(12));
   }
 }
 

@@ -20,6 +20,9 @@
 #if defined(UNTIE_X86)
 #include <immintrin.h>
 #endif
+#if defined(__wasm_simd128__)
+#include <wasm_simd128.h>
+#endif
 
 namespace untie {
 namespace {
@@ -344,6 +347,86 @@ void ukr_avx2_cols(int64_t kc, const float* A, int64_t lda, const float* B, int6
 
 #endif  // UNTIE_X86
 
+#if defined(__wasm_simd128__)
+// WebAssembly SIMD128 (the wasm build, native/wasm/): MR rows x NV*4 columns
+// of C in v128 accumulators, from packed A (AS floats per k step) and packed
+// B (NR = WASM_NV*4 floats per k step). SIMD128 has no FMA, so each step is a
+// multiply and an add (two roundings, as the portable kernel without FMA).
+// The engine (V8's TurboFan on x86-64) maps a v128 to an xmm register, 16 of
+// them: MR * NV accumulators, NV B vectors and the broadcast A value must fit.
+// Edge tiles (mr < MR) run the smallest kernel that covers them; columns past
+// nr are computed (B panels are zero-padded) and not stored.
+#ifndef WASM_MR
+#define WASM_MR 4
+#endif
+#ifndef WASM_NV
+#define WASM_NV 2
+#endif
+constexpr int kWasmMR = WASM_MR, kWasmNV = WASM_NV, kWasmNR = 4 * WASM_NV;
+
+template <int MR>
+void ukr_wasm_t(int64_t kc, const float* A, int64_t, const float* B, int64_t, float* C, int64_t ldc, int mr, int nr,
+                float alpha, float beta) {
+  constexpr int NV = kWasmNV, AS = kWasmMR;
+  v128_t c[MR][NV];
+#pragma clang loop unroll(full)
+  for (int r = 0; r < MR; r++)
+#pragma clang loop unroll(full)
+    for (int v = 0; v < NV; v++) c[r][v] = wasm_f32x4_splat(0.0f);
+  for (int64_t p = 0; p < kc; p++) {
+    v128_t b[NV];
+#pragma clang loop unroll(full)
+    for (int v = 0; v < NV; v++) b[v] = wasm_v128_load(B + 4 * v);
+#pragma clang loop unroll(full)
+    for (int r = 0; r < MR; r++) {
+      const v128_t a = wasm_v128_load32_splat(A + r);
+#pragma clang loop unroll(full)
+      for (int v = 0; v < NV; v++) c[r][v] = wasm_f32x4_add(c[r][v], wasm_f32x4_mul(a, b[v]));
+    }
+    A += AS;
+    B += 4 * NV;
+  }
+  const v128_t va = wasm_f32x4_splat(alpha), vb = wasm_f32x4_splat(beta);
+  float tile[MR * 4 * NV];
+  const bool full = nr == 4 * NV;
+  float* dst = full ? C : tile;
+  const int64_t ld = full ? ldc : 4 * NV;
+  const int rows = mr < MR ? mr : MR;
+  if (!full && beta != 0.0f)
+    for (int r = 0; r < rows; r++)
+      for (int j = 0; j < nr; j++) tile[r * 4 * NV + j] = C[r * ldc + j];
+#pragma clang loop unroll(full)
+  for (int r = 0; r < MR; r++) {
+    if (r < rows) {
+#pragma clang loop unroll(full)
+      for (int v = 0; v < NV; v++) {
+        float* d = dst + r * ld + 4 * v;
+        v128_t o = wasm_f32x4_mul(va, c[r][v]);
+        if (beta != 0.0f) o = wasm_f32x4_add(o, wasm_f32x4_mul(vb, wasm_v128_load(d)));
+        wasm_v128_store(d, o);
+      }
+    }
+  }
+  if (!full)
+    for (int r = 0; r < rows; r++)
+      for (int j = 0; j < nr; j++) C[r * ldc + j] = tile[r * 4 * NV + j];
+}
+
+template <int... R>
+struct WasmKernels {
+  static constexpr MicroKernel table[] = {nullptr, ukr_wasm_t<R>...};
+};
+template <int N, int... R>
+struct WasmSeq : WasmSeq<N - 1, N, R...> {};
+template <int... R>
+struct WasmSeq<0, R...> : WasmKernels<R...> {};
+
+void ukr_wasm(int64_t kc, const float* A, int64_t lda, const float* B, int64_t ldb, float* C, int64_t ldc, int mr,
+              int nr, float alpha, float beta) {
+  WasmSeq<kWasmMR>::table[mr](kc, A, lda, B, ldb, C, ldc, mr, nr, alpha, beta);
+}
+#endif  // __wasm_simd128__
+
 // Portable kernel: plain loops that the compiler vectorises (SSE2 on baseline
 // x86-64, NEON on arm64).
 constexpr int kScalarMR = 4, kScalarNR = 16;
@@ -384,10 +467,19 @@ void ukr_scalar(int64_t kc, const float* A, int64_t, const float* B, int64_t, fl
 const KernelCfg cfg_avx512 = {kAvx512MR, 32, 512, 14 * 24, true, ukr_avx512, ukr_avx512_rows, ukr_avx512_cols};
 const KernelCfg cfg_avx2 = {kAvx2MR, 16, 256, 6 * 24, false, ukr_avx2, ukr_avx2_rows, ukr_avx2_cols};
 #endif
-const KernelCfg cfg_scalar = {kScalarMR, kScalarNR, 256, 4 * 64, false, ukr_scalar, nullptr, nullptr};
+[[maybe_unused]] const KernelCfg cfg_scalar = {kScalarMR, kScalarNR, 256, 4 * 64, false, ukr_scalar, nullptr, nullptr};
+#if defined(__wasm_simd128__)
+const KernelCfg cfg_wasm = {kWasmMR, kWasmNR, 256, kWasmMR * 32, false, ukr_wasm, nullptr, nullptr};
+#endif
 
 void do_pack_a(const KernelCfg& K, const float* A, int64_t lda, bool trans, int64_t i0, int64_t mc, int64_t p0,
                int64_t kc, float* Ap) {
+#if defined(__wasm_simd128__)
+  // The wasm build has one configuration (its MR may equal another's).
+  pack_a<kWasmMR>(A, lda, trans, i0, mc, p0, kc, Ap);
+  (void)K;
+  return;
+#endif
   switch (K.MR) {
     case 14: pack_a<14>(A, lda, trans, i0, mc, p0, kc, Ap); break;
     case 6: pack_a<6>(A, lda, trans, i0, mc, p0, kc, Ap); break;
@@ -397,6 +489,11 @@ void do_pack_a(const KernelCfg& K, const float* A, int64_t lda, bool trans, int6
 
 void do_pack_b(const KernelCfg& K, const float* B, int64_t ldb, bool trans, int64_t p0, int64_t kc, int64_t j0,
                int64_t nc, int64_t jp0, int64_t jp1, float* Bp) {
+#if defined(__wasm_simd128__)
+  pack_b<kWasmNR>(B, ldb, trans, p0, kc, j0, nc, jp0, jp1, Bp);
+  (void)K;
+  return;
+#endif
   switch (K.NR) {
     case 32: pack_b<32>(B, ldb, trans, p0, kc, j0, nc, jp0, jp1, Bp); break;
     default: pack_b<16>(B, ldb, trans, p0, kc, j0, nc, jp0, jp1, Bp); break;
@@ -421,7 +518,7 @@ struct Buffer {
     return p;
   }
 };
-thread_local Buffer tls_a, tls_b;
+UNTIE_THREAD_LOCAL Buffer tls_a, tls_b;
 
 // What tls_b holds: op(B) of batch item `item`, columns of job column `jb`,
 // all K blocks, packed for call `call`. A thread that runs several jobs of
@@ -430,7 +527,7 @@ struct PackedB {
   uint64_t call = 0;
   int64_t item = -1, jb = -1;
 };
-thread_local PackedB tls_b_holds;
+UNTIE_THREAD_LOCAL PackedB tls_b_holds;
 std::atomic<uint64_t> call_counter{0};
 
 inline int64_t cdiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
@@ -600,7 +697,11 @@ const KernelCfg& current_cfg() {
     default: break;
   }
 #endif
+#if defined(__wasm_simd128__)
+  return cfg_wasm;
+#else
   return cfg_scalar;
+#endif
 }
 
 void run_plan(const Plan& P, int threads) {

@@ -131,7 +131,7 @@ void parallel_rows(int64_t rows, int64_t cost, int64_t grain, F f) {
   parallel_for(rows, t, f);
 }
 
-thread_local std::vector<double> scratch;
+UNTIE_THREAD_LOCAL std::vector<double> scratch;
 double* scratch_doubles(size_t n) {
   if (scratch.size() < n) scratch.resize(n);
   return scratch.data();

@@ -13,6 +13,15 @@
 #pragma once
 #include <cstdint>
 
+// Per-thread state (packing buffers, scratch). The wasm build (native/wasm/)
+// runs on one thread, and wasm32 has thread-local storage only with shared
+// memory and atomics, so there it is a plain global.
+#if defined(__wasm__)
+#define UNTIE_THREAD_LOCAL
+#else
+#define UNTIE_THREAD_LOCAL thread_local
+#endif
+
 namespace untie {
 
 typedef void (*ChunkFn)(void* ctx, int64_t chunk);

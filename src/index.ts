@@ -1,7 +1,8 @@
 /** untie's public API. The CLI (src/cli) is a thin layer over these. */
 export { UntieError } from './errors.js';
 export type { Kernels } from './backend/kernels.js';
-export { kernels, setThreads, useKernels, nativeKernels, reference } from './backend/index.js';
+export { kernels, setThreads, useKernels, nativeKernels, wasmKernels, reference } from './backend/index.js';
+export { instantiateWasmKernels, wasmKernelsSync, type WasmKernels, type WasmOptions } from './backend/wasm.js';
 export { Tensor, backward, noGrad, parameter, tidy } from './tensor/tensor.js';
 export { poolStats } from './tensor/pool.js';
 export * as ops from './tensor/ops.js';

@@ -1,9 +1,9 @@
 // The engine end to end, in seconds: small models actually train with AdamW,
-// runs repeat bit for bit, native and reference kernels agree on a whole
-// training run, and the tape is empty after every backward.
+// runs repeat bit for bit, native, wasm and reference kernels agree on a
+// whole training run, and the tape is empty after every backward.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { kernels, nativeKernels, reference, useKernels, type Kernels } from '../src/backend/index.js';
+import { kernels, nativeKernels, reference, useKernels, wasmKernels, type Kernels } from '../src/backend/index.js';
 import { BertForMaskedLM, defaultBertConfig, type BertConfig, type MlmBatch } from '../src/models/bert.js';
 import { Linear } from '../src/nn/layers.js';
 import { Module } from '../src/nn/module.js';
@@ -157,6 +157,23 @@ test('native and reference kernels train the tiny BERT alike (same dropout masks
   for (let i = 0; i < onReference.losses.length; i++) {
     const r = onReference.losses[i], n = onNative.losses[i];
     assert.ok(Math.abs(r - n) <= 1e-4 * Math.abs(r), `step ${i}: loss ${n} on native vs ${r} on reference`);
+  }
+});
+
+const wasm = wasmKernels();
+test('wasm and reference kernels train the tiny BERT alike (same dropout masks, losses within 1e-4 relative), and wasm repeats bit for bit', () => {
+  assert.ok(wasm, 'the shipped wasm kernels did not load');
+  const onReference = withKernels(reference, () => trainTinyBert(10));
+  const onWasm = withKernels(wasm, () => trainTinyBert(10));
+  for (let i = 0; i < onReference.losses.length; i++) {
+    const r = onReference.losses[i], w = onWasm.losses[i];
+    assert.ok(Math.abs(r - w) <= 1e-4 * Math.abs(r), `step ${i}: loss ${w} on wasm vs ${r} on reference`);
+  }
+  const again = withKernels(wasm, () => trainTinyBert(10));
+  assert.deepEqual(again.losses, onWasm.losses);
+  for (let i = 0; i < again.params.length; i++) {
+    assert.ok(Buffer.from(again.params[i].buffer, again.params[i].byteOffset, again.params[i].byteLength)
+      .equals(Buffer.from(onWasm.params[i].buffer, onWasm.params[i].byteOffset, onWasm.params[i].byteLength)), `parameter ${i} differs between identical wasm runs`);
   }
 });
 

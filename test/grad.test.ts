@@ -1,8 +1,8 @@
 // Every differentiable op's gradient against central finite differences, on
-// the reference kernels and (when built) on the native ones.
+// the reference kernels, the wasm ones and (when built) the native ones.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { nativeKernels, reference, useKernels, kernels } from '../src/backend/index.js';
+import { nativeKernels, reference, useKernels, kernels, wasmKernels } from '../src/backend/index.js';
 import type { Kernels } from '../src/backend/kernels.js';
 import { Rng } from '../src/tensor/rng.js';
 import { Tensor } from '../src/tensor/tensor.js';
@@ -10,8 +10,9 @@ import * as ops from '../src/tensor/ops.js';
 import { gradCheck, randTensor } from './helpers.js';
 
 const backends: Kernels[] = [reference];
-const nat = nativeKernels();
+const nat = nativeKernels(), wasm = wasmKernels();
 if (nat) backends.push(nat);
+if (wasm) backends.push(wasm);
 
 for (const K of backends) {
   describe(`gradients (${K.name} kernels)`, () => {

@@ -1,16 +1,20 @@
 /**
- * The native kernels against the reference ones: every kernel on random inputs
- * of several shapes (odd sizes, sizes that are not multiples of the GEMM
- * microkernel, sizes large enough to be split over threads), on every SIMD
- * path this CPU has. Also: native results are bit-identical run to run and
- * with 1, 2 or 3 threads, and bad arguments throw instead of crashing.
+ * The native and the wasm kernels against the reference ones: every kernel on
+ * random inputs of several shapes (odd sizes, sizes that are not multiples of
+ * the GEMM microkernel, sizes large enough to be split over threads), on every
+ * native SIMD path this CPU has and on the WebAssembly build (native/wasm/),
+ * both with arrays from anywhere (which the wasm backend copies in and out)
+ * and with arrays in the module's memory (as the tensor pool allocates them
+ * there, run in place). Also: results are bit-identical run to run and with
+ * 1, 2 or 3 threads, and bad arguments throw instead of crashing.
  *
  * Tolerances (|native - reference| <= atol + rtol * |reference|):
  * - exact: kernels whose float math mirrors the reference's double math op for
  *   op (add, mul, scale, axpy, addRowVector, tanhBackward, dropout, embedding,
  *   permute4, splitHeads, mergeHeads, adamwStep).
  * - matmul: atol = 1e-4 * max|reference|. The reference sums in double, we sum
- *   in float with FMA, so errors grow like sqrt(k) * 2^-24 * |terms|.
+ *   in float with FMA (wasm: multiply then add, SIMD128 has no FMA), so errors
+ *   grow like sqrt(k) * 2^-24 * |terms|.
  * - exp/erf/tanh-based kernels: rtol 1e-5, atol 1e-7 (unchanged when GELU,
  *   softmax forward and cross-entropy moved to float32 math). Native computes
  *   these in float32 with a vectorised exp (~1.5e-7 relative) and the
@@ -21,22 +25,71 @@
  *   which atol covers. Sums are in a different order than the reference's.
  * - sum/dot/sumSquares: rtol 1e-12 (double accumulation, different order).
  *
- * Without the addon built the tests skip, unless UNTIE_REQUIRE_NATIVE=1.
+ * Without the addon built the native tests skip, unless UNTIE_REQUIRE_NATIVE=1.
+ * The wasm module is shipped in the package, so its tests never skip.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadNative, nativeInfo, nativeLoadError, setNativeSimd, type Simd } from '../src/backend/native.js';
 import { reference } from '../src/backend/reference.js';
 import type { Kernels } from '../src/backend/kernels.js';
+import { loadWasm, wasmLoadError } from '../src/backend/wasm-file.js';
+import type { WasmKernels } from '../src/backend/wasm.js';
 
 const native = loadNative();
 const required = process.env.UNTIE_REQUIRE_NATIVE === '1';
 const skip = native ? false : `native addon not available (${nativeLoadError()}); run npm run build:native`;
+const wasm = loadWasm();
 
 if (!native && required) {
   test('native addon loads (UNTIE_REQUIRE_NATIVE=1)', () => {
     assert.fail(`the native addon did not load: ${nativeLoadError()}`);
   });
+}
+
+test('the shipped wasm kernels load', () => {
+  assert.ok(wasm, `native/wasm/untie.wasm did not load: ${wasmLoadError()}`);
+  assert.equal(wasm.name, 'wasm');
+});
+
+/**
+ * The wasm kernels with every Float32Array and Int32Array argument first
+ * placed in the module's memory (the same array twice gets the same place, so
+ * in-place calls stay in place), as tensors from the pool are: the kernels
+ * then run on them without copies. Results are copied back after the call.
+ */
+function inModuleMemory(K: WasmKernels): Kernels {
+  const wrapped: Record<string, unknown> = {};
+  for (const key of Object.keys(K) as (keyof Kernels)[]) {
+    const fn = K[key];
+    if (typeof fn !== 'function' || key === 'setThreads' || key === 'getThreads') {
+      wrapped[key] = fn;
+      continue;
+    }
+    wrapped[key] = (...args: unknown[]) => {
+      const placed = new Map<unknown, { view: Float32Array | Int32Array; block: Float32Array }>();
+      const moved = args.map((a) => {
+        if (!(a instanceof Float32Array || a instanceof Int32Array)) return a;
+        let p = placed.get(a);
+        if (!p) {
+          const block = K.memory.alloc(Math.max(1, a.length))!;
+          const view = a instanceof Float32Array ? block.subarray(0, a.length) : new Int32Array(block.buffer, block.byteOffset, a.length);
+          view.set(a);
+          placed.set(a, (p = { view, block }));
+        }
+        return p.view;
+      });
+      try {
+        return (fn as (...a: unknown[]) => unknown)(...moved);
+      } finally {
+        for (const [orig, { view, block }] of placed) {
+          (orig as Float32Array | Int32Array).set(view);
+          K.memory.free(block);
+        }
+      }
+    };
+  }
+  return wrapped as unknown as Kernels;
 }
 
 // ---- inputs
@@ -312,18 +365,33 @@ function onPath(simd: Simd, threads: number): Kernels {
   return native!;
 }
 
-// Without the addon, one skipped group stands for all paths.
-for (const simd of simds.length ? simds : (['best'] as unknown as Simd[])) {
-  test(`native (${simd}) matches reference on every kernel`, { skip }, () => {
-    const k = onPath(simd, 2);
+/** A backend to test: a label, why it is skipped (or false), and its kernels set to a thread count. */
+interface Path {
+  label: string;
+  skip: string | false;
+  on: (threads: number) => Kernels;
+}
+// Without the addon, one skipped group stands for all native paths.
+const paths: Path[] = (simds.length ? simds : (['best'] as unknown as Simd[])).map((simd) => ({
+  label: `native (${simd})`, skip, on: (threads: number) => onPath(simd, threads),
+}));
+if (wasm) {
+  paths.push({ label: 'wasm', skip: false, on: (threads) => (wasm.setThreads(threads), wasm) });
+  const placed = inModuleMemory(wasm);
+  paths.push({ label: 'wasm (arrays in the module memory)', skip: false, on: (threads) => (wasm.setThreads(threads), placed) });
+}
+
+for (const { label, skip, on } of paths) {
+  test(`${label} matches reference on every kernel`, { skip }, () => {
+    const k = on(2);
     for (const c of cases) {
       const got = c.run(k), want = c.run(reference);
       got.forEach((g, i) => assertClose(`${c.name} output ${i}`, g, want[i], c.tol === GEMM_TOL ? GEMM_TOL_FOR(want[i]) : c.tol));
     }
   });
 
-  test(`native (${simd}) matmul with beta = 0 never reads C (NaN in C does not leak)`, { skip }, () => {
-    const k = onPath(simd, 2);
+  test(`${label} matmul with beta = 0 never reads C (NaN in C does not leak)`, { skip }, () => {
+    const k = on(2);
     for (const [m, n, kk] of GEMM_SHAPES) {
       const c = new Float32Array(m * n).fill(NaN);
       k.matmul(randn(m * kk, 1), randn(kk * n, 2), c, 1, m, n, kk, false, false, 0, 0, 0, 1, 0);
@@ -331,8 +399,8 @@ for (const simd of simds.length ? simds : (['best'] as unknown as Simd[])) {
     }
   });
 
-  test(`native (${simd}) reductions match reference`, { skip }, () => {
-    const k = onPath(simd, 2);
+  test(`${label} reductions match reference`, { skip }, () => {
+    const k = on(2);
     for (const a of reductionInputs) {
       const b = randn(a.length, 77);
       const close = (what: string, g: number, w: number) =>
@@ -353,8 +421,8 @@ for (const simd of simds.length ? simds : (['best'] as unknown as Simd[])) {
     assert.equal(k.allFinite(new Float32Array(0)), true);
   });
 
-  test(`native (${simd}) is bit-identical run to run and with 1, 2 or 3 threads`, { skip }, () => {
-    const k = onPath(simd, 1);
+  test(`${label} is bit-identical run to run and with 1, 2 or 3 threads`, { skip }, () => {
+    const k = on(1);
     const one = cases.map((c) => c.run(k));
     const oneAgain = cases.map((c) => c.run(k));
     k.setThreads(2);
@@ -380,8 +448,14 @@ for (const simd of simds.length ? simds : (['best'] as unknown as Simd[])) {
   });
 }
 
-test('native matmul on large shapes matches reference (several K blocks, both threads busy)', { skip }, () => {
-  const k = native!;
+const backends: { name: string; skip: string | false; get: () => Kernels }[] = [
+  { name: 'native', skip, get: () => native! },
+  { name: 'wasm', skip: wasm ? false : 'the wasm kernels did not load', get: () => wasm! },
+];
+
+for (const { name, skip, get } of backends) {
+test(`${name} matmul on large shapes matches reference (several K blocks, both threads busy)`, { skip }, () => {
+  const k = get();
   k.setThreads(2);
   for (const [batch, m, n, kk, tb] of [[1, 300, 520, 700, false], [4, 128, 128, 64, true], [1, 1000, 70, 300, false]] as const) {
     const a = randn(batch * m * kk, 5), b = randn(batch * kk * n, 6);
@@ -392,13 +466,13 @@ test('native matmul on large shapes matches reference (several K blocks, both th
   }
 });
 
-test('native kernels throw on bad arguments instead of crashing', { skip }, () => {
-  const k = native!;
+test(`${name} kernels throw on bad arguments instead of crashing`, { skip }, () => {
+  const k = get();
   const f = (n: number) => new Float32Array(n);
   const throwsNamed = (op: string, fn: () => unknown, msg?: RegExp) =>
     assert.throws(fn, (err: unknown) => {
       assert.ok(err instanceof Error, `${op}: not an Error`);
-      assert.match(err.message, new RegExp(`^untie native ${op}: `));
+      assert.match(err.message, new RegExp(`^untie ${name} ${op}: `));
       if (msg) assert.match(err.message, msg);
       return true;
     });
@@ -459,6 +533,7 @@ test('native kernels throw on bad arguments instead of crashing', { skip }, () =
   assert.throws(() => k.crossEntropyForward(f(10), new Int32Array([0, 9]), losses, f(2), 2, 5, -100));
   assert.deepEqual([...losses], [7, 7]);
 });
+}
 
 test('native thread count: default is the number of cores, setThreads/getThreads round-trip', { skip }, () => {
   const k = native!;
@@ -468,4 +543,24 @@ test('native thread count: default is the number of cores, setThreads/getThreads
   assert.equal(k.getThreads(), 1);
   k.setThreads(2);
   assert.equal(k.getThreads(), 2);
+});
+
+test('wasm thread count: one thread whatever is set (single-threaded build); setThreads still checks its argument', { skip: wasm ? false : 'the wasm kernels did not load' }, () => {
+  const k = wasm!;
+  k.setThreads(3);
+  assert.equal(k.getThreads(), 1);
+  assert.throws(() => k.setThreads(0), /^Error: untie wasm setThreads: n must be at least 1/);
+});
+
+test('wasm: arrays from outside the module memory are copied back only where the kernel writes, and temporary blocks are freed', { skip: wasm ? false : 'the wasm kernels did not load' }, () => {
+  const k = wasm!;
+  const before = k.memory.bytes().inUse;
+  const a = randn(5000, 1), b = randn(5000, 2), out = new Float32Array(5000);
+  const aCopy = copy(a);
+  k.add(a, b, out);
+  assert.deepEqual(a, aCopy, 'an input is not written back');
+  for (let i = 0; i < 5000; i++) assert.equal(out[i], Math.fround(a[i] + b[i]));
+  // A throw after the copies were made (a bad target in the last row) frees them too.
+  assert.throws(() => k.crossEntropyForward(new Float32Array(10), new Int32Array([0, 9]), new Float32Array(2), new Float32Array(2), 2, 5, -100));
+  assert.equal(k.memory.bytes().inUse, before, 'no temporary block is left allocated');
 });

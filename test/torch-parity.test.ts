@@ -11,7 +11,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { kernels, nativeKernels, reference, useKernels, type Kernels } from '../src/backend/index.js';
+import { kernels, nativeKernels, reference, useKernels, wasmKernels, type Kernels } from '../src/backend/index.js';
 import { BertForMaskedLM, defaultBertConfig, type BertConfig, type MlmBatch } from '../src/models/bert.js';
 import { Rng } from '../src/tensor/rng.js';
 import { backward, tapeLength } from '../src/tensor/tensor.js';
@@ -159,8 +159,9 @@ function compare(side: UntieSide): Parity {
 }
 
 const backends: Kernels[] = [reference];
-const nat = nativeKernels();
+const nat = nativeKernels(), wasm = wasmKernels();
 if (nat) backends.push(nat);
+if (wasm) backends.push(wasm);
 const cases = backends.flatMap((K) => (['post', 'pre'] as const).map((norm) => ({ K, norm })));
 
 /**

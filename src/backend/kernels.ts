@@ -1,8 +1,10 @@
 /**
  * The kernel interface: every piece of arithmetic the engine does on more than
- * a handful of numbers goes through one of these functions. Two implementations
- * exist, `reference` (plain TypeScript, obviously correct, slow) and `native`
- * (the C++ addon in native/, fast). Tests run every kernel on both and compare.
+ * a handful of numbers goes through one of these functions. Three
+ * implementations exist: `reference` (plain TypeScript, obviously correct,
+ * slow), `native` (the C++ addon in native/, fast) and `wasm` (the same C++
+ * compiled to WebAssembly: no compiler needed at install, runs in a page).
+ * Tests run every kernel on each and compare with the reference.
  *
  * Conventions, shared by both implementations:
  * - All tensors are float32, row-major, contiguous; shapes are passed as
@@ -19,9 +21,25 @@
 export type F32 = Float32Array;
 export type I32 = Int32Array;
 
+/**
+ * Memory a backend wants tensor buffers in (the wasm backend: its module's
+ * memory, which its kernels read and write in place, while other arrays are
+ * copied in and out per call). The buffer pool (src/tensor/pool.ts) takes its
+ * buffers from here when the active kernels have it.
+ */
+export interface KernelMemory {
+  /** A view of `n` floats in this memory, or null when it is full (the pool then uses an ordinary array). */
+  alloc(n: number): Float32Array | null;
+  /** Gives back a view that `alloc` returned (the whole view, as returned). */
+  free(a: Float32Array): void;
+}
+
 export interface Kernels {
-  /** 'native' or 'reference'. */
+  /** 'native', 'wasm' or 'reference'. */
   readonly name: string;
+
+  /** Where tensor buffers should live for these kernels; absent: anywhere (ordinary arrays). */
+  readonly memory?: KernelMemory;
 
   /** Threads used by parallel kernels (native); reference always uses 1. */
   setThreads(n: number): void;

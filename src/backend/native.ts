@@ -26,7 +26,7 @@ let addon: NativeAddon | null | undefined;
 let loadError: string | null = null;
 
 /** The package root: the nearest directory above this file with a package.json (src/backend or dist/backend). */
-function packageRoot(): string | null {
+export function packageRoot(): string | null {
   let dir = dirname(fileURLToPath(import.meta.url));
   for (;;) {
     if (existsSync(join(dir, 'package.json'))) return dir;

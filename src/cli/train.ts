@@ -1,6 +1,7 @@
 /** `untie train`: pre-train BERT with masked LM, sharing layers and then untying them. */
 import fs from 'node:fs';
 import path from 'node:path';
+import { kernels } from '../backend/index.js';
 import { UntieError } from '../errors.js';
 import { defaultRunConfig, mergeConfig, parseDuration, readConfigFile, runConfigOf, PRESETS, type RunConfig } from '../train/config.js';
 import { checkCreatable } from '../train/fsutil.js';
@@ -191,7 +192,7 @@ export async function run(argv: string[]): Promise<number> {
     console.log(JSON.stringify({
       run_dir: result.runDir, steps: result.steps, final_val_loss: result.finalValLoss, final_val_acc: result.finalValAcc,
       unigram_val_loss: result.unigramValLoss, unigram_val_acc: result.unigramValAcc,
-      seconds: result.seconds, ...(config.train.budget > 0 ? { budget: config.train.budget } : {}), untied_at: result.untiedAt, parameters: result.parameters, unique_parameters: result.uniqueParameters,
+      seconds: result.seconds, kernels: kernels().name, threads: kernels().getThreads(), ...(config.train.budget > 0 ? { budget: config.train.budget } : {}), untied_at: result.untiedAt, parameters: result.parameters, unique_parameters: result.uniqueParameters,
     }));
   } else {
     console.log(`run folder: ${result.runDir}`);

@@ -18,6 +18,9 @@
  * there before: ops overwrite their outputs; `zeros` clears.
  */
 
+import { kernels } from '../backend/index.js';
+import type { KernelMemory } from '../backend/kernels.js';
+
 /** Below this many floats an array is cheap to allocate, and is not pooled. */
 const MIN_POOLED = 1024;
 
@@ -35,14 +38,32 @@ function classBytes(n: number): number {
   return (((n + step - 1) >>> (e - 3)) << (e - 3)) * 4;
 }
 
+/**
+ * A pooled buffer: a float32 array of its class's size, either an ordinary
+ * array or a block of a backend's memory (the wasm kernels' module memory,
+ * where they read and write tensors in place; see backend/kernels.ts:
+ * KernelMemory), which must be given back to that memory when dropped.
+ */
+interface Block {
+  floats: Float32Array;
+  memory: KernelMemory | null;
+}
+
 interface SizeClass {
-  free: ArrayBuffer[];
+  free: Block[];
   lastUsed: number;
 }
 
-const classes = new Map<number, SizeClass>();
-/** The view each buffer currently handed out was given as (weak: a buffer nobody returns is simply collected). */
-const handedOut = new WeakMap<ArrayBuffer, Float32Array>();
+/** Size classes per memory the buffers come from (null: ordinary arrays). */
+const pools = new Map<KernelMemory | null, Map<number, SizeClass>>();
+/** The block behind each view handed out and not yet given back (weak: a buffer nobody returns is simply collected). */
+const handedOut = new WeakMap<Float32Array, Block>();
+/**
+ * A block of backend memory whose view was collected without coming back
+ * (a tensor dropped outside any tidy scope) goes back to that memory, as an
+ * ordinary array would go to the garbage collector.
+ */
+const lost = new FinalizationRegistry<Block>((block) => block.memory?.free(block.floats));
 let epoch = 0;
 
 const stats = { allocs: 0, reused: 0, fresh: 0, released: 0, freeBytes: 0 };
@@ -51,37 +72,44 @@ const stats = { allocs: 0, reused: 0, fresh: 0, released: 0, freeBytes: 0 };
 export function alloc(n: number): Float32Array {
   if (n < MIN_POOLED) return new Float32Array(n);
   stats.allocs++;
+  // Buffers live where the active kernels want them (the wasm module's memory), else in ordinary arrays.
+  const memory = kernels().memory ?? null;
+  let classes = pools.get(memory);
+  if (!classes) pools.set(memory, (classes = new Map()));
   const bytes = classBytes(n);
   let cls = classes.get(bytes);
   if (!cls) classes.set(bytes, (cls = { free: [], lastUsed: epoch }));
   cls.lastUsed = epoch;
-  let buf = cls.free.pop();
+  let block = cls.free.pop();
   // None free in its class: take one from the next few classes up (at most
   // ~50% larger), so that a size that moves a little from step to step (the
   // masked positions) does not make a new buffer every time.
-  for (let up = 0, b = bytes; !buf && up < LARGER_CLASSES; up++) {
+  for (let up = 0, b = bytes; !block && up < LARGER_CLASSES; up++) {
     b = classBytes(b / 4 + 1);
     const larger = classes.get(b);
     if (larger && larger.free.length > 0) {
       larger.lastUsed = epoch;
-      buf = larger.free.pop();
+      block = larger.free.pop();
     }
   }
-  if (buf) {
+  if (block) {
     stats.reused++;
-    stats.freeBytes -= buf.byteLength;
+    stats.freeBytes -= block.floats.byteLength;
   } else {
     stats.fresh++;
-    buf = new ArrayBuffer(bytes);
+    // A full backend memory falls back to an ordinary array (its kernels then copy it per call).
+    const inMemory = memory?.alloc(bytes / 4) ?? null;
+    block = inMemory ? { floats: inMemory, memory } : { floats: new Float32Array(bytes / 4), memory: null };
   }
-  const view = new Float32Array(buf, 0, n);
-  handedOut.set(buf, view);
+  const view = block.floats.subarray(0, n);
+  handedOut.set(view, block);
+  if (block.memory) lost.register(view, block, view);
   return view;
 }
 
 /** True while `a` is a pool buffer handed out and not yet given back. */
 export function isPooled(a: Float32Array): boolean {
-  return handedOut.get(a.buffer as ArrayBuffer) === a;
+  return handedOut.has(a);
 }
 
 /** A float32 array of length `n`, all zeros. */
@@ -99,16 +127,27 @@ export function zeros(n: number): Float32Array {
  */
 export function release(a: Float32Array | null | undefined): boolean {
   if (!a) return false;
-  const buf = a.buffer as ArrayBuffer;
-  if (handedOut.get(buf) !== a) return false;
-  handedOut.delete(buf);
-  const bytes = buf.byteLength;
-  const cls = classes.get(bytes);
-  if (!cls) return false;
-  cls.free.push(buf);
+  const block = handedOut.get(a);
+  if (!block) return false;
+  handedOut.delete(a);
+  if (block.memory) lost.unregister(a);
+  const bytes = block.floats.byteLength;
+  let classes = pools.get(block.memory);
+  if (!classes) pools.set(block.memory, (classes = new Map()));
+  let cls = classes.get(bytes);
+  if (!cls) classes.set(bytes, (cls = { free: [], lastUsed: epoch }));
+  cls.free.push(block);
   stats.released++;
   stats.freeBytes += bytes;
   return true;
+}
+
+/** Drops free blocks: ordinary arrays to the garbage collector, backend memory back to its owner. */
+function drop(blocks: Block[]): void {
+  for (const b of blocks) {
+    stats.freeBytes -= b.floats.byteLength;
+    b.memory?.free(b.floats);
+  }
 }
 
 /**
@@ -119,10 +158,12 @@ export function release(a: Float32Array | null | undefined): boolean {
  */
 export function nextEpoch(): void {
   epoch++;
-  for (const [bytes, cls] of classes) {
-    if (epoch - cls.lastUsed >= STALE_EPOCHS && cls.free.length > 0) {
-      stats.freeBytes -= bytes * cls.free.length;
-      cls.free = [];
+  for (const classes of pools.values()) {
+    for (const cls of classes.values()) {
+      if (epoch - cls.lastUsed >= STALE_EPOCHS && cls.free.length > 0) {
+        drop(cls.free);
+        cls.free = [];
+      }
     }
   }
 }
@@ -134,6 +175,7 @@ export function poolStats(): Readonly<typeof stats> {
 
 /** Drops every free buffer (tests; or to hand memory back after a large job). */
 export function drainPool(): void {
-  classes.clear();
+  for (const classes of pools.values()) for (const cls of classes.values()) drop(cls.free);
+  pools.clear();
   stats.freeBytes = 0;
 }

@@ -124,6 +124,9 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const threads = threadCount(cfg.train.threads);
   if (threads.note) warn(threads.note);
   kernels().setThreads(threads.threads);
+  if (cfg.train.threads > 1 && kernels().getThreads() < threads.threads) {
+    warn(`--threads ${cfg.train.threads}: the ${kernels().name} kernels run on one thread, so this run uses one.`);
+  }
 
   // ---- read and check every input; nothing is written until all of it has passed
   const resumeFrom = resumePoint(runDir, opts.resume ?? false);
