@@ -34,6 +34,8 @@ interface Plan {
 
 const PRE = ['--norm', 'pre'];
 const NODROP = ['--dropout', '0'];
+// The old default, spelled out, so the plan means the same whatever the presets' defaults are now.
+const OLD = ['--norm', 'post', '--dropout', '0.1'];
 
 /** The recipe study of issue 8: what the tiny preset's minutes buy. */
 const PLANS: Record<string, Plan> = {
@@ -41,8 +43,8 @@ const PLANS: Record<string, Plan> = {
     about: 'tiny preset, 500 steps, one change at a time from the old default (Post-LN, dropout 0.1, lr 1e-3, 10% warmup, clip 1)',
     common: ['--preset', 'tiny', '--steps', '500', '--eval-every', '100', '--save-every', '0', '--seed', '0', '--untie', 'never', '--share', '6x1'],
     variants: {
-      'old-default': ['--norm', 'post'],
-      'pre-ln': [...PRE],
+      'old-default': [...OLD],
+      'pre-ln': [...PRE, '--dropout', '0.1'],
       'pre-ln-nodrop': [...PRE, ...NODROP],
       'post-ln-nodrop': ['--norm', 'post', ...NODROP],
       'pre-nodrop-lr2e-3': [...PRE, ...NODROP, '--lr', '2e-3'],
@@ -59,6 +61,10 @@ const PLANS: Record<string, Plan> = {
       'pre-nodrop-seq64': [...PRE, ...NODROP, '--seq-len', '64', '--batch-size', '64'],
       'pre-nodrop-sinpos': [...PRE, ...NODROP, '--position-init', 'sinusoidal'],
       'pre-nodrop-sinpos-lr2e-3': [...PRE, ...NODROP, '--position-init', 'sinusoidal', '--lr', '2e-3'],
+      // A second seed of the three that matter, for the spread between seeds (a later --seed wins).
+      'old-default-seed1': [...OLD, '--seed', '1'],
+      'pre-ln-nodrop-seed1': [...PRE, ...NODROP, '--seed', '1'],
+      'pre-nodrop-sinpos-lr2e-3-seed1': [...PRE, ...NODROP, '--position-init', 'sinusoidal', '--lr', '2e-3', '--seed', '1'],
     },
   },
 };
