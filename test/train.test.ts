@@ -340,7 +340,7 @@ test('the CLI: --help lists every flag with its default, and --json prints the s
     for (const flag of ['--preset', '--config', '--corpus', '--out', '--steps', '--seed', '--eval-every', '--save-every', '--resume', '--threads', '--json', '--share', '--untie']) {
       assert.ok(help.includes(flag), `help lists ${flag}`);
     }
-    assert.match(help, /--steps VALUE\s+training steps \(optimizer updates\) \(default: 1500\)/);
+    assert.match(help, /--steps VALUE\s+training steps \(optimizer updates\) \(default: 1000\)/);
     logs.length = 0;
     seedTokenizer('cli');
     const code = await main(['train', '--json', '--out', root, '--name', 'cli', '--corpus', corpus, '--steps', '3', '--untie', 'step:0', '--layers', '2', '--hidden', '16',

@@ -102,7 +102,7 @@ export interface RunConfig {
 type ModelPreset = Pick<BertConfig, 'layers' | 'hidden' | 'heads' | 'intermediate'>;
 
 export const PRESETS: Record<string, { model: ModelPreset; train: Partial<TrainConfig> }> = {
-  tiny: { model: { layers: 6, hidden: 128, heads: 4, intermediate: 512 }, train: { lr: 1e-3, steps: 1500 } },
+  tiny: { model: { layers: 6, hidden: 128, heads: 4, intermediate: 512 }, train: { lr: 1e-3 } },
   mini: { model: { layers: 12, hidden: 256, heads: 4, intermediate: 1024 }, train: { lr: 5e-4 } },
   small: { model: { layers: 12, hidden: 512, heads: 8, intermediate: 2048 }, train: { lr: 3e-4 } },
 };
