@@ -136,11 +136,17 @@ test('variant configs under --budget: every run the same seconds (baseline-half 
   assert.throws(() => variantConfig(base, 'baseline', 0, opts, { key: 'steps', value: '100' }), /--budget/);
 });
 
-test('a --budget comparison: runs end at the budget, are judged finished by their training seconds, and resume as a no-op', async () => {
-  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'untie-compare-budget-'));
+/** A temporary folder holding the first `docs` Brown documents as a text corpus. */
+function brownCorpus(prefix: string, docs: number): { root: string; corpus: string } {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
   const corpus = path.join(root, 'corpus');
   fs.mkdirSync(corpus);
-  for (const doc of loadBrown().slice(0, 20)) fs.writeFileSync(path.join(corpus, `${doc.id}.txt`), doc.sentences.map(sentenceText).join('\n') + '\n');
+  for (const doc of loadBrown().slice(0, docs)) fs.writeFileSync(path.join(corpus, `${doc.id}.txt`), doc.sentences.map(sentenceText).join('\n') + '\n');
+  return { root, corpus };
+}
+
+test('a --budget comparison: runs end at the budget, are judged finished by their training seconds, and resume as a no-op', async () => {
+  const { root, corpus } = brownCorpus('untie-compare-budget-', 20);
   const base = mergeConfig(defaultRunConfig('tiny'), {
     model: { layers: 2, hidden: 16, heads: 2, intermediate: 32, maxPositions: 32 },
     data: { corpus, seqLen: 32, vocabSize: 500, evalBatches: 1 },
@@ -163,10 +169,7 @@ test('a --budget comparison: runs end at the budget, are judged finished by thei
 });
 
 test('a tiny 2-variant comparison runs end to end, resumes as a no-op, and refuses other thread counts', async () => {
-  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'untie-compare-'));
-  const corpus = path.join(root, 'corpus');
-  fs.mkdirSync(corpus);
-  for (const doc of loadBrown().slice(0, 30)) fs.writeFileSync(path.join(corpus, `${doc.id}.txt`), doc.sentences.map(sentenceText).join('\n') + '\n');
+  const { root, corpus } = brownCorpus('untie-compare-', 30);
   const base = mergeConfig(defaultRunConfig('tiny'), {
     model: { layers: 3, hidden: 16, heads: 2, intermediate: 32, maxPositions: 32 },
     data: { corpus, seqLen: 32, vocabSize: 600, evalBatches: 2 },
