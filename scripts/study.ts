@@ -4,7 +4,7 @@
  * side, all on ONE tokenizer per vocabulary size (trained once, copied into
  * every run folder), so that only the setting under study differs.
  *
- *   node --import tsx scripts/study.ts PLAN [--out DIR] [--jobs 2] [--only a,b] [--time]
+ *   node --import tsx scripts/study.ts PLAN [--out DIR] [--jobs 2] [--only a,b] [--time] [--report]
  *
  * Losses compare by steps and are exactly reproducible (same seed, same
  * thread count). Seconds do not compare between runs that share the cores,
@@ -14,7 +14,10 @@
  * A finished run is kept: rerunning the command only runs what is missing.
  *
  * Writes DIR/results.json (every eval point of every run, the timings) and
- * prints a table. PLANs are defined below; each is a list of variants, each a
+ * prints a table. `--report` also draws DIR/report.html (validation loss
+ * against steps, and against minutes where timed, with the unigram line),
+ * checks it in headless Chromium (no page error, every chart has data) and
+ * keeps a screenshot, DIR/report.png. PLANs are defined below; each is a list of variants, each a
  * list of `untie train` flags added to the plan's common flags.
  */
 import { spawn, spawnSync } from 'node:child_process';
@@ -22,6 +25,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+
+import type { Block } from '../src/report/blocks.js';
+import { escapeHtml } from '../src/report/html.js';
+import { renderPage } from '../src/report/page.js';
+import { launchChromium } from './chromium.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const cli = path.join(root, 'bin', 'untie.js');
@@ -92,7 +100,7 @@ function parseArgs(argv: string[]) {
     return i >= 0 ? rest[i + 1] : undefined;
   };
   if (!plan || !PLANS[plan]) {
-    console.error(`usage: node --import tsx scripts/study.ts PLAN [--out DIR] [--jobs N] [--only a,b] [--time]\nplans: ${Object.keys(PLANS).join(', ')}`);
+    console.error(`usage: node --import tsx scripts/study.ts PLAN [--out DIR] [--jobs N] [--only a,b] [--time] [--report]\nplans: ${Object.keys(PLANS).join(', ')}`);
     process.exit(2);
   }
   return {
@@ -101,6 +109,7 @@ function parseArgs(argv: string[]) {
     jobs: Number(opt('jobs') ?? 2),
     only: opt('only')?.split(','),
     time: rest.includes('--time'),
+    report: rest.includes('--report'),
     timeSteps: Number(opt('time-steps') ?? 12),
   };
 }
@@ -249,6 +258,52 @@ async function main() {
     return `${r.variant.padEnd(28)} step ${String(last.step).padStart(5)}  loss ${last.val_loss.toFixed(3)}  acc ${(100 * last.val_acc).toFixed(2)}%  unigram-gap ${gap}  acc/unigram ${ratio}  s/step ${sps}  curve ${curve}`;
   });
   console.log(`${args.plan}: ${plan.about}\n${machine}\n${rows.join('\n')}`);
+  if (args.report) await drawReport(args.out, args.plan, plan, machine, runs);
+}
+
+/** DIR/report.html: the study's curves, checked in Chromium, with a screenshot beside it. */
+async function drawReport(out: string, name: string, plan: Plan, machine: string, runs: RunResult[]): Promise<void> {
+  const withEvals = runs.filter((r) => r.evals.length > 0);
+  const unigram = withEvals.find((r) => r.evals[0].unigram_val_loss !== undefined)?.evals[0].unigram_val_loss;
+  const refLines = unigram !== undefined ? [{ y: unigram, label: `unigram ${unigram.toFixed(3)}` }] : [];
+  const series = (x: (r: RunResult, e: EvalPoint) => number, rs: RunResult[]) =>
+    rs.map((r) => ({ label: r.variant, x: r.evals.map((e) => x(r, e)), y: r.evals.map((e) => e.val_loss) }));
+  const timed = withEvals.filter((r) => r.secondsPerStep !== undefined);
+  const blocks: Block[] = [
+    { kind: 'html', html: `<p>${escapeHtml(plan.about)}. Common flags: <code>${escapeHtml(plan.common.join(' '))}</code>. ${escapeHtml(machine)}. `
+      + 'Each curve is one run (<code>--threads 1</code>, several side by side); minutes are steps times the seconds per step measured for that variant alone on all cores (<code>--time</code>), evaluation excluded.</p>' },
+    { kind: 'line', id: 'loss-step', title: 'Validation loss against steps', xLabel: 'step', yLabel: 'validation MLM loss', series: series((_r, e) => e.step, withEvals), refLines },
+  ];
+  if (timed.length > 0) {
+    blocks.push({ kind: 'line', id: 'loss-minutes', title: 'Validation loss against training minutes', xLabel: 'minutes', yLabel: 'validation MLM loss',
+      series: series((r, e) => (e.step * r.secondsPerStep!) / 60, timed), refLines });
+  }
+  const rows = withEvals.map((r) => {
+    const last = r.evals[r.evals.length - 1];
+    return `<tr><td>${escapeHtml(r.variant)}</td><td><code>${escapeHtml(plan.variants[r.variant].join(' '))}</code></td><td>${last.step}</td>`
+      + `<td>${last.val_loss.toFixed(3)}</td><td>${(100 * last.val_acc).toFixed(2)}%</td><td>${r.secondsPerStep?.toFixed(3) ?? '-'}</td></tr>`;
+  });
+  blocks.push({ kind: 'html', html: `<table><tr><th>variant</th><th>flags</th><th>step</th><th>val loss</th><th>val acc</th><th>s/step</th></tr>${rows.join('')}</table>` });
+  const file = path.join(out, 'report.html');
+  fs.writeFileSync(file, renderPage({ title: `untie study: ${name}`, blocks }));
+  const { browser, close } = await launchChromium({ width: 1100, height: 900 });
+  try {
+    const page = await browser.newPage();
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    await page.goto(`file://${file}`);
+    await page.waitForSelector('[data-chart="loss-step"] canvas');
+    const points = await page.locator('[data-chart]').evaluateAll((els) => els.map((e) => (e as HTMLElement).dataset.points ?? '{}'));
+    for (const p of points) {
+      const counts = Object.values(JSON.parse(p) as Record<string, number>);
+      if (counts.length === 0 || counts.some((n) => n === 0)) errors.push(`a chart drew no points: ${p}`);
+    }
+    if (errors.length > 0) throw new Error(`the study report does not render cleanly: ${errors.join('; ')}`);
+    await page.screenshot({ path: path.join(out, 'report.png'), fullPage: true });
+  } finally {
+    await close();
+  }
+  console.log(`report: ${file} (checked in Chromium; screenshot ${path.join(out, 'report.png')})`);
 }
 
 main().catch((err) => {
