@@ -23,3 +23,44 @@ export async function launchChromium(viewport = { width: 1280, height: 1000 }): 
     },
   };
 }
+
+/**
+ * Loads a page file in headless Chromium, fails when the page throws or a
+ * chart drew no points, and keeps a full-page screenshot: how every page a
+ * person looks at (reports, the README's pictures) is checked.
+ */
+export async function checkPage(file: string, screenshot: string, opts: { waitFor?: string; viewport?: { width: number; height: number } } = {}): Promise<void> {
+  const { browser, close } = await launchChromium(opts.viewport ?? { width: 1100, height: 900 });
+  try {
+    const page = await browser.newPage();
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    page.on('request', (r) => { if (!r.url().startsWith('file:')) errors.push(`fetched ${r.url()}`); });
+    await page.goto(`file://${path.resolve(file)}`);
+    await page.waitForSelector(opts.waitFor ?? '[data-chart] canvas');
+    const points = await page.locator('[data-chart]').evaluateAll((els) => els.map((e) => (e as HTMLElement).dataset.points ?? null));
+    for (const p of points) {
+      if (p === null) continue; // a heatmap: cells, not points
+      const counts = Object.values(JSON.parse(p) as Record<string, number>);
+      if (counts.length === 0 || counts.some((n) => n === 0)) errors.push(`a chart drew no points: ${p}`);
+    }
+    if (errors.length > 0) throw new Error(`${file} does not render cleanly: ${errors.join('; ')}`);
+    await page.screenshot({ path: screenshot, fullPage: true });
+  } finally {
+    await close();
+  }
+}
+
+// `node --import tsx scripts/chromium.ts PAGE.html OUT.png`: check a page and keep its screenshot.
+if (process.argv[1] && path.resolve(process.argv[1]) === path.resolve(new URL(import.meta.url).pathname)) {
+  const [file, out] = process.argv.slice(2);
+  if (!file || !out) {
+    console.error('usage: node --import tsx scripts/chromium.ts PAGE.html OUT.png');
+    process.exitCode = 2;
+  } else {
+    checkPage(file, out).then(() => console.log(`${file}: renders cleanly in Chromium; screenshot ${out}`), (e) => {
+      console.error(e instanceof Error ? e.message : e);
+      process.exitCode = 1;
+    });
+  }
+}

@@ -29,7 +29,7 @@ import { fileURLToPath } from 'node:url';
 import type { Block } from '../src/report/blocks.js';
 import { escapeHtml } from '../src/report/html.js';
 import { renderPage } from '../src/report/page.js';
-import { launchChromium } from './chromium.js';
+import { checkPage } from './chromium.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const cli = path.join(root, 'bin', 'untie.js');
@@ -192,10 +192,13 @@ function timeOne(out: string, name: string, flags: string[], steps: number): num
   fs.rmSync(runDir, { recursive: true, force: true });
   seedTokenizer(out, runDir, flags);
   const timed = flags.slice();
+  // Every occurrence: a variant may repeat a common flag (the later one wins in `untie train`).
   const set = (k: string, v: string) => {
-    const i = timed.indexOf(`--${k}`);
-    if (i >= 0) timed[i + 1] = v;
-    else timed.push(`--${k}`, v);
+    let found = false;
+    timed.forEach((f, i) => {
+      if (f === `--${k}`) (timed[i + 1] = v), (found = true);
+    });
+    if (!found) timed.push(`--${k}`, v);
   };
   set('steps', String(steps));
   set('eval-every', '0');
@@ -286,23 +289,7 @@ async function drawReport(out: string, name: string, plan: Plan, machine: string
   blocks.push({ kind: 'html', html: `<table><tr><th>variant</th><th>flags</th><th>step</th><th>val loss</th><th>val acc</th><th>s/step</th></tr>${rows.join('')}</table>` });
   const file = path.join(out, 'report.html');
   fs.writeFileSync(file, renderPage({ title: `untie study: ${name}`, blocks }));
-  const { browser, close } = await launchChromium({ width: 1100, height: 900 });
-  try {
-    const page = await browser.newPage();
-    const errors: string[] = [];
-    page.on('pageerror', (e) => errors.push(e.message));
-    await page.goto(`file://${file}`);
-    await page.waitForSelector('[data-chart="loss-step"] canvas');
-    const points = await page.locator('[data-chart]').evaluateAll((els) => els.map((e) => (e as HTMLElement).dataset.points ?? '{}'));
-    for (const p of points) {
-      const counts = Object.values(JSON.parse(p) as Record<string, number>);
-      if (counts.length === 0 || counts.some((n) => n === 0)) errors.push(`a chart drew no points: ${p}`);
-    }
-    if (errors.length > 0) throw new Error(`the study report does not render cleanly: ${errors.join('; ')}`);
-    await page.screenshot({ path: path.join(out, 'report.png'), fullPage: true });
-  } finally {
-    await close();
-  }
+  await checkPage(file, path.join(out, 'report.png'), { waitFor: '[data-chart="loss-step"] canvas' });
   console.log(`report: ${file} (checked in Chromium; screenshot ${path.join(out, 'report.png')})`);
 }
 
