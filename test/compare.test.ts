@@ -16,6 +16,7 @@ import { readMetrics } from '../src/train/metrics.js';
 import { writeCompareReport, compareView } from '../src/report/compare.js';
 import type { Block } from '../src/report/blocks.js';
 import { CHROMIUM, launchChromium } from '../scripts/chromium.js';
+import { formatSummary } from '../src/cli/compare.js';
 
 // CI installs Chromium and sets UNTIE_REQUIRE_CHROMIUM: there a missing browser fails instead of skipping.
 const chromiumMissing = fs.existsSync(CHROMIUM) || process.env.UNTIE_REQUIRE_CHROMIUM ? false : `no Chromium at ${CHROMIUM} (apt-get install chromium to run this test)`;
@@ -77,6 +78,9 @@ test('summary: steps and seconds to the baseline final loss, as ratios to the ba
   assert.equal(get('albert').missed, 1);
   assert.equal(p.target?.mean, 5.1);
   assert.equal(get('swe-f').vsBaseline.val_loss.exceedsSpread, true);
+  // The printed table says how far above the target a run that never reached it ended.
+  const albertLine = formatSummary([p], 'test CPU', 2).split('\n').find((l) => l.startsWith('albert'))!;
+  assert.match(albertLine, /^albert\s+never \(\+1\.4000\)/);
 });
 
 test('statistic replay: each statistic unties where a hand computation says', () => {

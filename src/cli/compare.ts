@@ -101,6 +101,12 @@ const fmt = (s: Stat | null, digits: number, scale = 1) => {
   return `${(s.mean * scale).toFixed(digits)}${s.std !== null ? ` ±${(s.std * scale).toFixed(digits)}` : ''}`;
 };
 
+/** How far above the target a run that never reached it ended: " (+0.0035)". */
+function gap(final: Stat | null, target: Stat | null): string {
+  if (!final || !target || !Number.isFinite(final.mean) || !Number.isFinite(target.mean)) return '';
+  return ` (+${(final.mean - target.mean).toFixed(4)})`;
+}
+
 /** The printed table: per sweep point, one line per variant. */
 export function formatSummary(points: PointSummary[], machine: string, threads: number): string {
   const lines: string[] = [`${machine}, ${threads} thread(s); ratios < 1 mean faster than the baseline to the baseline's final validation loss`];
@@ -111,7 +117,7 @@ export function formatSummary(points: PointSummary[], machine: string, threads: 
     const head = ['variant', 'steps to target', 'ratio', 'seconds to target', 'ratio', 'final val loss', 'val acc %', 'untied at', ...tasks];
     const rows = p.variants.map((v) => [
       v.variant,
-      v.stepsToTarget ? fmt(v.stepsToTarget, 0) + (v.missed ? ` (${v.missed} missed)` : '') : v.missed ? 'never' : '-',
+      v.stepsToTarget ? fmt(v.stepsToTarget, 0) + (v.missed ? ` (${v.missed} missed)` : '') : v.missed ? `never${gap(v.finalValLoss, p.target)}` : '-',
       fmt(v.stepsRatio, 2),
       fmt(v.secondsToTarget, 0),
       fmt(v.secondsRatio, 2),
