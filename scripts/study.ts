@@ -30,6 +30,8 @@ import type { Block } from '../src/report/blocks.js';
 import { escapeHtml } from '../src/report/html.js';
 import { renderPage } from '../src/report/page.js';
 import { checkPage } from './chromium.js';
+import { TOKENIZER_FILES } from '../src/data/tokenizer.js';
+import { readMetrics } from '../src/train/metrics.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const cli = path.join(root, 'bin', 'untie.js');
@@ -119,7 +121,6 @@ function flagValue(flags: string[], name: string): string | undefined {
   return i >= 0 ? flags[i + 1] : undefined;
 }
 
-const TOKENIZER_FILES = ['tokenizer.json', 'vocab.txt', 'tokenizer_config.json', 'special_tokens_map.json'];
 
 /** One tokenizer per vocabulary size, trained once by a 1-step run, then copied into each run folder. */
 function seedTokenizer(out: string, runDir: string, flags: string[]): void {
@@ -132,27 +133,14 @@ function seedTokenizer(out: string, runDir: string, flags: string[]): void {
     if (res.status !== 0) throw new Error(`training the ${vocab}-token tokenizer failed`);
   }
   fs.mkdirSync(runDir, { recursive: true });
-  for (const f of TOKENIZER_FILES) if (!fs.existsSync(path.join(runDir, f))) fs.copyFileSync(path.join(source, f), path.join(runDir, f));
+  for (const f of Object.values(TOKENIZER_FILES)) if (!fs.existsSync(path.join(runDir, f))) fs.copyFileSync(path.join(source, f), path.join(runDir, f));
 }
 
-function readRun(runDir: string): { evals: EvalPoint[]; untiedAt: number | null; lastStep: number } {
-  const file = path.join(runDir, 'metrics.jsonl');
-  const evals: EvalPoint[] = [];
-  let untiedAt: number | null = null, lastStep = 0;
-  if (!fs.existsSync(file)) return { evals, untiedAt, lastStep };
-  for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
-    if (!line.trim()) continue;
-    let r: Record<string, unknown>;
-    try {
-      r = JSON.parse(line);
-    } catch {
-      continue;
-    }
-    if (r.type === 'eval') evals.push(r as unknown as EvalPoint);
-    if (r.type === 'untie') untiedAt = r.step as number;
-    if (typeof r.step === 'number') lastStep = Math.max(lastStep, r.step);
-  }
-  return { evals, untiedAt, lastStep };
+function readRun(runDir: string): { evals: EvalPoint[]; untiedAt: number | null } {
+  const records = readMetrics(path.join(runDir, 'metrics.jsonl'));
+  const evals = records.filter((r) => r.type === 'eval') as unknown as EvalPoint[];
+  const untie = records.find((r) => r.type === 'untie');
+  return { evals, untiedAt: untie ? untie.step : null };
 }
 
 function isDone(runDir: string, steps: number): boolean {
@@ -210,12 +198,10 @@ function timeOne(out: string, name: string, flags: string[], steps: number): num
   if (res.status !== 0) throw new Error(`timing ${name} failed`);
   const perStep: number[] = [];
   let prev = 0;
-  for (const line of fs.readFileSync(path.join(runDir, 'metrics.jsonl'), 'utf8').split('\n')) {
-    if (!line.trim()) continue;
-    const r = JSON.parse(line);
+  for (const r of readMetrics(path.join(runDir, 'metrics.jsonl'))) {
     if (r.type !== 'train') continue;
-    perStep.push(r.elapsed - prev);
-    prev = r.elapsed;
+    perStep.push(Number(r.elapsed) - prev);
+    prev = Number(r.elapsed);
   }
   const kept = perStep.slice(2).sort((a, b) => a - b);
   return kept[Math.floor(kept.length / 2)];
@@ -248,7 +234,9 @@ async function main() {
     }
   }
   const machine = `${os.cpus()[0]?.model ?? 'unknown CPU'}, ${os.availableParallelism()} cores`;
-  fs.writeFileSync(resultsFile, JSON.stringify({ plan: args.plan, about: plan.about, common: plan.common, machine, runs }, null, 1) + '\n');
+  // Runs this call did not name (--only) stay in results.json as they were.
+  const kept = previous.runs.filter((r) => !names.includes(r.variant));
+  fs.writeFileSync(resultsFile, JSON.stringify({ plan: args.plan, about: plan.about, common: plan.common, machine, runs: [...kept, ...runs] }, null, 1) + '\n');
 
   // The summary: the last eval of each run, its distance to the unigram line, and s/step where timed.
   const rows = runs.map((r) => {

@@ -397,8 +397,10 @@ export function readRun(runDir: string, point: string, variant: Variant, seed: n
   const records = readMetrics(path.join(runDir, 'metrics.jsonl'));
   const loadFile = path.join(runDir, 'load.json');
   const load = fs.existsSync(loadFile) ? JSON.parse(fs.readFileSync(loadFile, 'utf8')) as { start: number; end: number } : null;
-  const steps = config.train.budget > 0 ? Math.max(0, ...records.filter((r) => r.type === 'eval').map((r) => r.step)) : config.train.steps;
-  return { ...runRecordFrom(records, { runDir, point, variant, seed, steps, threads }), load };
+  const rec = runRecordFrom(records, { runDir, point, variant, seed, steps: config.train.steps, threads });
+  // A budget run's length is the steps it made: its last evaluation is at its last step.
+  if (config.train.budget > 0) rec.steps = rec.evals[rec.evals.length - 1]?.step ?? 0;
+  return { ...rec, load };
 }
 
 export function runRecordFrom(records: MetricRecord[], meta: { runDir: string; point: string; variant: Variant; seed: number; steps: number; threads: number }): RunRecord {
