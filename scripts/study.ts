@@ -6,6 +6,13 @@
  *
  *   node --import tsx scripts/study.ts PLAN [--out DIR] [--jobs 2] [--only a,b] [--time] [--report]
  *
+ * Runs train in a work folder (DIR, default runs/studies/PLAN: checkpoints,
+ * never committed); each finished run's records (config.json,
+ * metrics.jsonl) are copied to studies/PLAN/runs/NAME/, which is committed,
+ * so a new machine continues the study instead of starting over and the
+ * results and report regenerate from the repository alone. An unfinished run
+ * resumes from its checkpoint when the work folder still has it.
+ *
  * Losses compare by steps and are exactly reproducible (same seed, same
  * thread count). Seconds do not compare between runs that share the cores,
  * so `--time` measures each variant's seconds per step separately, one at a
@@ -77,7 +84,34 @@ const PLANS: Record<string, Plan> = {
       'pre-nodrop-sinpos-lr2e-3-seed1': [...PRE, ...NODROP, '--position-init', 'sinusoidal', '--lr', '2e-3', '--seed', '1'],
     },
   },
+  get 'recipe-confirm'() {
+    return recipeConfirm();
+  },
 };
+
+/**
+ * Issue 20, part 1: the recipe study's winner (sinusoidal position start, lr
+ * 2e-3; measured at 500 steps only) against the default (learned positions
+ * from a normal start, lr 1e-3), untied, at 1,000 and 3,000 steps on 6 and
+ * 12 layers (hidden 128), 2 seeds. Listed most useful first: a partial study
+ * still answers the 12-layer, 3,000-step question.
+ */
+function recipeConfirm(): Plan {
+  const variants: Record<string, string[]> = {};
+  const recipes: Record<string, string[]> = { default: [], sinpos: ['--position-init', 'sinusoidal', '--lr', '2e-3'] };
+  for (const [layers, steps, seed] of [[12, 3000, 0], [12, 3000, 1], [6, 3000, 0], [6, 3000, 1], [12, 1000, 0], [12, 1000, 1], [6, 1000, 0], [6, 1000, 1]]) {
+    for (const [recipe, flags] of Object.entries(recipes)) {
+      variants[`L${layers}-${steps}-${recipe}-seed${seed}`] = [
+        '--layers', String(layers), '--share', `${layers}x1`, '--steps', String(steps), '--eval-every', String(steps / 30), '--seed', String(seed), ...flags,
+      ];
+    }
+  }
+  return {
+    about: 'untied, hidden 128, batch 32 x 128, vocabulary 8,192: the default recipe (learned positions, lr 1e-3) against sinusoidal positions with lr 2e-3, at 1,000 and 3,000 steps, 6 and 12 layers, 2 seeds',
+    common: ['--preset', 'tiny', '--hidden', '128', '--save-every', '500', '--untie', 'never'],
+    variants,
+  };
+}
 
 interface EvalPoint {
   step: number;
@@ -107,7 +141,8 @@ function parseArgs(argv: string[]) {
   }
   return {
     plan,
-    out: opt('out') ?? path.join(root, 'studies', plan),
+    out: opt('out') ?? path.join(root, 'runs', 'studies', plan),
+    records: path.join(root, 'studies', plan),
     jobs: Number(opt('jobs') ?? 2),
     only: opt('only')?.split(','),
     time: rest.includes('--time'),
@@ -143,14 +178,31 @@ function readRun(runDir: string): { evals: EvalPoint[]; untiedAt: number | null 
   return { evals, untiedAt: untie ? untie.step : null };
 }
 
-function isDone(runDir: string, steps: number): boolean {
-  return fs.existsSync(path.join(runDir, `checkpoint-${steps}`));
+/** A finished run's committed records: its config and metrics, no checkpoints. */
+const RECORD_FILES = ['config.json', 'metrics.jsonl'];
+
+/** True when the run's records hold its final evaluation (a finished run). */
+function isDone(recordDir: string, steps: number): boolean {
+  return readRun(recordDir).evals.some((e) => e.step === steps);
 }
 
-function runOne(out: string, name: string, flags: string[]): Promise<void> {
+/** Where a run's records are read from: the committed copy, else the work folder of a run still going. */
+function recordsOf(args: { out: string; records: string }, name: string): string {
+  const committed = path.join(args.records, 'runs', name);
+  return fs.existsSync(path.join(committed, 'metrics.jsonl')) ? committed : path.join(args.out, name);
+}
+
+function runOne(out: string, records: string, name: string, flags: string[]): Promise<void> {
   const runDir = path.join(out, name);
+  const recordDir = path.join(records, 'runs', name);
   const steps = Number(flagValue(flags, 'steps'));
-  if (isDone(runDir, steps)) return Promise.resolve();
+  if (isDone(recordDir, steps)) return Promise.resolve();
+  const keep = () => {
+    fs.mkdirSync(recordDir, { recursive: true });
+    for (const f of RECORD_FILES) fs.copyFileSync(path.join(runDir, f), path.join(recordDir, f));
+  };
+  // Finished in the work folder but not yet recorded (a copy that failed, an older layout).
+  if (isDone(runDir, steps)) return Promise.resolve(keep());
   const hasCheckpoint = fs.existsSync(runDir) && fs.readdirSync(runDir).some((f) => /^checkpoint-\d+$/.test(f));
   const args = hasCheckpoint
     ? [cli, 'train', '--resume', runDir, '--threads', '1', '--quiet']
@@ -166,7 +218,8 @@ function runOne(out: string, name: string, flags: string[]): Promise<void> {
     child.stderr.on('data', (d: Buffer) => (err += d.toString()));
     child.on('close', (code) => {
       if (code === 0) {
-        console.error(`[study] ${name}: done in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+        keep();
+        console.error(`[study] ${name}: done in ${((Date.now() - started) / 1000).toFixed(0)} s; records in ${path.relative(root, recordDir)}`);
         resolve();
       } else reject(new Error(`${name} failed (exit ${code}):\n${err.slice(-2000)}`));
     });
@@ -216,14 +269,15 @@ async function main() {
 
   const queue = [...names];
   const workers = Array.from({ length: Math.max(1, args.jobs) }, async () => {
-    for (let name = queue.shift(); name !== undefined; name = queue.shift()) await runOne(args.out, name, flagsOf(name));
+    for (let name = queue.shift(); name !== undefined; name = queue.shift()) await runOne(args.out, args.records, name, flagsOf(name));
   });
   await Promise.all(workers);
 
-  const resultsFile = path.join(args.out, 'results.json');
+  fs.mkdirSync(args.records, { recursive: true });
+  const resultsFile = path.join(args.records, 'results.json');
   const previous = fs.existsSync(resultsFile) ? (JSON.parse(fs.readFileSync(resultsFile, 'utf8')) as { runs: RunResult[] }) : { runs: [] };
   const runs: RunResult[] = names.map((variant) => {
-    const { evals, untiedAt } = readRun(path.join(args.out, variant));
+    const { evals, untiedAt } = readRun(recordsOf(args, variant));
     const old = previous.runs.find((r) => r.variant === variant);
     return { variant, flags: flagsOf(variant), evals, untiedAt, secondsPerStep: old?.secondsPerStep };
   });
@@ -249,7 +303,7 @@ async function main() {
     return `${r.variant.padEnd(28)} step ${String(last.step).padStart(5)}  loss ${last.val_loss.toFixed(3)}  acc ${(100 * last.val_acc).toFixed(2)}%  unigram-gap ${gap}  acc/unigram ${ratio}  s/step ${sps}  curve ${curve}`;
   });
   console.log(`${args.plan}: ${plan.about}\n${machine}\n${rows.join('\n')}`);
-  if (args.report) await drawReport(args.out, args.plan, plan, machine, runs);
+  if (args.report) await drawReport(args.records, args.plan, plan, machine, runs);
 }
 
 /** DIR/report.html: the study's curves, checked in Chromium, with a screenshot beside it. */
