@@ -7,6 +7,7 @@ import {
 } from '../experiments/compare.js';
 import { finetune } from '../experiments/finetune.js';
 import type { DownstreamJudge } from '../experiments/compare.js';
+import type { PairedDiff } from '../experiments/speedup.js';
 import { writeCompareReport } from '../report/compare.js';
 import { helpText, numberFlag, parse, type Flags } from './args.js';
 import { configFromFlags, trainFlags } from './train.js';
@@ -126,9 +127,33 @@ export function formatSummary(points: PointSummary[], machine: string, threads: 
       v.untiedAt.map((u) => (u === null ? '-' : String(u))).join(','),
       ...tasks.map((t) => fmt(v.downstream[t] ?? null, 4)),
     ]);
-    const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-    lines.push(head.map((h, i) => h.padEnd(widths[i])).join('  '));
-    for (const r of rows) lines.push(r.map((c, i) => c.padEnd(widths[i])).join('  '));
+    lines.push(...columns(head, rows));
+    const others = p.variants.filter((v) => v.variant !== 'baseline');
+    if (others.length > 0 && p.variants.some((v) => v.variant === 'baseline')) {
+      lines.push('speed-up curve: steps to the baseline\'s loss at 25/50/75/100% of its run, as a ratio to the baseline\'s (mean ±sd over seeds; "k missed": seeds that never got there);');
+      lines.push('final differences from the baseline paired by seed, with a 95% t-interval');
+      const levelHead = ['variant', ...others[0].levels.map((l) => `@${Math.round(100 * l.fraction)}%`), 'Δ final val loss', 'Δ val acc (points)'];
+      const levelRows = others.map((v) => [
+        v.variant,
+        ...v.levels.map((l) => (l.ratio ? fmt(l.ratio, 2) : '-') + (l.missed ? ` (${l.missed} missed)` : '')),
+        formatPaired(v.paired.val_loss, 4),
+        formatPaired(v.paired.val_acc, 2, 100),
+      ]);
+      lines.push(...columns(levelHead, levelRows));
+    }
   }
   return lines.join('\n');
+}
+
+/** Left-aligned columns, two spaces apart. */
+function columns(head: string[], rows: string[][]): string[] {
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  return [head, ...rows].map((r) => r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd());
+}
+
+/** "+0.0120 [+0.0050, +0.0190]" (one seed: no interval). */
+export function formatPaired(d: PairedDiff | null | undefined, digits: number, scale = 1): string {
+  if (!d) return '-';
+  const f = (x: number) => `${x * scale >= 0 ? '+' : ''}${(x * scale).toFixed(digits)}`;
+  return d.low === null || d.high === null ? `${f(d.mean)} (1 seed)` : `${f(d.mean)} [${f(d.low)}, ${f(d.high)}]`;
 }

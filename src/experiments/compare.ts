@@ -23,6 +23,8 @@ import { prepareTokenizer } from '../train/data.js';
 import { train } from '../train/trainer.js';
 import { writeFileAtomic } from '../train/fsutil.js';
 import { replayStatistics, type StatisticReplay } from './statistics.js';
+import type { StudyTiming } from './study.js';
+import { LEVELS, pairedDifference, valueAt, type PairedDiff } from './speedup.js';
 
 export const VARIANTS = ['baseline', 'albert', 'swe-f', 'swe-a', 'swe-m', 'baseline-half'] as const;
 export type Variant = (typeof VARIANTS)[number];
@@ -123,9 +125,27 @@ export interface VariantSummary {
   downstream: Record<string, Stat>;
   /** Difference from the baseline (variant - baseline) and whether it exceeds twice its standard error. */
   vsBaseline: Record<string, { diff: number; se: number | null; exceedsSpread: boolean | null }>;
+  /** The same differences paired by seed (variant - baseline on the same seed), with a 95% t-interval: val_loss, val_acc, downstream tasks. */
+  paired: Record<string, PairedDiff | null>;
+  /** Steps (and seconds) to the baseline's loss at 25/50/75/100% of its run: the speed-up as a curve. */
+  levels: LevelSummary[];
   untiedAt: (number | null)[];
   /** When each alternative untie statistic would have fired, replayed from this variant's logged checks (per seed). */
   statistics: StatisticReplay[][];
+}
+
+/** Reaching the baseline's validation loss at `fraction` of its run, seed by seed. */
+export interface LevelSummary {
+  fraction: number;
+  /** The baseline's loss there (per seed: the target). */
+  target: Stat;
+  /** The variant's steps to each seed's target, and their ratio to the baseline's own steps to it (< 1: sooner). */
+  steps: Stat | null;
+  ratio: Stat | null;
+  seconds: Stat | null;
+  secondsRatio: Stat | null;
+  /** Seeds whose run never reached the target. */
+  missed: number;
 }
 
 export interface PointSummary {
@@ -145,6 +165,12 @@ export interface CompareResults {
   base: RunConfig;
   runs: RunRecord[];
   summary: PointSummary[];
+  /**
+   * A study's runs went side by side (one thread each) and its seconds are
+   * modelled from costs per step measured alone (see experiments/study.ts);
+   * absent for `untie compare`, whose runs go one after another on all threads.
+   */
+  timing?: StudyTiming | null;
 }
 
 // ------------------------------------------------------------------ configs
@@ -518,8 +544,18 @@ export function summarize(runs: RunRecord[], opts: Pick<CompareOptions, 'variant
         const baseScores = [...baselineBySeed.values()].map((r) => r.downstream?.[task]?.score).filter((v): v is number => typeof v === 'number');
         if (baseScores.length > 0) vsBaseline[task] = difference(scores, baseScores);
       }
+      const paired: VariantSummary['paired'] = {
+        val_loss: pairedDifference(bySeed(mine, (e) => e.valLoss), bySeed([...baselineBySeed.values()], (e) => e.valLoss)),
+        val_acc: pairedDifference(bySeed(mine, (e) => e.valAcc), bySeed([...baselineBySeed.values()], (e) => e.valAcc)),
+      };
+      for (const task of tasks) {
+        const score = (rs: RunRecord[]) => new Map(rs.flatMap((r) => (typeof r.downstream?.[task]?.score === 'number' ? [[r.seed, r.downstream[task].score] as [number, number]] : [])));
+        paired[task] = pairedDifference(score(mine), score([...baselineBySeed.values()]));
+      }
       return {
         variant,
+        paired,
+        levels: levelSummaries(mine, baselineBySeed),
         stepsToTarget: steps.length ? stat(steps) : null,
         secondsToTarget: secs.length ? stat(secs) : null,
         stepsRatio: stepsRatio.length ? stat(stepsRatio) : null,
@@ -535,5 +571,51 @@ export function summarize(runs: RunRecord[], opts: Pick<CompareOptions, 'variant
     });
     const uni = here.find((r) => r.unigramValLoss !== null);
     return { point, target: targets.length ? stat(targets) : null, unigramValLoss: uni?.unigramValLoss ?? null, unigramValAcc: uni?.unigramValAcc ?? null, variants };
+  });
+}
+
+/** Each run's final evaluation value, by seed. */
+function bySeed(runs: RunRecord[], value: (e: EvalPoint) => number): Map<number, number> {
+  const out = new Map<number, number>();
+  for (const r of runs) {
+    const last = r.evals[r.evals.length - 1];
+    if (last) out.set(r.seed, value(last));
+  }
+  return out;
+}
+
+/**
+ * Per level of LEVELS: the baseline's validation loss at that fraction of its
+ * run (interpolated between its evaluations) is each seed's target; the
+ * variant's steps and seconds to it, and their ratios to the baseline's own.
+ */
+export function levelSummaries(mine: RunRecord[], baselineBySeed: Map<number, RunRecord>): LevelSummary[] {
+  return LEVELS.map((fraction) => {
+    const targets: number[] = [], steps: number[] = [], ratio: number[] = [], secs: number[] = [], secsRatio: number[] = [];
+    let missed = 0;
+    for (const r of mine) {
+      const b = baselineBySeed.get(r.seed);
+      if (!b || b.evals.length === 0) continue;
+      const bCurve = b.evals.map((e): [number, number] => [e.step, e.valLoss]);
+      const target = valueAt([[0, Infinity], ...bCurve], fraction * b.steps);
+      if (target === null || !Number.isFinite(target)) continue;
+      targets.push(target);
+      const s = timeToTarget(r.evals.map((e) => [e.step, e.valLoss]), target);
+      if (s === null) {
+        missed++;
+        continue;
+      }
+      steps.push(s);
+      const bs = timeToTarget(bCurve, target);
+      if (bs) ratio.push(s / bs);
+      const t = timeToTarget(r.evals.map((e) => [e.seconds, e.valLoss]), target);
+      const bt = timeToTarget(b.evals.map((e) => [e.seconds, e.valLoss]), target);
+      if (t !== null && Number.isFinite(t)) {
+        secs.push(t);
+        if (bt) secsRatio.push(t / bt);
+      }
+    }
+    const opt = (xs: number[]) => (xs.length ? stat(xs) : null);
+    return { fraction, target: stat(targets), steps: opt(steps), ratio: opt(ratio), seconds: opt(secs), secondsRatio: opt(secsRatio), missed };
   });
 }
