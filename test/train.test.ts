@@ -309,7 +309,11 @@ test('a tiny model learns what only context can tell: runs of one word, of rando
   const cfg = tinyConfig('context', {
     model: { layers: 2, hidden: 32, heads: 2, intermediate: 64, maxPositions: 16, dropout: 0, attentionDropout: 0 },
     data: { corpus: dir, seqLen: 16, vocabSize: 100, evalBatches: 4 },
-    train: { steps: 250, batchSize: 16, lr: 3e-3, logEvery: 50, evalEvery: 0, saveEvery: 0 },
+    // The model sits on a plateau (~0.43: its own token and the ".") until it learns to read its neighbours,
+    // then jumps to ~1.0; the jump comes between steps 150 and 400 depending on the seed and the position
+    // start (scripts/context-probe.ts, 5 seeds each: at 250 steps 3/5 learned and 2/5 sinusoidal starts
+    // had jumped; at 500 steps all 10 reached >= 0.985). 500 steps test the learning, not the seed's luck.
+    train: { steps: 500, batchSize: 16, lr: 3e-3, logEvery: 50, evalEvery: 0, saveEvery: 0 },
     sharing: { share: '1x2', untie: 'step:100' },
   });
   const result = await train({ config: cfg, progress: false });
