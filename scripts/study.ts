@@ -45,7 +45,7 @@ import { writeCompareReport } from '../src/report/compare.js';
 import { formatSummary } from '../src/cli/compare.js';
 import { configFromFlags, trainFlags } from '../src/cli/train.js';
 import { parse } from '../src/cli/args.js';
-import type { RunConfig } from '../src/train/config.js';
+import { runConfigOf, type RunConfig } from '../src/train/config.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const cli = path.join(root, 'bin', 'untie.js');
@@ -194,7 +194,8 @@ function sameFinishedRun(flags: string[]): string | null {
       const dir = path.join(runsDir, run);
       if (fs.existsSync(path.join(dir, 'same-as.txt')) || !recordFinished(dir)) continue;
       try {
-        const cfg = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8')) as RunConfig;
+        // Merged over today's defaults: a record written before a config field existed still compares.
+        const cfg = runConfigOf(JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8')), dir);
         if (comparable(cfg) === want) return dir;
       } catch {
         // not a run's config
