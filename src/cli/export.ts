@@ -48,6 +48,6 @@ export async function run(argv: string[]): Promise<number> {
       console.log('Its classification head gives the same logits; fine-tuning it further in Hugging Face adds one dropout (on the first token) that untie\'s head does not have.');
     }
   }
-  if (values.sharing) console.log(`untie_torch: load_untie_export(${JSON.stringify(out)}, model, optimizer) continues the run in PyTorch (see the README, "Training at scale with PyTorch").`);
+  if (values.sharing) console.log(`untie_torch: load_untie_export(${JSON.stringify(out)}, model, optimizer) continues the run in PyTorch (see docs/pytorch.md).`);
   return 0;
 }
