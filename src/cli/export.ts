@@ -37,7 +37,7 @@ export async function run(argv: string[]): Promise<number> {
   if (values.sharing) sharingSource(positionals[0]); // refuse before anything is written
   const r = exportModel(positionals[0], out);
   if (values.sharing) await writeSharingExport(positionals[0], out, { batches });
-  console.log(`wrote ${out}: ${fs.readdirSync(out).sort().join(', ')}`);
+  console.log(`wrote ${out} from ${r.source}: ${fs.readdirSync(out).sort().join(', ')}`);
   console.log(`Hugging Face: ${r.architecture}.from_pretrained(${JSON.stringify(out)}) and AutoTokenizer.from_pretrained(${JSON.stringify(out)}) load it.`);
   if (r.modelType !== 'bert') {
     console.log(
