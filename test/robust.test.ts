@@ -27,6 +27,7 @@ import { Rng } from '../src/tensor/rng.js';
 import { parseCriterion } from '../src/sharing/criteria.js';
 import * as ops from '../src/tensor/ops.js';
 import { backward, parameter, clearTape } from '../src/tensor/tensor.js';
+import { assertSameFolder, binShim, snapshot } from './helpers.js';
 
 const execFileAsync = promisify(execFile);
 const repo = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
@@ -59,26 +60,6 @@ function tinyConfig(name: string, patch: object = {}): RunConfig {
   return mergeConfig(cfg, patch, 'config');
 }
 
-/** Every file under dir (relative path -> bytes), to show a folder is byte-identical before and after. */
-function snapshot(dir: string): Map<string, Buffer> {
-  const out = new Map<string, Buffer>();
-  const walk = (d: string) => {
-    for (const e of fs.readdirSync(d, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1))) {
-      const full = path.join(d, e.name);
-      if (e.isDirectory()) walk(full);
-      else out.set(path.relative(dir, full), fs.readFileSync(full));
-    }
-  };
-  walk(dir);
-  return out;
-}
-
-function assertSameFolder(before: Map<string, Buffer>, dir: string, what: string): void {
-  const now = snapshot(dir);
-  assert.deepEqual([...now.keys()], [...before.keys()], `${what}: the files of the run folder changed`);
-  for (const [f, bytes] of before) assert.ok(bytes.equals(now.get(f)!), `${what}: ${f} changed`);
-}
-
 /** A copy of the finished run to damage. */
 function copyRun(name: string): string {
   const dir = path.join(root, name);
@@ -109,17 +90,8 @@ async function cli(args: string[]): Promise<{ code: number; out: string; err: st
   }
 }
 
-/** bin/untie.js as shipped, running this source tree's CLI (dist/ may be stale while developing); run it with `node --import tsx`. */
 function shimBin(): string {
-  const shim = path.join(root, 'shim');
-  const bin = path.join(shim, 'bin', 'untie.js');
-  if (fs.existsSync(bin)) return bin;
-  fs.mkdirSync(path.join(shim, 'bin'), { recursive: true });
-  fs.mkdirSync(path.join(shim, 'dist', 'cli'), { recursive: true });
-  fs.copyFileSync(path.join(repo, 'bin', 'untie.js'), bin);
-  fs.writeFileSync(path.join(shim, 'dist', 'cli', 'main.js'), `export { main } from ${JSON.stringify(path.join(repo, 'src', 'cli', 'main.ts'))};\n`);
-  fs.writeFileSync(path.join(shim, 'package.json'), '{"type": "module"}\n');
-  return bin;
+  return binShim(root);
 }
 
 // ---- same seed, same run
