@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Rng } from '../src/tensor/rng.js';
+import { defaultRunConfig, mergeConfig, type RunConfig } from '../src/train/config.js';
 import { Tensor, backward, noGrad } from '../src/tensor/tensor.js';
 import * as ops from '../src/tensor/ops.js';
 
@@ -117,4 +118,16 @@ export function assertSameFolder(before: Map<string, Buffer>, dir: string, what:
   const now = snapshot(dir);
   assert.deepEqual([...now.keys()], [...before.keys()], `${what}: the files of the run folder changed`);
   for (const [f, bytes] of before) assert.ok(bytes.equals(now.get(f)!), `${what}: ${f} changed`);
+}
+
+/** An 8-step run of a 2-layer, hidden-16 BERT on `corpus` (checkpoints at 4 and 8, untied at step 3): the tests' smallest real run. */
+export function tinyRunConfig(outDir: string, corpus: string, name: string, patch: object = {}): RunConfig {
+  const cfg = mergeConfig(defaultRunConfig('tiny'), {
+    name, outDir,
+    model: { layers: 2, hidden: 16, heads: 2, intermediate: 32, maxPositions: 32 },
+    data: { corpus, seqLen: 32, vocabSize: 600, evalBatches: 1 },
+    train: { steps: 8, batchSize: 2, lr: 3e-3, threads: 1, logEvery: 1, evalEvery: 4, saveEvery: 4, keepLast: 5 },
+    sharing: { share: '1x2', untie: 'step:3' },
+  }, 'config');
+  return mergeConfig(cfg, patch, 'config');
 }

@@ -21,13 +21,13 @@ import {
 import { compareView } from '../src/report/compare.js';
 import { readRun } from '../src/report/read.js';
 import { runView, runsIndexView, writeRunReport } from '../src/report/run.js';
-import { defaultRunConfig, mergeConfig, type RunConfig } from '../src/train/config.js';
+import { mergeConfig, type RunConfig } from '../src/train/config.js';
 import { UNTIE_PRE_LN_TYPE } from '../src/train/checkpoint.js';
 import { load } from '../src/train/load.js';
 import { readMetrics } from '../src/train/metrics.js';
 import { train } from '../src/train/trainer.js';
 import { CHROMIUM, launchChromium } from '../scripts/chromium.js';
-import { assertSameFolder, binShim, snapshot } from './helpers.js';
+import { assertSameFolder, binShim, snapshot, tinyRunConfig } from './helpers.js';
 
 const repo = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
 let root: string;
@@ -47,14 +47,7 @@ before(async () => {
 after(() => fs.rmSync(root, { recursive: true, force: true }));
 
 function tinyConfig(name: string, patch: object = {}): RunConfig {
-  const cfg = mergeConfig(defaultRunConfig('tiny'), {
-    name, outDir: root,
-    model: { layers: 2, hidden: 16, heads: 2, intermediate: 32, maxPositions: 32 },
-    data: { corpus, seqLen: 32, vocabSize: 600, evalBatches: 2 },
-    train: { steps: 8, batchSize: 2, lr: 3e-3, threads: 1, logEvery: 1, evalEvery: 4, saveEvery: 4, keepLast: 5 },
-    sharing: { share: '1x2', untie: 'step:3' },
-  }, 'config');
-  return mergeConfig(cfg, patch, 'config');
+  return mergeConfig(tinyRunConfig(root, corpus, name, { data: { evalBatches: 2 } }), patch, 'config');
 }
 
 /** The tiny model's flags, for runs through the CLI. */

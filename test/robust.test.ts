@@ -17,7 +17,7 @@ import { BertForMaskedLM, bertParameterCount, defaultBertConfig } from '../src/m
 import { commandAsRun } from '../src/cli/args.js';
 import { main } from '../src/cli/main.js';
 import { saveModelWeights } from '../src/train/checkpoint.js';
-import { defaultRunConfig, mergeConfig, type RunConfig } from '../src/train/config.js';
+import type { RunConfig } from '../src/train/config.js';
 import { checkCreatable, makeDirectory } from '../src/train/fsutil.js';
 import { load } from '../src/train/load.js';
 import { RunLock } from '../src/train/runlock.js';
@@ -27,7 +27,7 @@ import { Rng } from '../src/tensor/rng.js';
 import { parseCriterion } from '../src/sharing/criteria.js';
 import * as ops from '../src/tensor/ops.js';
 import { backward, parameter, clearTape } from '../src/tensor/tensor.js';
-import { assertSameFolder, binShim, snapshot } from './helpers.js';
+import { assertSameFolder, binShim, snapshot, tinyRunConfig } from './helpers.js';
 
 const execFileAsync = promisify(execFile);
 const repo = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
@@ -50,14 +50,7 @@ before(async () => {
 after(() => fs.rmSync(root, { recursive: true, force: true }));
 
 function tinyConfig(name: string, patch: object = {}): RunConfig {
-  const cfg = mergeConfig(defaultRunConfig('tiny'), {
-    name, outDir: root,
-    model: { layers: 2, hidden: 16, heads: 2, intermediate: 32, maxPositions: 32 },
-    data: { corpus, seqLen: 32, vocabSize: 600, evalBatches: 1 },
-    train: { steps: 8, batchSize: 2, lr: 3e-3, threads: 1, logEvery: 1, evalEvery: 4, saveEvery: 4, keepLast: 5 },
-    sharing: { share: '1x2', untie: 'step:3' },
-  }, 'config');
-  return mergeConfig(cfg, patch, 'config');
+  return tinyRunConfig(root, corpus, name, patch);
 }
 
 /** A copy of the finished run to damage. */
