@@ -367,7 +367,7 @@ test('the CLI: --help lists every flag with its default, and --json prints the s
     }
     assert.match(errs[0], /unknown preset "huge"/);
     assert.match(errs[1], /Unknown option '--stepz'/);
-    assert.match(errs[2], /not a run folder/);
+    assert.match(errs[2], /nope does not exist/);
   } finally {
     console.log = orig;
   }

@@ -2,7 +2,7 @@
 import path from 'node:path';
 import { UntieError } from '../errors.js';
 import {
-  VARIANTS, VARIANT_ABOUT, parseSweep, parseVariants, runCompare,
+  VARIANTS, VARIANT_ABOUT, majorityMark, parseSweep, parseVariants, runCompare, targetWarning, taskHeading,
   type CompareOptions, type PointSummary, type Stat, type Variant,
 } from '../experiments/compare.js';
 import { finetune } from '../experiments/finetune.js';
@@ -82,7 +82,7 @@ export async function run(argv: string[]): Promise<number> {
     const scores: Awaited<ReturnType<DownstreamJudge>> = {};
     for (const task of tasks) {
       const r = await finetune({ checkpoint: runDir, task: task as 'pos' | 'spam', seeds: 1, frozen: mode === 'probe', outDir: null, progress: false });
-      scores[task] = { metric: r.metric, score: r.score, seconds: r.seconds };
+      scores[task] = { metric: r.metric, score: r.score, seconds: r.seconds, majority: r.baseline.score };
     }
     return scores;
   };
@@ -114,8 +114,10 @@ export function formatSummary(points: PointSummary[], machine: string, threads: 
   for (const p of points) {
     lines.push('');
     lines.push(`${p.point ? `${p.point}: ` : ''}target (baseline final val loss) ${fmt(p.target, 4)}; unigram ${p.unigramValLoss?.toFixed(4) ?? '-'} / ${p.unigramValAcc !== null ? (100 * p.unigramValAcc).toFixed(2) + '%' : '-'}`);
+    const warning = targetWarning(p);
+    if (warning) lines.push(`warning: ${warning}`);
     const tasks = [...new Set(p.variants.flatMap((v) => Object.keys(v.downstream)))];
-    const head = ['variant', 'steps to target', 'ratio', 'seconds to target', 'ratio', 'final val loss', 'val acc %', 'untied at', ...tasks];
+    const head = ['variant', 'steps to target', 'ratio', 'seconds to target', 'ratio', 'final val loss', 'val acc %', 'untied at', ...tasks.map((t) => taskHeading(p, t))];
     const rows = p.variants.map((v) => [
       v.variant,
       v.stepsToTarget ? fmt(v.stepsToTarget, 0) + (v.missed ? ` (${v.missed} missed)` : '') : v.missed ? `never${gap(v.finalValLoss, p.target)}` : '-',
@@ -125,7 +127,7 @@ export function formatSummary(points: PointSummary[], machine: string, threads: 
       fmt(v.finalValLoss, 4),
       fmt(v.finalValAcc, 2, 100),
       v.untiedAt.map((u) => (u === null ? '-' : String(u))).join(','),
-      ...tasks.map((t) => fmt(v.downstream[t] ?? null, 4)),
+      ...tasks.map((t) => fmt(v.downstream[t] ?? null, 4) + majorityMark(p, t, v.downstream[t])),
     ]);
     lines.push(...columns(head, rows));
     const others = p.variants.filter((v) => v.variant !== 'baseline');

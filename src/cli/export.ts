@@ -37,7 +37,7 @@ export async function run(argv: string[]): Promise<number> {
   if (values.sharing) sharingSource(positionals[0]); // refuse before anything is written
   const r = exportModel(positionals[0], out);
   if (values.sharing) await writeSharingExport(positionals[0], out, { batches });
-  console.log(`wrote ${out}: ${fs.readdirSync(out).sort().join(', ')}`);
+  console.log(`wrote ${out} from ${r.source}: ${fs.readdirSync(out).sort().join(', ')}`);
   console.log(`Hugging Face: ${r.architecture}.from_pretrained(${JSON.stringify(out)}) and AutoTokenizer.from_pretrained(${JSON.stringify(out)}) load it.`);
   if (r.modelType !== 'bert') {
     console.log(
@@ -48,6 +48,6 @@ export async function run(argv: string[]): Promise<number> {
       console.log('Its classification head gives the same logits; fine-tuning it further in Hugging Face adds one dropout (on the first token) that untie\'s head does not have.');
     }
   }
-  if (values.sharing) console.log(`untie_torch: load_untie_export(${JSON.stringify(out)}, model, optimizer) continues the run in PyTorch (see the README, "Training at scale with PyTorch").`);
+  if (values.sharing) console.log(`untie_torch: load_untie_export(${JSON.stringify(out)}, model, optimizer) continues the run in PyTorch (see docs/pytorch.md).`);
   return 0;
 }

@@ -63,8 +63,8 @@ export interface CompareOptions {
   progress?: boolean;
 }
 
-/** Downstream scores of one checkpoint, from `untie finetune` (task -> score record). */
-export type DownstreamScores = Record<string, { metric: string; score: number; std?: number; seconds?: number }>;
+/** Downstream scores of one checkpoint, from `untie finetune` (task -> score record; majority: the majority class's score on the same test split). */
+export type DownstreamScores = Record<string, { metric: string; score: number; std?: number; seconds?: number; majority?: number }>;
 
 /** Runs the downstream judge on a finished run; injected by the caller (the CLI wires `untie finetune`). */
 export type DownstreamJudge = (runDir: string, seed: number) => Promise<DownstreamScores>;
@@ -154,6 +154,8 @@ export interface PointSummary {
   unigramValLoss: number | null;
   unigramValAcc: number | null;
   variants: VariantSummary[];
+  /** Each downstream task's metric ("accuracy", "f1") and the majority class's score on its test split (null when not recorded). */
+  tasks?: Record<string, { metric: string; majority: number | null }>;
 }
 
 export interface CompareResults {
@@ -171,6 +173,8 @@ export interface CompareResults {
    * absent for `untie compare`, whose runs go one after another on all threads.
    */
   timing?: StudyTiming | null;
+  /** Untimed steps this process trained before the first run of each model shape (see WARMUP_STEPS); absent in older results. */
+  warmupSteps?: number;
 }
 
 // ------------------------------------------------------------------ configs
@@ -304,6 +308,39 @@ function safeName(s: string): string {
 
 // ------------------------------------------------------------------ running
 
+/**
+ * Untimed training steps before the first run of each model shape in a
+ * process: a process's first step pays once for compiling the code, filling
+ * the buffer pool and starting the kernel threads (bench/warmup.ts: 6.8 s
+ * against 1.2-1.5 s for the tiny preset on one thread). Without this warm-up,
+ * whichever variant ran first would carry that cost in its seconds.
+ */
+export const WARMUP_STEPS = 3;
+
+/** Trains WARMUP_STEPS of `config`'s shape in OUT/.warmup, then removes it; returns whether it was interrupted. */
+async function warmUp(config: RunConfig, out: string, tokDir: string): Promise<boolean> {
+  const dir = path.join(out, '.warmup');
+  fs.rmSync(dir, { recursive: true, force: true });
+  fs.mkdirSync(dir, { recursive: true });
+  for (const f of Object.values(TOKENIZER_FILES)) fs.copyFileSync(path.join(tokDir, f), path.join(dir, f));
+  const t = config.train;
+  const warm: RunConfig = { ...config, name: '.warmup', outDir: out, train: { ...t, steps: WARMUP_STEPS, budget: 0, warmupSteps: 1, evalEvery: 0, evalPoints: 0, saveEvery: 0, probe: '' } };
+  try {
+    return (await train({ config: warm, progress: false })).interrupted;
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** The settings that differ between a saved comparison's compare.json and this call's ("base.train.lr: 0.002 there, 0.001 here"). */
+export function settingsDiffer(saved: unknown, now: unknown, at = ''): string[] {
+  if (JSON.stringify(saved) === JSON.stringify(now)) return [];
+  const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
+  if (!isObject(saved) || !isObject(now)) return [`${at || 'the settings'}: ${JSON.stringify(saved)} there, ${JSON.stringify(now)} here`];
+  const keys = [...new Set([...Object.keys(saved), ...Object.keys(now)])];
+  return keys.flatMap((k) => settingsDiffer(saved[k], now[k], at ? `${at}.${k}` : k));
+}
+
 /** What compare.json records, so a resumed comparison refuses different settings. */
 function fingerprint(base: RunConfig, opts: CompareOptions, threads: number) {
   const { progress: _p, out: _o, ...rest } = opts;
@@ -329,7 +366,9 @@ export async function runCompare(base: RunConfig, opts: CompareOptions, judge: D
   if (fs.existsSync(stamp)) {
     const saved = JSON.parse(fs.readFileSync(stamp, 'utf8'));
     if (JSON.stringify(saved) !== JSON.stringify(fp)) {
-      const why = saved.threads !== threads ? `it ran on ${saved.threads} thread(s) and this call asks for ${threads}; seconds would not compare` : 'its settings differ from this call\'s';
+      const differ = settingsDiffer(saved, fp);
+      const shown = differ.slice(0, 3).join('; ') + (differ.length > 3 ? `; and ${differ.length - 3} more` : '');
+      const why = saved.threads !== threads ? `it ran on ${saved.threads} thread(s) and this call asks for ${threads}; seconds would not compare` : `its settings differ from this call's: ${shown}`;
       throw new UntieError(`${opts.out} holds a comparison made with other settings (${why}). Rerun with the same flags to resume it, or pick another --out.`);
     }
   } else {
@@ -343,12 +382,23 @@ export async function runCompare(base: RunConfig, opts: CompareOptions, judge: D
 
   let interrupted = false;
   const done = new Set<string>();
+  const warmShapes = new Set<string>();
   for (const [i, r] of plan.entries()) {
     if (done.has(r.runDir)) continue;
     done.add(r.runDir);
     if (runFinished(r.runDir, r.config)) {
       log(`run ${i + 1}/${plan.length} ${describe(r)}: finished earlier, kept`);
       continue;
+    }
+    const shape = JSON.stringify([r.config.model, r.config.data.seqLen, r.config.train.batchSize, r.config.train.gradAccum]);
+    if (!warmShapes.has(shape)) {
+      warmShapes.add(shape);
+      log(`warm-up: ${WARMUP_STEPS} untimed steps of this model shape, so that no run's seconds include the process's start`);
+      if (await warmUp(r.config, opts.out, tokDir)) {
+        interrupted = true;
+        log('interrupted: finished runs are kept; run the same command again to continue');
+        break;
+      }
     }
     const resume = listCheckpoints(r.runDir).length > 0;
     if (!resume) {
@@ -392,6 +442,7 @@ export async function runCompare(base: RunConfig, opts: CompareOptions, judge: D
     base,
     runs: records,
     summary: summarize(records, opts),
+    warmupSteps: WARMUP_STEPS,
   };
   writeFileAtomic(path.join(opts.out, 'results.json'), JSON.stringify(results, null, 1) + '\n');
   return { ...results, interrupted };
@@ -492,6 +543,30 @@ export function difference(a: number[], b: number[]): { diff: number; se: number
   return { diff, se, exceedsSpread: Math.abs(diff) > 2 * se };
 }
 
+/** A downstream task's column heading, naming its metric: "pos accuracy", "spam F1". */
+export function taskHeading(p: PointSummary, task: string): string {
+  const metric = p.tasks?.[task]?.metric;
+  return metric ? `${task} ${metric === 'f1' ? 'F1' : metric}` : task;
+}
+
+/** " (majority class)" where a mean score is no better than answering the majority class everywhere (a spam F1 of 0: every message called ham). */
+export function majorityMark(p: PointSummary, task: string, score: Stat | null | undefined): string {
+  const majority = p.tasks?.[task]?.majority;
+  return typeof majority === 'number' && score && Number.isFinite(score.mean) && score.mean <= majority + 1e-9 ? ' (majority class)' : '';
+}
+
+/** Said when the target (the baseline's final loss) is not below the unigram line: reaching it then says nothing about the method. */
+export function targetWarning(p: PointSummary): string | null {
+  if (!p.target || p.unigramValLoss === null || p.target.mean < p.unigramValLoss) return null;
+  return `The target ${p.target.mean.toFixed(4)} is not below the unigram line ${p.unigramValLoss.toFixed(4)}: the baseline learned no more than word frequencies, ` +
+    'so reaching its loss says nothing about the method. Train longer (--steps or --budget).';
+}
+
+/** "seed 0" or "seeds 0, 1, 2": the seeds every variant ran. */
+export function seedsText(seeds: number): string {
+  return seeds === 1 ? 'seed 0' : `seeds ${Array.from({ length: seeds }, (_, i) => i).join(', ')}`;
+}
+
 /** Per sweep point: the baseline's final losses are the targets; every variant is measured against them, seed by seed. */
 export function summarize(runs: RunRecord[], opts: Pick<CompareOptions, 'variants'>): PointSummary[] {
   const points = [...new Set(runs.map((r) => r.point))];
@@ -570,7 +645,11 @@ export function summarize(runs: RunRecord[], opts: Pick<CompareOptions, 'variant
       };
     });
     const uni = here.find((r) => r.unigramValLoss !== null);
-    return { point, target: targets.length ? stat(targets) : null, unigramValLoss: uni?.unigramValLoss ?? null, unigramValAcc: uni?.unigramValAcc ?? null, variants };
+    const tasks: NonNullable<PointSummary['tasks']> = {};
+    for (const r of here) {
+      for (const [task, d] of Object.entries(r.downstream ?? {})) tasks[task] ??= { metric: d.metric, majority: typeof d.majority === 'number' ? d.majority : null };
+    }
+    return { point, target: targets.length ? stat(targets) : null, unigramValLoss: uni?.unigramValLoss ?? null, unigramValAcc: uni?.unigramValAcc ?? null, variants, tasks };
   });
 }
 

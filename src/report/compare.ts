@@ -9,12 +9,15 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { VARIANT_ABOUT, type CompareResults, type PointSummary, type RunRecord, type Stat, type Variant, type VariantSummary } from '../experiments/compare.js';
+import {
+  VARIANT_ABOUT, majorityMark, seedsText, targetWarning, taskHeading,
+  type CompareResults, type PointSummary, type RunRecord, type Stat, type Variant, type VariantSummary,
+} from '../experiments/compare.js';
 import type { Block, LineChart, LineSeries, Marker, View } from './blocks.js';
 import { PALETTE, escapeHtml, formatNumber, formatSeconds, raw, table, type Cell } from './html.js';
 import { renderPage } from './page.js';
 import { readRun } from './read.js';
-import { cosineHeatmap } from './run.js';
+import { configForPage, cosineHeatmap } from './run.js';
 import { writeFileAtomic } from '../train/fsutil.js';
 import { pairedVerdict, type PairedDiff } from '../experiments/speedup.js';
 
@@ -38,7 +41,7 @@ function beyondSpread(v: VariantSummary, key: string): string {
 
 function answerTable(p: PointSummary): string {
   const tasks = [...new Set(p.variants.flatMap((v) => Object.keys(v.downstream)))];
-  const head: Cell[] = ['variant', 'steps to target', 'ratio', 'seconds to target', 'ratio', 'final val loss', 'vs baseline', 'val acc (%)', ...tasks.map((t) => `${t}`), 'untied at (step)'];
+  const head: Cell[] = ['variant', 'steps to target', 'ratio', 'seconds to target', 'ratio', 'final val loss', 'vs baseline', 'val acc (%)', ...tasks.map((t) => taskHeading(p, t)), 'untied at (step)'];
   const rows = p.variants.map((v): Cell[] => [
     raw(`<span style="color:${VARIANT_COLOR[v.variant]}">■</span> <b>${escapeHtml(v.variant)}</b><br><small>${escapeHtml(VARIANT_ABOUT[v.variant])}</small>`),
     v.stepsToTarget ? fmt(v.stepsToTarget, 0) + (v.missed ? ` (${v.missed} seed(s) never)` : '') : v.missed ? 'never' : '—',
@@ -48,7 +51,7 @@ function answerTable(p: PointSummary): string {
     fmt(v.finalValLoss, 4),
     beyondSpread(v, 'val_loss'),
     fmt(v.finalValAcc, 2, 100),
-    ...tasks.map((t) => fmt(v.downstream[t], 4) + (v.vsBaseline[t] && v.variant !== 'baseline' ? ` (${beyondSpread(v, t)})` : '')),
+    ...tasks.map((t) => fmt(v.downstream[t], 4) + majorityMark(p, t, v.downstream[t]) + (v.vsBaseline[t] && v.variant !== 'baseline' ? ` (${beyondSpread(v, t)})` : '')),
     v.untiedAt.map((u) => (u === null ? '—' : String(u))).join(', '),
   ]);
   return table(head, rows);
@@ -100,7 +103,7 @@ function paperTable1(p: PointSummary): string {
   const rows: Cell[][] = [
     ['MLM acc. (%)', ...p.variants.map((v) => fmt(v.finalValAcc, 2, 100))],
     ['MLM loss', ...p.variants.map((v) => fmt(v.finalValLoss, 4))],
-    ...tasks.map((t): Cell[] => [t, ...p.variants.map((v) => fmt(v.downstream[t], 4))]),
+    ...tasks.map((t): Cell[] => [taskHeading(p, t), ...p.variants.map((v) => fmt(v.downstream[t], 4) + majorityMark(p, t, v.downstream[t]))]),
   ];
   return table(head, rows);
 }
@@ -253,22 +256,26 @@ export function compareView(res: CompareResults, out: string): View {
     ? `<b>Runs went side by side, one thread each, on ${escapeHtml(res.machine)}</b>; their logged seconds do not compare, so every seconds figure here is steps times the cost per step of each phase (tied or untied, at its depth) measured alone: ${escapeHtml(res.timing.how)} `
       + `(${escapeHtml(res.timing.machine)}). `
     : `<b>Runs went one after another, each on all ${res.threads} thread(s) of ${escapeHtml(res.machine)}</b>, so their training seconds compare `
-      + '(evaluation and checkpoint time excluded). ';
+      + '(evaluation and checkpoint time excluded'
+      + (res.warmupSteps ? `; before the first run of each model shape the process trained ${res.warmupSteps} untimed steps of it, so that no run's seconds include the process's start` : '')
+      + '). ';
   const intro = `<p>Does sharing the layers' weights, then untying them, reach the baseline's quality sooner? Every variant trained on the same data, `
     + `tokenizer, model shape (${base.model.layers} layers, hidden ${base.model.hidden}, ${base.model.norm}-LN), ${length} per run (baseline-half: half) `
-    + `and seeds ${seeds.join(', ')}. ` + how
+    + `and ${seeds.length === 1 ? `seed ${seeds[0]}` : `seeds ${seeds.join(', ')}`}. ` + how
     + 'The target of each seed is the baseline\'s final validation loss at that seed; '
     + 'steps and seconds to reach it are interpolated between evaluations; ratios below 1 are faster than the baseline. '
     + 'A difference is "beyond spread" when it exceeds twice its standard error over seeds (with one seed there is no spread to judge by).</p>'
     + loadNote(res)
-    + `<p>Folder <code>${escapeHtml(out)}</code>; every number here is in <code>results.json</code>.</p>`;
+    + `<p>Every number here is in <code>results.json</code>, beside this page in the folder <code>${escapeHtml(path.basename(path.resolve(out)))}</code>.</p>`;
   const blocks: Block[] = [{ kind: 'html', html: intro }];
   res.summary.forEach((p, i) => {
     const idp = `p${i}`;
     const speedup = speedupBlocks(p, idp);
     const runs = res.runs.filter((r) => r.point === p.point);
     const title = p.point ? `${p.point}` : 'The answer';
-    const targetNote = `<p>Target (baseline final validation loss): <b>${fmt(p.target, 4)}</b>; unigram predictor: ${p.unigramValLoss?.toFixed(4) ?? '—'} / ${p.unigramValAcc !== null ? (100 * p.unigramValAcc).toFixed(2) + '%' : '—'}.</p>`;
+    const warning = targetWarning(p);
+    const targetNote = `<p>Target (baseline final validation loss): <b>${fmt(p.target, 4)}</b>; unigram predictor: ${p.unigramValLoss?.toFixed(4) ?? '—'} / ${p.unigramValAcc !== null ? (100 * p.unigramValAcc).toFixed(2) + '%' : '—'}.</p>`
+      + (warning ? `<p class="note"><b>${escapeHtml(warning)}</b></p>` : '');
     blocks.push({
       kind: 'section', title, blocks: [
         { kind: 'html', html: targetNote + answerTable(p) },
@@ -281,7 +288,7 @@ export function compareView(res: CompareResults, out: string): View {
   });
   const sweep = sweepBlocks(res);
   if (sweep.length) blocks.push({ kind: 'section', title: `Sweep over ${o.sweep!.key} (the paper's Tables 3-4 in shape)`, blocks: sweep });
-  blocks.push({ kind: 'section', title: 'Settings', collapsed: true, blocks: [{ kind: 'html', html: `<pre>${escapeHtml(JSON.stringify({ options: o, base }, null, 2))}</pre>` }] });
+  blocks.push({ kind: 'section', title: 'Settings', collapsed: true, blocks: [{ kind: 'html', html: `<pre>${escapeHtml(JSON.stringify({ options: o, base: configForPage(base as unknown as Record<string, unknown>) }, null, 2))}</pre>` }] });
   return { title: 'untie compare', blocks };
 }
 
