@@ -78,3 +78,20 @@ export function gradCheck(
 function weightedSum(out: Tensor, R: Float32Array): Tensor {
   return ops.sum(ops.mul(out, new Tensor(R, out.shape)));
 }
+
+/** A fill-mask prediction, as untie fill-mask --json and transformers.js's pipeline give it. */
+export interface Prediction { token: number; token_str: string; score: number }
+
+/** Same tokens in the same order, except that tokens whose probabilities differ by under 1e-6 may trade places (float32 rounding decides their order). */
+export function assertSameTopK(got: Prediction[], expected: Prediction[], what: string): void {
+  assert.equal(got.length, expected.length, what);
+  for (let i = 0; i < expected.length; i++) {
+    assert.ok(Math.abs(got[i].score - expected[i].score) < 1e-5, `${what}: rank ${i} has p = ${got[i].score} against untie's ${expected[i].score}`);
+    if (got[i].token !== expected[i].token) {
+      const swapped = expected.find((e) => e.token === got[i].token);
+      assert.ok(swapped && Math.abs(swapped.score - expected[i].score) < 1e-6, `${what}: rank ${i} is ${got[i].token_str}, untie's is ${expected[i].token_str}`);
+    } else {
+      assert.equal(got[i].token_str, expected[i].token_str, what);
+    }
+  }
+}

@@ -21,7 +21,8 @@ import { loadBrown, sentenceText } from '../src/data/corpus.js';
 import { trainTokenizer, type WordPieceTokenizer } from '../src/data/tokenizer.js';
 import { writeFolderWhole } from '../src/export/folder.js';
 import { ONNX_INPUTS, ONNX_OPSET } from '../src/export/bert-onnx.js';
-import { ONNX_MODEL_FILE, transformersJsConfig } from '../src/export/onnx.js';
+import { ONNX_MODEL_FILE } from '../src/export/onnx.js';
+import { transformersJsConfig } from '../src/export/transformers-js.js';
 import { decodeOnnx, ONNX_FLOAT } from '../src/export/onnx-proto.js';
 import { BertForMaskedLM, defaultBertConfig, type BertConfig, type TokenBatch } from '../src/models/bert.js';
 import { BertForSequenceClassification, BertForTokenClassification, type BertClassifier } from '../src/models/heads.js';
@@ -30,6 +31,7 @@ import { saveModelWeights } from '../src/train/checkpoint.js';
 import { Rng } from '../src/tensor/rng.js';
 import { noGrad } from '../src/tensor/tensor.js';
 import { main } from '../src/cli/main.js';
+import { assertSameTopK, type Prediction } from './helpers.js';
 
 /** max |onnxruntime - untie| over all logits (real and padding positions). Measured about 3e-7 here. */
 const LOGITS_ATOL = 1e-4;
@@ -188,22 +190,6 @@ test('onnxruntime-node runs every exported graph on a padded batch and gives unt
     await session.release();
   }
 });
-
-interface Prediction { token: number; token_str: string; score: number }
-
-/** Same tokens in the same order, except that tokens whose probabilities differ by under 1e-6 may trade places (float32 rounding decides their order). */
-function assertSameTopK(got: Prediction[], expected: Prediction[], what: string): void {
-  assert.equal(got.length, expected.length, what);
-  for (let i = 0; i < expected.length; i++) {
-    assert.ok(Math.abs(got[i].score - expected[i].score) < 1e-5, `${what}: rank ${i} has p = ${got[i].score} against untie's ${expected[i].score}`);
-    if (got[i].token !== expected[i].token) {
-      const swapped = expected.find((e) => e.token === got[i].token);
-      assert.ok(swapped && Math.abs(swapped.score - expected[i].score) < 1e-6, `${what}: rank ${i} is ${got[i].token_str}, untie's is ${expected[i].token_str}`);
-    } else {
-      assert.equal(got[i].token_str, expected[i].token_str, what);
-    }
-  }
-}
 
 /** transformers.js, offline: the exported folder by its path, nothing fetched. */
 async function transformers() {

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { UntieError } from '../errors.js';
 import { writeFolderWhole } from '../export/folder.js';
 import { checkOnnxSource, exportOnnx, ONNX_MODEL_FILE, type OnnxExportResult } from '../export/onnx.js';
+import { pipelineTask } from '../export/transformers-js.js';
 import { formatBytes } from '../train/fsutil.js';
 import { sharingSource, writeSharingExport } from '../train/crossover.js';
 import { exportModel } from '../train/load.js';
@@ -41,12 +42,6 @@ With --onnx, transformers.js loads the folder (pipeline('fill-mask' | 'token-cla
 lacks: pass it the config with model_type "bert" (the graph computes; the type only picks the pipeline's
 processing). The folder is written beside OUTDIR and renamed into place when complete.`;
 
-/** The transformers.js pipeline task of an exported class. */
-function pipelineTask(architecture: string): string {
-  if (architecture.endsWith('ForTokenClassification')) return 'token-classification';
-  if (architecture.endsWith('ForSequenceClassification')) return 'text-classification';
-  return 'fill-mask';
-}
 
 export async function run(argv: string[]): Promise<number> {
   const { values, positionals } = parse('export', argv, flags);

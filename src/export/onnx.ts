@@ -8,14 +8,9 @@
  * file untie does not write); Hugging Face's Python classes keep unknown
  * keys as attributes and ignore them.
  *
- * The config's model_type only picks transformers.js's pre- and
- * post-processing (which inputs to feed, how to read logits); the graph is
- * what computes. A Post-LN model is "bert", which transformers.js knows. A
- * Pre-LN model's config.json says "roberta-prelayernorm", so that PyTorch
- * loads the same folder as the right (Pre-LN) class; transformers.js has no
- * such class, and its BERT class is the faithful stand-in (an encoder that
- * takes input_ids, attention_mask and token_type_ids and returns logits):
- * pass the config with model_type "bert" (`transformersJsConfig`).
+ * A Pre-LN model's config.json says "roberta-prelayernorm", which
+ * transformers.js lacks: it loads the folder given the config as
+ * transformersJsConfig rewrites it (see transformers-js.ts).
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -73,19 +68,8 @@ export interface OnnxExportResult extends ExportResult {
   /** onnx/model.onnx's size in bytes. */
   onnxBytes: number;
   opset: number;
-  /** Whether transformers.js needs the config passed with model_type "bert" (a Pre-LN model). */
+  /** Whether transformers.js needs the config passed as transformersJsConfig rewrites it (a Pre-LN model). */
   needsConfigOverride: boolean;
-}
-
-/**
- * config.json as transformers.js needs it: model_type "bert" and BERT's
- * class names for untie's Pre-LN models too (the graph computes; the type
- * and class only pick the pipeline's processing). A Post-LN config is
- * returned as it is.
- */
-export function transformersJsConfig(config: Record<string, unknown>): Record<string, unknown> {
-  const architectures = Array.isArray(config.architectures) ? config.architectures.map((a) => String(a).replace(/^RobertaPreLayerNorm/, 'Bert')) : config.architectures;
-  return { ...config, model_type: 'bert', architectures };
 }
 
 /**
