@@ -87,8 +87,8 @@ function printOnnx(r: OnnxExportResult, out: string): void {
     console.log(`transformers.js: env.allowRemoteModels = false; await pipeline('${task}', ${dir}) loads it.`);
   } else {
     console.log(
-      `transformers.js has no RoBERTa-PreLayerNorm class: load it as BERT, whose processing (input_ids, attention_mask, token_type_ids in; logits out) is this graph's: ` +
-        `await pipeline('${task}', ${dir}, { config: { ...config, model_type: 'bert' } }), config being the folder's config.json.`,
+      `transformers.js has no RoBERTa-PreLayerNorm class; its BERT class feeds and reads this graph the same way: ` +
+        `await pipeline('${task}', ${dir}, { config }), config being the folder's config.json with model_type "bert" (untie's transformersJsConfig gives it).`,
     );
   }
 }

@@ -1,0 +1,131 @@
+// Deploying a trained masked LM: what `untie export --onnx` writes, and what
+// one fill-mask query costs in each runtime, on the same machine, in one run:
+//   untie             fillMask (what `untie fill-mask` runs once the model is loaded): untie's
+//                     tokenizer, its own forward pass on its native kernels, top-k, decode
+//   onnxruntime-node  untie's tokenizer, InferenceSession.run on onnx/model.onnx, top-k
+//   transformers.js   pipeline('fill-mask') on the exported folder (its own tokenizer, onnxruntime-node)
+// Each round runs every query in each runtime, the runtimes' order rotating
+// between rounds; a runtime's figure is the median over rounds of its mean
+// time per query. The three answer the same top-1 token (checked, and counted).
+//
+//   npm run bench:onnx -- RUN_OR_CHECKPOINT [--rounds N] [--threads N] [--json]
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { env, pipeline, LogLevel, PretrainedConfig } from '@huggingface/transformers';
+import { kernels } from '../src/backend/index.js';
+import { MASK_ID } from '../src/data/tokenizer.js';
+import { exportOnnx, ONNX_MODEL_FILE } from '../src/export/onnx.js';
+import { transformersJsConfig } from '../src/export/transformers-js.js';
+import { fillMask } from '../src/train/inference.js';
+import { load } from '../src/train/load.js';
+
+const QUERIES = [
+  'the jury said it did not [MASK] that many of the voters',
+  'he said that the [MASK] was not ready',
+  'she [MASK] to the city last year',
+  'the president will [MASK] the bill',
+  'it was one of the [MASK] days of the year',
+  'they went [MASK] to the house',
+  'there is no [MASK] that he will come',
+  'the [MASK] of the state is large',
+];
+
+const args = process.argv.slice(2);
+const flag = (name: string, fallback: number) => (args.includes(name) ? Number(args[args.indexOf(name) + 1]) : fallback);
+const target = args.find((a, i) => !a.startsWith('--') && !['--rounds', '--threads'].includes(args[i - 1]));
+const rounds = flag('--rounds', 7), threads = flag('--threads', 1), json = args.includes('--json');
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+async function timed<T>(f: () => Promise<T> | T): Promise<{ value: T; ms: number }> {
+  const t0 = performance.now();
+  const value = await f();
+  return { value, ms: performance.now() - t0 };
+}
+
+async function bench(source: string): Promise<void> {
+  const loadBefore = os.loadavg();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'untie-bench-onnx-'));
+  try {
+    const exported = await timed(() => exportOnnx(source, dir));
+    const onnxFile = path.join(dir, ONNX_MODEL_FILE);
+    kernels().setThreads(threads);
+
+    const untieLoad = await timed(() => load(dir));
+    const loaded = untieLoad.value;
+    const session = await timed(() => ort.InferenceSession.create(onnxFile, { intraOpNumThreads: threads, interOpNumThreads: 1 }));
+    env.allowRemoteModels = false;
+    env.logLevel = LogLevel.ERROR;
+    const config = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8')) as Record<string, unknown>;
+    const fill = await timed(() => pipeline('fill-mask', dir, {
+      session_options: { intraOpNumThreads: threads, interOpNumThreads: 1 },
+      ...(config.model_type === 'bert' ? {} : { config: new PretrainedConfig(transformersJsConfig(config)) }),
+    }));
+
+    // One query in each runtime, to its top-1 token id.
+    const runtimes: Record<string, (text: string) => Promise<number>> = {
+      untie: async (text) => (await fillMask(loaded, text, 5))[0][0].token,
+      'onnxruntime-node': async (text) => {
+        const ids = await loaded.tokenizer.encode(text);
+        const int64 = (a: number[]) => new ort.Tensor('int64', BigInt64Array.from(a, BigInt), [1, a.length]);
+        const { logits } = await session.value.run({ input_ids: int64(ids), attention_mask: int64(ids.map(() => 1)), token_type_ids: int64(ids.map(() => 0)) });
+        const V = loaded.model.config.vocabSize, at = ids.indexOf(MASK_ID);
+        const row = (logits.data as Float32Array).subarray(at * V, (at + 1) * V);
+        // top-5, sorted as untie fill-mask sorts it
+        const top = Array.from(row.keys()).sort((a, b) => row[b] - row[a]).slice(0, 5);
+        return top[0];
+      },
+      'transformers.js': async (text) => ((await fill.value(text, { top_k: 5 })) as unknown as { token: number }[])[0].token,
+    };
+    const names = Object.keys(runtimes);
+    const perQuery: Record<string, number[]> = Object.fromEntries(names.map((n) => [n, []]));
+    let agree = 0, asked = 0;
+    for (let r = 0; r < rounds + 1; r++) {
+      const order = names.map((_, i) => names[(i + r) % names.length]);
+      const answers: Record<string, number[]> = {};
+      for (const name of order) {
+        const t0 = performance.now();
+        answers[name] = [];
+        for (const q of QUERIES) answers[name].push(await runtimes[name](q));
+        if (r > 0) perQuery[name].push((performance.now() - t0) / QUERIES.length); // round 0 warms up
+      }
+      for (let i = 0; i < QUERIES.length; i++, asked++) if (names.every((n) => answers[n][i] === answers.untie[i])) agree++;
+    }
+    const ms = Object.fromEntries(names.map((n) => [n, median(perQuery[n])]));
+    const result = {
+      machine: `${os.cpus()[0]?.model ?? 'unknown CPU'}, ${os.availableParallelism()} cores`,
+      load_average: { before: loadBefore.map((x) => +x.toFixed(2)), after: os.loadavg().map((x) => +x.toFixed(2)) },
+      threads, rounds, queries: QUERIES.length,
+      model: { architecture: exported.value.architecture, layers: loaded.model.config.layers, hidden: loaded.model.config.hidden, vocab: loaded.model.config.vocabSize, norm: loaded.model.config.norm },
+      bytes: { onnx: exported.value.onnxBytes, safetensors: fs.statSync(path.join(dir, 'model.safetensors')).size },
+      export_ms: +exported.ms.toFixed(0),
+      load_ms: { untie: +untieLoad.ms.toFixed(0), 'onnxruntime-node': +session.ms.toFixed(0), 'transformers.js': +fill.ms.toFixed(0) },
+      ms_per_query: Object.fromEntries(names.map((n) => [n, +ms[n].toFixed(2)])),
+      ratio_to_untie: Object.fromEntries(names.map((n) => [n, +(ms[n] / ms.untie).toFixed(2)])),
+      top1_agreement: `${agree}/${asked}`,
+    };
+    if (json) {
+      console.log(JSON.stringify(result, null, 1));
+    } else {
+      console.log(`${result.model.architecture} (${result.model.norm === 'pre' ? 'Pre' : 'Post'}-LN, ${result.model.layers} layers, hidden ${result.model.hidden}, vocab ${result.model.vocab}) on ${result.machine}, ${threads} thread(s)`);
+      console.log(`onnx/model.onnx ${(result.bytes.onnx / 2 ** 20).toFixed(2)} MiB (model.safetensors ${(result.bytes.safetensors / 2 ** 20).toFixed(2)} MiB); export ${result.export_ms} ms`);
+      console.log(`load average ${result.load_average.before.join(' ')} before, ${result.load_average.after.join(' ')} after`);
+      console.log('runtime            load ms   ms/query   / untie');
+      for (const n of names) console.log(`${n.padEnd(18)} ${String(result.load_ms[n as keyof typeof result.load_ms]).padStart(7)}   ${ms[n].toFixed(2).padStart(8)}   ${result.ratio_to_untie[n].toFixed(2).padStart(7)}`);
+      console.log(`same top-1 token in all three: ${result.top1_agreement} queries`);
+    }
+    await session.value.release();
+    await fill.value.dispose();
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+if (!target) {
+  console.error('usage: npm run bench:onnx -- RUN_OR_CHECKPOINT [--rounds N] [--threads N] [--json]');
+  process.exitCode = 2;
+} else {
+  await bench(target);
+}
