@@ -19,10 +19,9 @@ import { BertForMaskedLM, defaultBertConfig, type BertConfig } from '../src/mode
 import { BertForSequenceClassification } from '../src/models/heads.js';
 import type { Module } from '../src/nn/module.js';
 import { saveModelWeights } from '../src/train/checkpoint.js';
-import { Rng } from '../src/tensor/rng.js';
 import { noGrad } from '../src/tensor/tensor.js';
 import { main } from '../src/cli/main.js';
-import { assertSameTopK, type Prediction } from './helpers.js';
+import { assertSameTopK, perturb, type Prediction } from './helpers.js';
 
 // CI (.ci/run) installs Chromium and sets UNTIE_REQUIRE_CHROMIUM, so there a missing browser fails instead of skipping.
 const chromiumMissing = fs.existsSync(CHROMIUM) || process.env.UNTIE_REQUIRE_CHROMIUM ? false : `no Chromium at ${CHROMIUM} (apt-get install chromium to run this test)`;
@@ -32,11 +31,6 @@ let tokenizer: WordPieceTokenizer;
 
 function tinyConfig(norm: 'post' | 'pre'): BertConfig {
   return { ...defaultBertConfig(), vocabSize: tokenizer.vocabSize, hidden: 32, layers: 2, heads: 4, intermediate: 64, maxPositions: 32, norm, layerNormEps: 1e-5 };
-}
-
-function perturb(model: Module, seed: number): void {
-  const rng = new Rng(seed);
-  for (const [, p] of model.namedParameters()) for (let i = 0; i < p.size; i++) p.data[i] += 0.1 * rng.normal();
 }
 
 async function cli(args: string[]): Promise<{ code: number; out: string }> {

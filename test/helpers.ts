@@ -1,5 +1,6 @@
 /** Shared test helpers: random tensors, finite-difference gradient checks, comparisons. */
 import assert from 'node:assert/strict';
+import type { Module } from '../src/nn/module.js';
 import { Rng } from '../src/tensor/rng.js';
 import { Tensor, backward, noGrad } from '../src/tensor/tensor.js';
 import * as ops from '../src/tensor/ops.js';
@@ -77,6 +78,12 @@ export function gradCheck(
 
 function weightedSum(out: Tensor, R: Float32Array): Tensor {
   return ops.sum(ops.mul(out, new Tensor(R, out.shape)));
+}
+
+/** Moves every weight of `model` off its init (LayerNorm 1/0, zero biases) by N(0, 0.1), so that a weight put in the wrong place shows. */
+export function perturb(model: Module, seed: number): void {
+  const rng = new Rng(seed);
+  for (const [, p] of model.namedParameters()) for (let i = 0; i < p.size; i++) p.data[i] += 0.1 * rng.normal();
 }
 
 /** A fill-mask prediction, as untie fill-mask --json and transformers.js's pipeline give it. */

@@ -26,12 +26,10 @@ import { transformersJsConfig } from '../src/export/transformers-js.js';
 import { decodeOnnx, ONNX_FLOAT } from '../src/export/onnx-proto.js';
 import { BertForMaskedLM, defaultBertConfig, type BertConfig, type TokenBatch } from '../src/models/bert.js';
 import { BertForSequenceClassification, BertForTokenClassification, type BertClassifier } from '../src/models/heads.js';
-import type { Module } from '../src/nn/module.js';
 import { saveModelWeights } from '../src/train/checkpoint.js';
-import { Rng } from '../src/tensor/rng.js';
 import { noGrad } from '../src/tensor/tensor.js';
 import { main } from '../src/cli/main.js';
-import { assertSameTopK, type Prediction } from './helpers.js';
+import { assertSameTopK, perturb, type Prediction } from './helpers.js';
 
 /** max |onnxruntime - untie| over all logits (real and padding positions). Measured about 3e-7 here. */
 const LOGITS_ATOL = 1e-4;
@@ -70,12 +68,6 @@ function tinyConfig(norm: 'post' | 'pre', bias = true): BertConfig {
     vocabSize: tokenizer.vocabSize, hidden: 32, layers: 2, heads: 4, intermediate: 64, maxPositions: 24,
     dropout: 0.1, attentionDropout: 0.1, norm, bias, layerNormEps: 1e-5,
   };
-}
-
-/** Moves every weight off its init (LayerNorm 1/0, zero biases), so that a weight put in the wrong place shows. */
-function perturb(model: Module, seed: number): void {
-  const rng = new Rng(seed);
-  for (const [, p] of model.namedParameters()) for (let i = 0; i < p.size; i++) p.data[i] += 0.1 * rng.normal();
 }
 
 before(async () => {
