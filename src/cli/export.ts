@@ -57,7 +57,7 @@ export async function run(argv: string[]): Promise<number> {
   // Refuse before anything is written.
   if (values.sharing) sharingSource(positionals[0]);
   if (values.onnx) checkOnnxSource(positionals[0]);
-  const { r, onnx } = await writeFolderWhole(out, { force: values.force === true }, async (dir) => {
+  const { r, onnx } = await writeFolderWhole(out, { force: values.force === true, source: positionals[0] }, async (dir) => {
     const onnx = values.onnx ? exportOnnx(positionals[0], dir) : null;
     const r = onnx ?? exportModel(positionals[0], dir);
     if (values.sharing) await writeSharingExport(positionals[0], dir, { batches });

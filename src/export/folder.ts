@@ -9,11 +9,26 @@ import path from 'node:path';
 import { UntieError } from '../errors.js';
 import { checkCreatable, describeFsError, fsErrorCode, makeDirectory } from '../train/fsutil.js';
 
+export interface ExportFolderOptions {
+  /** Replace a folder that holds files. */
+  force?: boolean;
+  /** What is being exported: a destination that is it, or holds it, is refused even with force. */
+  source?: string;
+}
+
 /**
  * Refuses `outDir` before anything is written: a file, a folder that holds
- * files (unless `force`), or a place where no folder can be made.
+ * files (unless `force`), the source or a folder that holds it, or a place
+ * where no folder can be made.
  */
-export function checkExportFolder(outDir: string, opts: { force?: boolean } = {}): void {
+export function checkExportFolder(outDir: string, opts: ExportFolderOptions = {}): void {
+  if (opts.source !== undefined) {
+    const real = (p: string) => (fs.existsSync(p) ? fs.realpathSync(p) : path.resolve(p));
+    const source = real(opts.source), target = real(outDir);
+    if (source === target || source.startsWith(target + path.sep)) {
+      throw new UntieError(`${outDir} holds the model being exported (${opts.source}): export into another folder`);
+    }
+  }
   let stat: fs.Stats | undefined;
   try {
     stat = fs.statSync(outDir, { throwIfNoEntry: false });
@@ -37,7 +52,7 @@ export function checkExportFolder(outDir: string, opts: { force?: boolean } = {}
  * place (see checkExportFolder, which this calls first). On any error the
  * staging folder is removed and `outDir` is left as it was.
  */
-export async function writeFolderWhole<T>(outDir: string, opts: { force?: boolean }, write: (stagingDir: string) => Promise<T> | T): Promise<T> {
+export async function writeFolderWhole<T>(outDir: string, opts: ExportFolderOptions, write: (stagingDir: string) => Promise<T> | T): Promise<T> {
   checkExportFolder(outDir, opts);
   const target = path.resolve(outDir);
   makeDirectory(path.dirname(target));
