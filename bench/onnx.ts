@@ -4,9 +4,12 @@
 //                     tokenizer, its own forward pass on its native kernels, top-k, decode
 //   onnxruntime-node  untie's tokenizer, InferenceSession.run on onnx/model.onnx, top-k
 //   transformers.js   pipeline('fill-mask') on the exported folder (its own tokenizer, onnxruntime-node)
-// Each round runs every query in each runtime, the runtimes' order rotating
-// between rounds; a runtime's figure is the median over rounds of its mean
-// time per query. The three answer the same top-1 token (checked, and counted).
+// Each runtime is timed twice: a whole query (text in, top-5 out, as it does
+// it) and its forward pass alone on inputs tokenized beforehand. Each round
+// runs every query in each runtime, the runtimes' order rotating between
+// rounds and queries and forward passes taking turns going first; a figure is
+// the median over rounds of the mean time per query. The three answer the
+// same top-1 token (checked, and counted).
 //
 //   npm run bench:onnx -- RUN_OR_CHECKPOINT [--rounds N] [--threads N] [--json]
 import fs from 'node:fs';
@@ -18,7 +21,8 @@ import { kernels } from '../src/backend/index.js';
 import { MASK_ID } from '../src/data/tokenizer.js';
 import { exportOnnx, ONNX_MODEL_FILE } from '../src/export/onnx.js';
 import { transformersJsConfig } from '../src/export/transformers-js.js';
-import { fillMask } from '../src/train/inference.js';
+import { fillMask, topIndices } from '../src/train/inference.js';
+import { noGrad } from '../src/tensor/tensor.js';
 import { load } from '../src/train/load.js';
 
 const QUERIES = [
@@ -64,36 +68,65 @@ async function bench(source: string): Promise<void> {
       ...(config.model_type === 'bert' ? {} : { config: new PretrainedConfig(transformersJsConfig(config)) }),
     }));
 
-    // One query in each runtime, to its top-1 token id.
-    const runtimes: Record<string, (text: string) => Promise<number>> = {
-      untie: async (text) => (await fillMask(loaded, text, 5))[0][0].token,
-      'onnxruntime-node': async (text) => {
-        const ids = await loaded.tokenizer.encode(text);
-        const int64 = (a: number[]) => new ort.Tensor('int64', BigInt64Array.from(a, BigInt), [1, a.length]);
-        const { logits } = await session.value.run({ input_ids: int64(ids), attention_mask: int64(ids.map(() => 1)), token_type_ids: int64(ids.map(() => 0)) });
-        const V = loaded.model.config.vocabSize, at = ids.indexOf(MASK_ID);
-        const row = (logits.data as Float32Array).subarray(at * V, (at + 1) * V);
-        // top-5, sorted as untie fill-mask sorts it
-        const top = Array.from(row.keys()).sort((a, b) => row[b] - row[a]).slice(0, 5);
-        return top[0];
+    // Each runtime answers a query (text in, top-5 out, as it does it: its top-1 token id is compared) and
+    // runs its forward pass alone on inputs tokenized beforehand (the logits at the mask, or at every position).
+    const V = loaded.model.config.vocabSize;
+    const tokenized = await Promise.all(QUERIES.map((q) => loaded.tokenizer.encode(q)));
+    const jsInputs = QUERIES.map((q) => fill.value.tokenizer(q));
+    const int64 = (a: number[]) => new ort.Tensor('int64', BigInt64Array.from(a, BigInt), [1, a.length]);
+    const ortRun = (ids: number[]) => session.value.run({ input_ids: int64(ids), attention_mask: int64(ids.map(() => 1)), token_type_ids: int64(ids.map(() => 0)) });
+    const runtimes: Record<string, { query: (i: number) => Promise<number>; forward: (i: number) => Promise<unknown> }> = {
+      untie: {
+        query: async (i) => (await fillMask(loaded, QUERIES[i], 5))[0][0].token,
+        forward: async (i) => {
+          const ids = tokenized[i];
+          const batch = { inputIds: Int32Array.from(ids), tokenTypeIds: new Int32Array(ids.length), attentionMask: new Float32Array(ids.length).fill(1), batchSize: 1, seqLen: ids.length };
+          return noGrad(() => loaded.model.logitsAt(loaded.model.encode(batch), Int32Array.of(ids.indexOf(MASK_ID))));
+        },
       },
-      'transformers.js': async (text) => ((await fill.value(text, { top_k: 5 })) as unknown as { token: number }[])[0].token,
+      'onnxruntime-node': {
+        query: async (i) => {
+          const ids = await loaded.tokenizer.encode(QUERIES[i]);
+          const { logits } = await ortRun(ids);
+          const at = ids.indexOf(MASK_ID);
+          const row = (logits.data as Float32Array).subarray(at * V, (at + 1) * V);
+          const top = topIndices(row, 5);
+          return top[0];
+        },
+        forward: (i) => ortRun(tokenized[i]),
+      },
+      'transformers.js': {
+        query: async (i) => ((await fill.value(QUERIES[i], { top_k: 5 })) as unknown as { token: number }[])[0].token,
+        forward: (i) => fill.value.model(jsInputs[i]),
+      },
     };
     const names = Object.keys(runtimes);
     const perQuery: Record<string, number[]> = Object.fromEntries(names.map((n) => [n, []]));
+    const perForward: Record<string, number[]> = Object.fromEntries(names.map((n) => [n, []]));
     let agree = 0, asked = 0;
     for (let r = 0; r < rounds + 1; r++) {
       const order = names.map((_, i) => names[(i + r) % names.length]);
       const answers: Record<string, number[]> = {};
       for (const name of order) {
-        const t0 = performance.now();
         answers[name] = [];
-        for (const q of QUERIES) answers[name].push(await runtimes[name](q));
-        if (r > 0) perQuery[name].push((performance.now() - t0) / QUERIES.length); // round 0 warms up
+        const queries = async () => {
+          const t0 = performance.now();
+          for (let i = 0; i < QUERIES.length; i++) answers[name].push(await runtimes[name].query(i));
+          if (r > 0) perQuery[name].push((performance.now() - t0) / QUERIES.length); // round 0 warms up
+        };
+        const forwards = async () => {
+          const t0 = performance.now();
+          for (let i = 0; i < QUERIES.length; i++) await runtimes[name].forward(i);
+          if (r > 0) perForward[name].push((performance.now() - t0) / QUERIES.length);
+        };
+        // queries and forward passes take turns going first
+        if (r % 2 === 0) await forwards().then(queries);
+        else await queries().then(forwards);
       }
       for (let i = 0; i < QUERIES.length; i++, asked++) if (names.every((n) => answers[n][i] === answers.untie[i])) agree++;
     }
     const ms = Object.fromEntries(names.map((n) => [n, median(perQuery[n])]));
+    const forwardMs = Object.fromEntries(names.map((n) => [n, median(perForward[n])]));
     const result = {
       machine: `${os.cpus()[0]?.model ?? 'unknown CPU'}, ${os.availableParallelism()} cores`,
       load_average: { before: loadBefore.map((x) => +x.toFixed(2)), after: os.loadavg().map((x) => +x.toFixed(2)) },
@@ -104,6 +137,8 @@ async function bench(source: string): Promise<void> {
       load_ms: { untie: +untieLoad.ms.toFixed(0), 'onnxruntime-node': +session.ms.toFixed(0), 'transformers.js': +fill.ms.toFixed(0) },
       ms_per_query: Object.fromEntries(names.map((n) => [n, +ms[n].toFixed(2)])),
       ratio_to_untie: Object.fromEntries(names.map((n) => [n, +(ms[n] / ms.untie).toFixed(2)])),
+      forward_ms: Object.fromEntries(names.map((n) => [n, +forwardMs[n].toFixed(2)])),
+      forward_ratio_to_untie: Object.fromEntries(names.map((n) => [n, +(forwardMs[n] / forwardMs.untie).toFixed(2)])),
       top1_agreement: `${agree}/${asked}`,
     };
     if (json) {
@@ -112,8 +147,12 @@ async function bench(source: string): Promise<void> {
       console.log(`${result.model.architecture} (${result.model.norm === 'pre' ? 'Pre' : 'Post'}-LN, ${result.model.layers} layers, hidden ${result.model.hidden}, vocab ${result.model.vocab}) on ${result.machine}, ${threads} thread(s)`);
       console.log(`onnx/model.onnx ${(result.bytes.onnx / 2 ** 20).toFixed(2)} MiB (model.safetensors ${(result.bytes.safetensors / 2 ** 20).toFixed(2)} MiB); export ${result.export_ms} ms`);
       console.log(`load average ${result.load_average.before.join(' ')} before, ${result.load_average.after.join(' ')} after`);
-      console.log('runtime            load ms   ms/query   / untie');
-      for (const n of names) console.log(`${n.padEnd(18)} ${String(result.load_ms[n as keyof typeof result.load_ms]).padStart(7)}   ${ms[n].toFixed(2).padStart(8)}   ${result.ratio_to_untie[n].toFixed(2).padStart(7)}`);
+      console.log('runtime            load ms   ms/query   / untie   forward ms   / untie');
+      for (const n of names) {
+        const cells = [String(result.load_ms[n as keyof typeof result.load_ms]).padStart(7), ms[n].toFixed(2).padStart(8), result.ratio_to_untie[n].toFixed(2).padStart(7),
+          forwardMs[n].toFixed(2).padStart(10), result.forward_ratio_to_untie[n].toFixed(2).padStart(7)];
+        console.log(`${n.padEnd(18)} ${cells.join('   ')}`);
+      }
       console.log(`same top-1 token in all three: ${result.top1_agreement} queries`);
     }
     await session.value.release();
