@@ -8,8 +8,10 @@
 // it) and its forward pass alone on inputs tokenized beforehand. Each round
 // runs every query in each runtime, the runtimes' order rotating between
 // rounds and queries and forward passes taking turns going first; a figure is
-// the median over rounds of the mean time per query. The three answer the
-// same top-1 token (checked, and counted).
+// the median over rounds of the mean time per query, by the wall clock and
+// by the process's CPU time (steadier on a shared machine: the runtimes run
+// on one thread each). The three answer the same top-1 token (checked, and
+// counted).
 //
 //   npm run bench:onnx -- RUN_OR_CHECKPOINT [--rounds N] [--threads N] [--json]
 import fs from 'node:fs';
@@ -103,22 +105,26 @@ async function bench(source: string): Promise<void> {
     const names = Object.keys(runtimes);
     const perQuery: Record<string, number[]> = Object.fromEntries(names.map((n) => [n, []]));
     const perForward: Record<string, number[]> = Object.fromEntries(names.map((n) => [n, []]));
+    const cpuQuery: Record<string, number[]> = Object.fromEntries(names.map((n) => [n, []]));
+    const cpuForward: Record<string, number[]> = Object.fromEntries(names.map((n) => [n, []]));
     let agree = 0, asked = 0;
     for (let r = 0; r < rounds + 1; r++) {
       const order = names.map((_, i) => names[(i + r) % names.length]);
       const answers: Record<string, number[]> = {};
       for (const name of order) {
         answers[name] = [];
-        const queries = async () => {
-          const t0 = performance.now();
-          for (let i = 0; i < QUERIES.length; i++) answers[name].push(await runtimes[name].query(i));
-          if (r > 0) perQuery[name].push((performance.now() - t0) / QUERIES.length); // round 0 warms up
+        /** Runs `f` on every query; keeps the wall and CPU milliseconds per query (round 0 warms up). */
+        const measure = async (f: (i: number) => Promise<void>, wall: number[], cpu: number[]) => {
+          const t0 = performance.now(), c0 = process.cpuUsage();
+          for (let i = 0; i < QUERIES.length; i++) await f(i);
+          const c = process.cpuUsage(c0);
+          if (r > 0) {
+            wall.push((performance.now() - t0) / QUERIES.length);
+            cpu.push((c.user + c.system) / 1000 / QUERIES.length);
+          }
         };
-        const forwards = async () => {
-          const t0 = performance.now();
-          for (let i = 0; i < QUERIES.length; i++) await runtimes[name].forward(i);
-          if (r > 0) perForward[name].push((performance.now() - t0) / QUERIES.length);
-        };
+        const queries = () => measure(async (i) => void answers[name].push(await runtimes[name].query(i)), perQuery[name], cpuQuery[name]);
+        const forwards = () => measure(async (i) => void (await runtimes[name].forward(i)), perForward[name], cpuForward[name]);
         // queries and forward passes take turns going first
         if (r % 2 === 0) await forwards().then(queries);
         else await queries().then(forwards);
@@ -127,6 +133,10 @@ async function bench(source: string): Promise<void> {
     }
     const ms = Object.fromEntries(names.map((n) => [n, median(perQuery[n])]));
     const forwardMs = Object.fromEntries(names.map((n) => [n, median(perForward[n])]));
+    const cpuMs = Object.fromEntries(names.map((n) => [n, median(cpuQuery[n])]));
+    const cpuForwardMs = Object.fromEntries(names.map((n) => [n, median(cpuForward[n])]));
+    const ratios = (x: Record<string, number>) => Object.fromEntries(names.map((n) => [n, +(x[n] / x.untie).toFixed(2)]));
+    const rounded = (x: Record<string, number>) => Object.fromEntries(names.map((n) => [n, +x[n].toFixed(2)]));
     const result = {
       machine: `${os.cpus()[0]?.model ?? 'unknown CPU'}, ${os.availableParallelism()} cores`,
       load_average: { before: loadBefore.map((x) => +x.toFixed(2)), after: os.loadavg().map((x) => +x.toFixed(2)) },
@@ -135,10 +145,14 @@ async function bench(source: string): Promise<void> {
       bytes: { onnx: exported.value.onnxBytes, safetensors: fs.statSync(path.join(dir, 'model.safetensors')).size },
       export_ms: +exported.ms.toFixed(0),
       load_ms: { untie: +untieLoad.ms.toFixed(0), 'onnxruntime-node': +session.ms.toFixed(0), 'transformers.js': +fill.ms.toFixed(0) },
-      ms_per_query: Object.fromEntries(names.map((n) => [n, +ms[n].toFixed(2)])),
-      ratio_to_untie: Object.fromEntries(names.map((n) => [n, +(ms[n] / ms.untie).toFixed(2)])),
-      forward_ms: Object.fromEntries(names.map((n) => [n, +forwardMs[n].toFixed(2)])),
-      forward_ratio_to_untie: Object.fromEntries(names.map((n) => [n, +(forwardMs[n] / forwardMs.untie).toFixed(2)])),
+      ms_per_query: rounded(ms),
+      ratio_to_untie: ratios(ms),
+      forward_ms: rounded(forwardMs),
+      forward_ratio_to_untie: ratios(forwardMs),
+      cpu_ms_per_query: rounded(cpuMs),
+      cpu_ratio_to_untie: ratios(cpuMs),
+      cpu_forward_ms: rounded(cpuForwardMs),
+      cpu_forward_ratio_to_untie: ratios(cpuForwardMs),
       top1_agreement: `${agree}/${asked}`,
     };
     if (json) {
@@ -147,11 +161,10 @@ async function bench(source: string): Promise<void> {
       console.log(`${result.model.architecture} (${result.model.norm === 'pre' ? 'Pre' : 'Post'}-LN, ${result.model.layers} layers, hidden ${result.model.hidden}, vocab ${result.model.vocab}) on ${result.machine}, ${threads} thread(s)`);
       console.log(`onnx/model.onnx ${(result.bytes.onnx / 2 ** 20).toFixed(2)} MiB (model.safetensors ${(result.bytes.safetensors / 2 ** 20).toFixed(2)} MiB); export ${result.export_ms} ms`);
       console.log(`load average ${result.load_average.before.join(' ')} before, ${result.load_average.after.join(' ')} after`);
-      console.log('runtime            load ms   ms/query   / untie   forward ms   / untie');
+      console.log(`ms per query (and / untie):${' '.repeat(14)}query wall        query CPU         forward wall      forward CPU`);
       for (const n of names) {
-        const cells = [String(result.load_ms[n as keyof typeof result.load_ms]).padStart(7), ms[n].toFixed(2).padStart(8), result.ratio_to_untie[n].toFixed(2).padStart(7),
-          forwardMs[n].toFixed(2).padStart(10), result.forward_ratio_to_untie[n].toFixed(2).padStart(7)];
-        console.log(`${n.padEnd(18)} ${cells.join('   ')}`);
+        const cell = (x: Record<string, number>) => `${x[n].toFixed(2).padStart(7)} ${`(${(x[n] / x.untie).toFixed(2)})`.padStart(7)}   `;
+        console.log(`${n.padEnd(18)} load ${String(result.load_ms[n as keyof typeof result.load_ms]).padStart(5)} ms   ${cell(ms)}${cell(cpuMs)}${cell(forwardMs)}${cell(cpuForwardMs)}`.trimEnd());
       }
       console.log(`same top-1 token in all three: ${result.top1_agreement} queries`);
     }
