@@ -22,8 +22,8 @@ function setStatus(status: 'loading' | 'ready' | 'running' | 'done' | 'error', t
   $('status').textContent = text;
 }
 
-/** One table row of cells; a number in [0, 1] is drawn as a probability with a bar. */
-function row(cells: (string | number)[], header = false): HTMLTableRowElement {
+/** One table row of cells; a number is a probability, drawn with a bar as long as its share of `top` (the table's largest). */
+function row(cells: (string | number)[], header = false, top = 1): HTMLTableRowElement {
   const tr = document.createElement('tr');
   for (const cell of cells) {
     const td = document.createElement(header ? 'th' : 'td');
@@ -31,7 +31,7 @@ function row(cells: (string | number)[], header = false): HTMLTableRowElement {
       td.className = 'num';
       const bar = document.createElement('span');
       bar.className = 'bar';
-      bar.style.width = `${Math.round(cell * 120)}px`;
+      bar.style.width = `${Math.round((cell / top) * 120)}px`;
       td.append(`${cell.toFixed(4)} `, bar);
     } else {
       td.textContent = cell;
@@ -46,8 +46,10 @@ interface Prediction { token_str?: string; sequence?: string; entity?: string; w
 function render(task: Task, predictions: Prediction[]): void {
   const head = $('results-head'), body = $('results-body');
   head.replaceChildren(row(task === 'fill-mask' ? ['token', 'probability', 'sequence'] : task === 'token-classification' ? ['token', 'label', 'probability'] : ['label', 'probability'], true));
+  const top = Math.max(...predictions.map((p) => p.score));
   body.replaceChildren(...predictions.map((p) => row(
     task === 'fill-mask' ? [p.token_str!, p.score, p.sequence!] : task === 'token-classification' ? [p.word!, p.entity!, p.score] : [p.label!, p.score],
+    false, top,
   )));
   $('results').hidden = false;
 }
@@ -85,6 +87,7 @@ async function main(): Promise<void> {
   const input = $<HTMLInputElement>('text');
   input.value = params.get('text') ?? EXAMPLES[task];
   const labels = Object.keys((config.id2label as Record<string, string> | undefined) ?? {}).length;
+  let runs = 0;
   const ask = async () => {
     setStatus('running', 'running ...');
     const asked = performance.now();
@@ -92,7 +95,7 @@ async function main(): Promise<void> {
     const ms = performance.now() - asked;
     render(task, out);
     document.body.dataset.results = JSON.stringify(out);
-    setStatus('done', `answered in ${ms.toFixed(0)} ms`);
+    setStatus('done', `answered in ${ms.toFixed(0)} ms${runs++ === 0 ? ' (the first answer includes onnxruntime\'s warm-up; press Run again)' : ''}`);
   };
   $('form').addEventListener('submit', (e) => {
     e.preventDefault();
