@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { Module } from '../src/nn/module.js';
 import { Rng } from '../src/tensor/rng.js';
 import { defaultRunConfig, mergeConfig, type RunConfig } from '../src/train/config.js';
 import { Tensor, backward, noGrad } from '../src/tensor/tensor.js';
@@ -130,4 +131,27 @@ export function tinyRunConfig(outDir: string, corpus: string, name: string, patc
     sharing: { share: '1x2', untie: 'step:3' },
   }, 'config');
   return mergeConfig(cfg, patch, 'config');
+}
+
+/** Moves every weight of `model` off its init (LayerNorm 1/0, zero biases) by N(0, 0.1), so that a weight put in the wrong place shows. */
+export function perturb(model: Module, seed: number): void {
+  const rng = new Rng(seed);
+  for (const [, p] of model.namedParameters()) for (let i = 0; i < p.size; i++) p.data[i] += 0.1 * rng.normal();
+}
+
+/** A fill-mask prediction, as untie fill-mask --json and transformers.js's pipeline give it. */
+export interface Prediction { token: number; token_str: string; score: number }
+
+/** Same tokens in the same order, except that tokens whose probabilities differ by under 1e-6 may trade places (float32 rounding decides their order). */
+export function assertSameTopK(got: Prediction[], expected: Prediction[], what: string): void {
+  assert.equal(got.length, expected.length, what);
+  for (let i = 0; i < expected.length; i++) {
+    assert.ok(Math.abs(got[i].score - expected[i].score) < 1e-5, `${what}: rank ${i} has p = ${got[i].score} against untie's ${expected[i].score}`);
+    if (got[i].token !== expected[i].token) {
+      const swapped = expected.find((e) => e.token === got[i].token);
+      assert.ok(swapped && Math.abs(swapped.score - expected[i].score) < 1e-6, `${what}: rank ${i} is ${got[i].token_str}, untie's is ${expected[i].token_str}`);
+    } else {
+      assert.equal(got[i].token_str, expected[i].token_str, what);
+    }
+  }
 }

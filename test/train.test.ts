@@ -11,7 +11,7 @@ import { defaultRunConfig, mergeConfig, validateRunConfig, type RunConfig } from
 import { readMetrics, type MetricRecord } from '../src/train/metrics.js';
 import { train, evaluate } from '../src/train/trainer.js';
 import { exportModel, load } from '../src/train/load.js';
-import { fillMask } from '../src/train/inference.js';
+import { fillMask, topIndices } from '../src/train/inference.js';
 import { readSafetensors, writeSafetensors, type WritableTensor } from '../src/train/safetensors.js';
 import { Rng } from '../src/tensor/rng.js';
 import { prepareData, prepareValidation } from '../src/train/data.js';
@@ -158,6 +158,16 @@ test('fill-mask returns the top-k tokens per mask, most likely first', async () 
   for (let i = 1; i < 4; i++) assert.ok(preds[0][i - 1].score >= preds[0][i].score);
   assert.ok(preds[0].reduce((s, p) => s + p.score, 0) <= 1 + 1e-6);
   await assert.rejects(fillMask(load(path.join(root, 'whole')), 'no mask here'), /no \[MASK\]/);
+});
+
+test('topIndices picks what a stable sort of the whole row puts first, ties in index order', () => {
+  const rng = new Rng(5);
+  for (const [n, k, levels] of [[8192, 5, 0], [50, 7, 4], [3, 5, 0], [10, 1, 2]] as const) {
+    // levels > 0: values drawn from a few levels, so that ties are common
+    const row = Float32Array.from({ length: n }, () => (levels > 0 ? Math.floor(rng.uniform() * levels) : rng.normal()));
+    const sorted = Array.from(row.keys()).sort((a, b) => row[b] - row[a]).slice(0, k);
+    assert.deepEqual(topIndices(row, k), sorted, `n ${n}, k ${k}`);
+  }
 });
 
 test('validation loss of a tiny model falls over a short run', async () => {
