@@ -91,6 +91,11 @@ export const PLANS: Record<string, Plan> = {
  */
 export const STUDY_RECIPE = ['--position-init', 'sinusoidal', '--lr', '2e-3'];
 
+/** About 30 evaluations a run, at a whole number of steps (1,000 steps: every 50). */
+function evalEvery(steps: number): number {
+  return Number.isInteger(steps / 30) ? steps / 30 : steps / 20;
+}
+
 function variantFlags(variant: Variant, layers: number, steps: number, untieFraction = 0.1): string[] {
   switch (variant) {
     case 'baseline': return ['--share', `${layers}x1`, '--untie', 'never'];
@@ -113,7 +118,7 @@ function pastUnigram(): Plan {
     const steps = o.steps ?? 3000;
     const untie = o.untie !== undefined && o.untie !== 0.1 ? `-untie${o.untie}` : '';
     add(`L${o.layers}${o.tag ?? ''}-${o.variant}${untie}-s${o.seed}`, o.point, o.variant, o.seed, [
-      '--layers', String(o.layers), '--steps', String(steps), '--eval-every', String(steps / 30), ...(o.extra ?? []),
+      '--layers', String(o.layers), '--steps', String(steps), '--eval-every', String(evalEvery(steps)), ...(o.extra ?? []),
       ...variantFlags(o.variant, o.layers, steps, o.untie),
     ]);
   };
@@ -160,7 +165,7 @@ function recipeConfirm(): Plan {
   for (const [layers, steps, seed] of [[12, 3000, 0], [12, 3000, 1], [6, 3000, 0], [6, 3000, 1], [12, 1000, 0], [12, 1000, 1], [6, 1000, 0], [6, 1000, 1]]) {
     for (const [recipe, flags] of Object.entries(recipes)) {
       variants[`L${layers}-${steps}-${recipe}-seed${seed}`] = [
-        '--layers', String(layers), '--share', `${layers}x1`, '--steps', String(steps), '--eval-every', String(steps / 30), '--seed', String(seed), ...flags,
+        '--layers', String(layers), '--share', `${layers}x1`, '--steps', String(steps), '--eval-every', String(evalEvery(steps)), '--seed', String(seed), ...flags,
       ];
     }
   }
