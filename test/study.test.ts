@@ -8,7 +8,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { phasesOf, recordFinished, shapeOf, studyResults, type StudyCell } from '../src/experiments/study.js';
-import { writeCompareReport } from '../src/report/compare.js';
+import { compareView, writeCompareReport } from '../src/report/compare.js';
+import type { Block, LineChart } from '../src/report/blocks.js';
 import { defaultRunConfig } from '../src/train/config.js';
 import { readMetrics } from '../src/train/metrics.js';
 import { CHROMIUM } from '../scripts/chromium.js';
@@ -73,6 +74,31 @@ test('an unfinished cell is left out and named; a study with nothing finished is
   } finally {
     fs.rmSync(empty, { recursive: true, force: true });
   }
+});
+
+/** Every chart of a page's blocks, sections and grids included. */
+function chartsOf(blocks: Block[]): LineChart[] {
+  return blocks.flatMap((b) => (b.kind === 'line' ? [b] : b.kind === 'section' || b.kind === 'grid' ? chartsOf(b.blocks) : []));
+}
+
+test('a point where only the baseline finished is left out; the paired chart is each run minus its seed\'s baseline', () => {
+  const res = studyResults({
+    recordsDir: FIXTURE, cells: [...cells, { name: 'baseline-s0', point: 'only baselines', variant: 'baseline', seed: 0 }],
+    variants: ['baseline', 'albert', 'swe-f'], createdBy: 'test', machine: 'test',
+  });
+  assert.deepEqual(res.summary.map((p) => p.point), ['']);
+  assert.equal(res.runs.length, 6);
+  const paired = chartsOf(compareView(res, 'x').blocks).find((c) => c.id === 'p0-paired');
+  assert.ok(paired, 'the comparison has a paired-difference chart');
+  assert.equal(paired.series.length, 4, 'albert and swe-f, two seeds each; no baseline line');
+  const evals = (name: string) => readMetrics(path.join(FIXTURE, 'runs', name, 'metrics.jsonl')).filter((r) => r.type === 'eval');
+  const swe = evals('swe-f-s1'), base = evals('baseline-s1');
+  const line = paired.series.find((s) => s.label === 'swe-f seed 1')!;
+  assert.equal(line.x.length, swe.length);
+  line.x.forEach((step, i) => {
+    const a = swe.find((e) => e.step === step)!.val_loss as number, b = base.find((e) => e.step === step)!.val_loss as number;
+    assert.ok(Math.abs(line.y[i]! - (a - b)) < 1e-12, `step ${step}`);
+  });
 });
 
 test('the study\'s report renders in Chromium from the records alone, with the speed-up curve', { skip: chromiumMissing }, async () => {

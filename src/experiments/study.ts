@@ -115,6 +115,9 @@ export function studyResults(opts: {
     runs.push(rec);
   }
   if (!base) throw new UntieError(`${opts.recordsDir} holds no finished run of this study yet`);
+  // A point where only the baseline has finished compares nothing yet (its baselines may stand in other points).
+  const compared = new Set(runs.filter((r) => r.variant !== 'baseline').map((r) => r.point));
+  const shown = compared.size > 0 ? runs.filter((r) => compared.has(r.point)) : runs;
   return {
     version: 1,
     createdBy: opts.createdBy,
@@ -125,8 +128,8 @@ export function studyResults(opts: {
       evalsPerRun: Math.round(base.train.steps / Math.max(1, base.train.evalEvery)), sweep: null,
     },
     base,
-    runs,
-    summary: summarize(runs, { variants: opts.variants }),
+    runs: shown,
+    summary: summarize(shown, { variants: opts.variants }),
     timing: opts.timing ?? null,
     missing,
   };

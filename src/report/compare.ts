@@ -161,6 +161,33 @@ function curveCharts(p: PointSummary, runs: RunRecord[], idp: string): LineChart
   return [mk('step', 'valLoss'), mk('seconds', 'valLoss'), mk('step', 'valAcc'), mk('seconds', 'valAcc')];
 }
 
+/**
+ * Each run's validation loss minus its own seed's baseline's at the same
+ * step: the curves of a comparison lie within a few hundredths of a nat of
+ * each other, so the answer is read from the differences, seed by seed.
+ */
+function pairedCurveChart(runs: RunRecord[], idp: string): LineChart | null {
+  const series: LineSeries[] = [];
+  for (const r of runs) {
+    if (r.variant === 'baseline') continue;
+    const base = runs.find((b) => b.variant === 'baseline' && b.seed === r.seed);
+    if (!base) continue;
+    const at = new Map(base.evals.map((e) => [e.step, e.valLoss]));
+    const pts = r.evals.filter((e) => at.has(e.step));
+    if (pts.length === 0) continue;
+    series.push({
+      label: `${r.variant} seed ${r.seed}`, color: VARIANT_COLOR[r.variant], ...(r.seed > 0 ? { dash: true } : {}), points: true,
+      x: pts.map((e) => e.step), y: pts.map((e) => e.valLoss - at.get(e.step)!),
+    });
+  }
+  if (series.length === 0) return null;
+  return {
+    kind: 'line', id: `${idp}-paired`, title: 'Validation loss minus the baseline\'s at the same seed and step (below 0: ahead of the baseline)',
+    xLabel: 'step', yLabel: 'Δ loss (nats)', series, markers: markers(runs.filter((r) => r.variant !== 'baseline'), 'step'),
+    refLines: [{ y: 0, label: 'baseline', color: VARIANT_COLOR.baseline }], width: 1000, height: 320,
+  };
+}
+
 /** Per shared run: the cosine heatmap, and when each untie statistic would have fired (replayed from its checks). */
 function agreementBlocks(p: PointSummary, runs: RunRecord[], idp: string): Block[] {
   const blocks: Block[] = [];
@@ -274,11 +301,13 @@ export function compareView(res: CompareResults, out: string): View {
     const runs = res.runs.filter((r) => r.point === p.point);
     const title = p.point ? `${p.point}` : 'The answer';
     const warning = targetWarning(p);
+    const paired = pairedCurveChart(runs, idp);
     const targetNote = `<p>Target (baseline final validation loss): <b>${fmt(p.target, 4)}</b>; unigram predictor: ${p.unigramValLoss?.toFixed(4) ?? '—'} / ${p.unigramValAcc !== null ? (100 * p.unigramValAcc).toFixed(2) + '%' : '—'}.</p>`
       + (warning ? `<p class="note"><b>${escapeHtml(warning)}</b></p>` : '');
     blocks.push({
       kind: 'section', title, blocks: [
         { kind: 'html', html: targetNote + answerTable(p) },
+        ...(paired ? [paired] : []),
         { kind: 'grid', blocks: curveCharts(p, runs, idp) },
         ...(speedup.length ? [{ kind: 'section', level: 3, title: 'The speed-up as a curve, and paired differences', blocks: speedup } satisfies Block] : []),
         { kind: 'section', level: 3, title: 'In the shape of the paper\'s Table 1', blocks: [{ kind: 'html', html: paperTable1(p) }] },
