@@ -109,6 +109,38 @@ export function load(target: string): Loaded {
   return { model, tokenizer: info.tokenizer, modelDir: info.modelDir, runDir: info.runDir, runConfig: info.runConfig };
 }
 
+/**
+ * The folder of a fine-tuned classifier from what a user points at: the
+ * model folder itself (best/, or an exported one), a results folder of
+ * `untie finetune` (its best/), or a run folder holding exactly one such
+ * results folder. Also the sequence length it was fine-tuned with, from the
+ * results folder's results.json when there is one.
+ */
+export function resolveClassifierDir(target: string): { modelDir: string; maxLength: number | null } {
+  if (!fs.existsSync(target)) throw new UntieError(`${target} does not exist. Pass a fine-tuned model: a run folder, its finetune-<task> folder, or a model folder.`);
+  const isModel = (dir: string) => fs.existsSync(path.join(dir, CHECKPOINT_FILES.model));
+  const fromResults = (dir: string) => {
+    let maxLength: number | null = null;
+    try {
+      const limits = (JSON.parse(fs.readFileSync(path.join(dir, 'results.json'), 'utf8')) as { limits?: { maxLength?: unknown } }).limits;
+      if (typeof limits?.maxLength === 'number' && Number.isInteger(limits.maxLength) && limits.maxLength >= 8) maxLength = limits.maxLength;
+    } catch {
+      // no readable results.json: the model's own maximum length is used
+    }
+    return { modelDir: path.join(dir, 'best'), maxLength };
+  };
+  if (isModel(path.join(target, 'best'))) return fromResults(target);
+  // A run folder (or a model folder that was fine-tuned, as an exported one is) holding finetune-<task> results.
+  const found = fs.readdirSync(target).filter((n) => n.startsWith('finetune-') && !n.includes('.tmp-') && isModel(path.join(target, n, 'best'))).sort();
+  if (found.length === 1) return fromResults(path.join(target, found[0]));
+  if (found.length > 1) throw new UntieError(`${target} holds ${found.length} fine-tuned classifiers (${found.join(', ')}). Pass one of them, e.g. ${path.join(target, found[0])}`);
+  if (isModel(target)) {
+    const parent = path.dirname(path.resolve(target));
+    return path.basename(path.resolve(target)) === 'best' && fs.existsSync(path.join(parent, 'results.json')) ? fromResults(parent) : { modelDir: target, maxLength: null };
+  }
+  throw new UntieError(`${target} holds no fine-tuned classifier (no model.safetensors, best/ or finetune-<task>/best). Fine-tune one first: untie finetune ${target} --task pos|spam|classify`);
+}
+
 /** A fine-tuned classifier (as `untie finetune` saves it), ready for inference. */
 export function loadClassifier(target: string): { model: BertClassifier; tokenizer: WordPieceTokenizer; modelDir: string } {
   const info = openCheckpoint(target);
