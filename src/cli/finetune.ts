@@ -21,7 +21,7 @@ const flags: Flags = {
   tags: { type: 'string', help: 'pos: universal (12 tags) | full (every Brown tag)', default: 'universal' },
   seeds: { type: 'string', help: 'seeds run at the chosen learning rate (mean and spread are over these)', default: String(D.seeds) },
   'lr-grid': { type: 'string', help: `learning rates tried on the dev split with seed 0, comma-separated (default ${LR_GRID.join(',')}; --frozen: ${FROZEN_LR_GRID.join(',')})` },
-  epochs: { type: 'string', help: `most passes over the training examples (default ${D.epochs}, --frozen ${D.frozenEpochs}, or more to make ${D.minUpdates} updates on a small split)` },
+  epochs: { type: 'string', help: `passes over the training examples (default ${D.epochs}, --frozen ${D.frozenEpochs}, or as many as make ${D.minUpdates} updates)` },
   'batch-size': { type: 'string', help: 'examples per update', default: String(D.batchSize) },
   patience: { type: 'string', help: `stop a run after this many dev evaluations (of ${D.evals} a run) without a new best (0 = never)`, default: String(D.patience) },
   'class-weights': { type: 'string', help: 'balanced (each class counts equally in the loss) | none (default: balanced for spam and classify, none for pos)' },
@@ -42,8 +42,8 @@ const DESCRIPTION = `${summary}.
 The recipe: AdamW (weight decay 0.01), warmup over the first 10% of the updates
 then linear decay to 0, gradient clip 1; for spam and classify, a loss that
 weighs each class by the inverse of its frequency. Every training example is
-used, for ${D.epochs} epochs (--frozen: ${D.frozenEpochs}), or more on a small split so that a run
-makes at least ${D.minUpdates} updates. Each run is scored on dev ${D.evals} times, keeps the
+used, for ${D.epochs} epoch (--frozen: ${D.frozenEpochs}) or as many as it takes to make ${D.minUpdates}
+updates (spam: 2 epochs; a file of 140 training rows: 34). Each run is scored on dev ${D.evals} times, keeps the
 weights of its best score, and stops after ${D.patience} scores without a new best. Each
 learning rate of the grid is trained with seed 0, then the other seeds run at
 the best one; the score is the mean (and standard deviation) over seeds on the
