@@ -5,31 +5,36 @@
 # beside both reference lines (majority class, bag of words), with the time
 # each took. One thread everywhere, one command at a time, as measured.
 #
-#   bash scripts/finetune-scores.sh [OUT [LR_GRID]]
+#   bash scripts/finetune-scores.sh [--table] [OUT [LR_GRID]]
 #
+# --table prints the table from the results already there and trains nothing.
 # OUT (default runs) holds the run folders default and steps30 (trained when
 # missing); LR_GRID (default 1e-3, the rate the full grid chose before) is
 # passed as --lr-grid; pass 1e-4,3e-4,1e-3 for the recipe's whole grid (5
 # runs a command instead of 3). A fine-tune whose results folder exists is
 # not run again. Prefix with `nice -n 10` on a shared machine.
 set -euo pipefail
+table_only=false
+if [ "${1:-}" = --table ]; then table_only=true; shift; fi
 out=${1:-runs}
 grid=${2:-1e-3}
 cd "$(dirname "$0")/.."
-echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; load average: $(cut -d' ' -f1-3 /proc/loadavg)"
-[ -d "$out/steps30/checkpoint-30" ] || npx untie train --threads 1 --name steps30 --steps 30 --out "$out"
-[ -d "$out/default/checkpoint-1000" ] || npx untie train --threads 1 --name default --out "$out"
-for task in spam pos; do
-  for encoder in scratch steps30 default; do
-    case $encoder in
-      scratch) model="$out/default"; flag=--from-scratch; dir="$out/default/finetune-$task-scratch" ;;
-      *) model="$out/$encoder"; flag=""; dir="$out/$encoder/finetune-$task" ;;
-    esac
-    [ -f "$dir/results.json" ] && continue
-    echo "== $task from $encoder; load average: $(cut -d' ' -f1-3 /proc/loadavg)"
-    npx untie finetune "$model" --task "$task" --threads 1 --lr-grid "$grid" --quiet $flag
+if ! $table_only; then
+  echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+  [ -d "$out/steps30/checkpoint-30" ] || npx untie train --threads 1 --name steps30 --steps 30 --out "$out"
+  [ -d "$out/default/checkpoint-1000" ] || npx untie train --threads 1 --name default --out "$out"
+  for task in spam pos; do
+    for encoder in scratch steps30 default; do
+      case $encoder in
+        scratch) model="$out/default"; flag=--from-scratch; dir="$out/default/finetune-$task-scratch" ;;
+        *) model="$out/$encoder"; flag=""; dir="$out/$encoder/finetune-$task" ;;
+      esac
+      [ -f "$dir/results.json" ] && continue
+      echo "== $task from $encoder; load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+      npx untie finetune "$model" --task "$task" --threads 1 --lr-grid "$grid" --quiet $flag
+    done
   done
-done
+fi
 node --input-type=module -e '
 import fs from "node:fs";
 const out = process.argv[1];
