@@ -29,6 +29,11 @@ export type { TaskData, TaskExample, TaskName } from './data/tasks/task.js';
 export { defaultRunConfig, resolveSchedule, type ResolvedSchedule, type RunConfig } from './train/config.js';
 export { train, evaluate, type TrainOptions, type TrainResult } from './train/trainer.js';
 export { load, loadClassifier, exportModel, type ExportResult } from './train/load.js';
+export { exportOnnx, checkOnnxSource, onnxBytes, ONNX_MODEL_FILE, type OnnxExportResult } from './export/onnx.js';
+export { bertOnnxModel, ONNX_INPUTS, ONNX_OPSET, type OnnxExportable } from './export/bert-onnx.js';
+export { encodeOnnx, decodeOnnx, type OnnxModel } from './export/onnx-proto.js';
+export { transformersJsConfig, pipelineTask } from './export/transformers-js.js';
+export { writeFolderWhole, checkExportFolder } from './export/folder.js';
 export {
   finetuneClassifier, searchAndTrain, probeEncoder, evaluateClassifier, defaultRecipe, classWeightsOf, type FinetuneRecipe, type TaskScore,
 } from './train/finetune.js';
