@@ -31,6 +31,8 @@ import { CHROMIUM, checkPage } from '../scripts/chromium.js';
 import { exportModel, loadClassifier } from '../src/train/load.js';
 import { readSafetensors } from '../src/train/safetensors.js';
 import { main } from '../src/cli/main.js';
+import { assertSameFolder, snapshot } from './helpers.js';
+import { spawnSync } from 'node:child_process';
 
 let root: string;
 let brown: Document[];
@@ -666,6 +668,74 @@ test('predict: labels for new text from a fine-tuned classifier, as its test sco
     assert.match(bad.err, message);
     assert.equal(bad.err.trim().split('\n').length, 1, bad.err);
   }
+});
+
+test('what a new user gets wrong in finetune and predict: one line saying what to do, before anything is written; --force replaces only results', async () => {
+  const literal = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const refused = async (args: string[], message: RegExp) => {
+    const r = await cli(args);
+    assert.equal(r.code, 1, args.join(' '));
+    assert.match(r.err, message);
+    assert.equal(r.err.trim().split('\n').length, 1, r.err);
+  };
+  const quick = ['--seeds', '1', '--lr-grid', '1e-3', '--epochs', '1', '--batch-size', '8', '--max-length', '16', '--threads', '1', '--quiet'];
+  const model = path.join(root, 'ckpt-edges');
+  fs.cpSync(checkpoint, model, { recursive: true });
+  const modelBefore = snapshot(model);
+
+  // A misspelt task; a file where the model's folder goes; a folder of runs instead of a run.
+  await refused(['finetune', model, '--task', 'spma', ...quick], /unknown task "spma": use one of pos, spam, classify \(did you mean --task spam\?\)/);
+  const weights = path.join(model, 'model.safetensors');
+  await refused(['finetune', weights, '--task', 'pos', ...quick], new RegExp(`model\\.safetensors is a file; pass the folder that holds the model: ${literal(model)}$`, 'm'));
+  await refused(['predict', weights, 'some text'], new RegExp(`is a file; pass the folder that holds the model: ${literal(model)}$`, 'm'));
+  const runs = path.join(root, 'runs-folder');
+  for (const name of ['b-run', 'a-run']) fs.mkdirSync(path.join(runs, name, 'checkpoint-10'), { recursive: true });
+  fs.writeFileSync(path.join(runs, 'notes.txt'), 'a file beside the runs');
+  await refused(['finetune', runs, '--task', 'pos', ...quick], new RegExp(`runs-folder is a folder of runs \\(a-run, b-run\\), not a run\\. Pass one of them, e\\.g\\. ${literal(path.join(runs, 'a-run'))}`));
+
+  // --data: a folder, an empty file, and a label that only dev or test hold (no model could learn it).
+  const folder = path.join(root, 'data-folder.csv');
+  fs.mkdirSync(folder, { recursive: true });
+  await refused(['finetune', model, '--task', 'classify', '--data', folder, ...quick], /data-folder\.csv is a folder, not a file\. Pass --data with a \.csv or \.jsonl file/);
+  const empty = path.join(root, 'blank.csv');
+  fs.writeFileSync(empty, '\n \n');
+  await refused(['finetune', model, '--task', 'classify', '--data', empty, ...quick], /blank\.csv is empty\. Pass --data with a \.csv file \(a header row/);
+  // The split goes by a hash of the text: pick the first "weather" text that it keeps out of the training rows.
+  const rows = topicRows().slice(1).map(([, text, label]) => ({ text, label }));
+  const weather = Array.from({ length: 100 }, (_, j) => `a storm is coming with rain ${j}`)
+    .find((text) => !splitByKey([...rows, { text, label: 'weather' }], (e) => e.text, CLASSIFY_FRACTIONS, 'classify').train.some((e) => e.label === 'weather'))!;
+  const rare = path.join(root, 'rare.csv');
+  writeCsv(rare, [['text', 'label'], ...rows.map((e) => [e.text, e.label]), [weather, 'weather']]);
+  await refused(['finetune', model, '--task', 'classify', '--data', rare, ...quick],
+    /rare\.csv: the label "weather" has no training row \(its rows went to (dev|test): 1\), so no model can learn it\. Add more "weather" rows, or remove or relabel them\./);
+  assertSameFolder(modelBefore, model, 'the model folder after the refusals');
+
+  // --out at what is not a results folder (the model's own folder, a file) is left alone, --force or not.
+  const csv = path.join(root, 'topics-edges.csv');
+  writeCsv(csv, [['text', 'label'], ...rows.map((e) => [e.text, e.label])]);
+  const file = path.join(root, 'keep.txt');
+  fs.writeFileSync(file, 'not results');
+  for (const out of [model, file]) {
+    for (const force of [[], ['--force']]) {
+      await refused(['finetune', model, '--task', 'classify', '--data', csv, '--out', out, ...force, ...quick],
+        /exists and is not a results folder of `untie finetune` \(it has no results\.json\), so it is left alone, --force or not\. Pass --out with a new folder\./);
+    }
+  }
+  assertSameFolder(modelBefore, model, 'the model folder after --force --out at it');
+  assert.equal(fs.readFileSync(file, 'utf8'), 'not results');
+
+  // An empty --out folder is used. The temporary folder a killed fine-tune left there is removed; a running one's is kept.
+  const out = path.join(root, 'ft-edges');
+  fs.mkdirSync(out);
+  const dead = spawnSync(process.execPath, ['-e', '']).pid!; // exited: its pid names no process now
+  fs.mkdirSync(`${out}.tmp-${dead}`);
+  fs.mkdirSync(`${out}.tmp-${process.ppid}`); // the process that started this test is running
+  const r = await cli(['finetune', model, '--task', 'classify', '--data', csv, '--out', out, ...quick]);
+  assert.equal(r.code, 0, r.err);
+  assert.ok(fs.existsSync(path.join(out, 'results.json')));
+  assert.ok(!fs.existsSync(`${out}.tmp-${dead}`), 'a killed run\'s temporary folder is removed');
+  assert.ok(fs.existsSync(`${out}.tmp-${process.ppid}`), 'a running process\'s temporary folder is kept');
+  assert.deepEqual(fs.readdirSync(root).filter((n) => n.startsWith('ft-edges.tmp-')), [`ft-edges.tmp-${process.ppid}`], 'the run left none of its own');
 });
 
 test('a run folder\'s page shows its fine-tuning results beside both reference lines', async () => {

@@ -4,10 +4,10 @@ import path from 'node:path';
 import { UntieError } from '../errors.js';
 import { FINETUNE_DEFAULTS, FROZEN_LR_GRID, LR_GRID, finetune, formatScore, percent, type FinetuneOptions, type FinetuneResult } from '../experiments/finetune.js';
 import type { TagSet } from '../data/tasks/pos.js';
-import type { TaskName } from '../data/tasks/task.js';
+import { TASKS, type TaskName } from '../data/tasks/task.js';
 import { isRunDir } from '../report/read.js';
 import { writeRunReport } from '../report/run.js';
-import { helpText, numberFlag, parse, type Flags } from './args.js';
+import { closest, helpText, numberFlag, parse, type Flags } from './args.js';
 
 export const summary = 'fine-tune a checkpoint on POS tagging, spam detection or your own labelled texts';
 
@@ -31,7 +31,7 @@ const flags: Flags = {
   'from-scratch': { type: 'boolean', help: 'the same model shape with random weights: the floor pre-training must beat' },
   frozen: { type: 'boolean', help: 'freeze the encoder and train only the head on its features (a probe)' },
   out: { type: 'string', help: 'results folder (default: <run>/finetune-<task>, classify: finetune-classify-<data file name>, with -scratch / -frozen for those modes)' },
-  force: { type: 'boolean', help: 'replace the results already in that folder (otherwise an error)' },
+  force: { type: 'boolean', help: 'replace the earlier results in that folder (otherwise an error); only a results folder (with results.json), and only once the new results are complete' },
   threads: { type: 'string', help: 'kernel threads (0 = all cores)', default: '0' },
   json: { type: 'boolean', help: 'print {"task", "metric", "score", "std", "seeds", "scores", "lr", "seconds", "majority_score", "bow_score", "bow", "out"} as JSON' },
   quiet: { type: 'boolean', help: 'no progress output' },
@@ -71,6 +71,10 @@ export function optionsFromFlags(checkpoint: string, values: Record<string, stri
   const int = (k: string, min: number) => numberFlag(k, values[k], { integer: true, min });
   const task = str('task');
   if (!task) throw new UntieError('--task is required: pos, spam or classify');
+  if (!(TASKS as readonly string[]).includes(task)) {
+    const guess = closest(task, TASKS);
+    throw new UntieError(`unknown task "${task}": use one of ${TASKS.join(', ')}${guess ? ` (did you mean --task ${guess}?)` : ''}`);
+  }
   const grid = str('lr-grid');
   return {
     checkpoint, task: task as TaskName, data: str('data'), textColumn: str('text-column'), labelColumn: str('label-column'),

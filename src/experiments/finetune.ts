@@ -171,6 +171,45 @@ export function defaultEpochs(base: number, minUpdates: number, trainExamples: n
   return Math.max(base, Math.ceil(minUpdates / Math.max(1, Math.ceil(trainExamples / batchSize))));
 }
 
+/**
+ * Refuses, before any work, to write where results would be lost: a folder
+ * of earlier results without --force (a second fine-tune must not silently
+ * replace the first's), and with or without it anything that is not such a
+ * folder (--out pointing at a run or a checkpoint). An empty folder is used.
+ */
+function checkOutDir(outDir: string, force: boolean): void {
+  if (!fs.existsSync(outDir)) return;
+  const isDir = fs.statSync(outDir).isDirectory();
+  if (isDir && fs.readdirSync(outDir).length === 0) return;
+  if (!isDir || !fs.existsSync(path.join(outDir, 'results.json'))) {
+    throw new UntieError(`${outDir} exists and is not a results folder of \`untie finetune\` (it has no results.json), so it is left alone, --force or not. Pass --out with a new folder.`);
+  }
+  if (!force) throw new UntieError(`${outDir} already exists (the results of an earlier \`untie finetune\`). Pass --force to replace it, or --out DIR to write elsewhere.`);
+}
+
+/**
+ * Removes the temporary folders (OUT.tmp-PID) that fine-tunes into the same
+ * folder left when they were killed (Ctrl-C, SIGKILL), once their process is
+ * gone; one still running keeps its own.
+ */
+function removeStaleTmpDirs(outDir: string): void {
+  const parent = path.dirname(outDir), prefix = `${path.basename(outDir)}.tmp-`;
+  if (!fs.existsSync(parent)) return;
+  for (const name of fs.readdirSync(parent)) {
+    const pid = name.startsWith(prefix) ? Number(name.slice(prefix.length)) : NaN;
+    if (Number.isInteger(pid) && (pid === process.pid || !processAlive(pid))) fs.rmSync(path.join(parent, name), { recursive: true, force: true });
+  }
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM'; // alive, another user's
+  }
+}
+
 export async function finetune(opts: FinetuneOptions): Promise<FinetuneResult> {
   const started = performance.now(), cpuStarted = process.cpuUsage();
   checkTaskOptions(opts.task, opts);
@@ -190,10 +229,7 @@ export async function finetune(opts: FinetuneOptions): Promise<FinetuneResult> {
 
   const ckpt = openCheckpoint(opts.checkpoint);
   const outDir = opts.outDir === null ? null : path.resolve(opts.outDir ?? path.join(ckpt.runDir ?? ckpt.modelDir, resultsFolderName(opts.task, mode, opts.data)));
-  // Refuse before any work: a second fine-tune must not silently replace the first's results.
-  if (outDir && fs.existsSync(outDir) && !opts.force) {
-    throw new UntieError(`${outDir} already exists (the results of an earlier \`untie finetune\`?). Pass --force to replace it, or --out DIR to write elsewhere.`);
-  }
+  if (outDir) checkOutDir(outDir, opts.force ?? false);
   const limits: ReaderLimits = {
     maxLength: Math.min(wholeAtLeast('max length', opts.maxLength ?? FINETUNE_DEFAULTS.maxLength, 8), ckpt.config.maxPositions),
     maxTrain: wholeAtLeast('max examples', opts.maxTrain ?? FINETUNE_DEFAULTS.maxTrain, 0),
@@ -227,8 +263,8 @@ export async function finetune(opts: FinetuneOptions): Promise<FinetuneResult> {
   const updatesPerRun = stepsOf(recipe, data.train.length);
   const progress = new Progress((lrGrid.length + nSeeds - 1) * updatesPerRun, opts.progress ?? true);
   try {
-    if (tmpDir) {
-      fs.rmSync(tmpDir, { recursive: true, force: true });
+    if (tmpDir && outDir) {
+      removeStaleTmpDirs(outDir);
       fs.mkdirSync(tmpDir, { recursive: true });
     }
     const metrics = tmpDir ? new MetricsLog(path.join(tmpDir, 'metrics.jsonl'), 0) : undefined;
@@ -268,8 +304,11 @@ export async function finetune(opts: FinetuneOptions): Promise<FinetuneResult> {
         limits, tags: opts.task === 'pos' ? opts.tags ?? 'universal' : undefined, data: opts.data, best: { seed: search.best.run.seed, dir: 'best' },
       };
       writeFileAtomic(path.join(tmpDir, 'results.json'), JSON.stringify(record, null, 1) + '\n');
-      fs.rmSync(outDir, { recursive: true, force: true });
+      // The old results (--force) move aside until the new ones are in place, so a stop in between loses neither.
+      const old = fs.existsSync(outDir) ? `${outDir}.tmp-old-${process.pid}` : null; // ".tmp-": skipped by readers
+      if (old) fs.renameSync(outDir, old);
       fs.renameSync(tmpDir, outDir);
+      if (old) fs.rmSync(old, { recursive: true, force: true });
     }
     progress.note(`${opts.task} (${mode}): test ${data.metric} ${formatScore(mean, std)} over ${nSeeds} seed(s) at lr ${search.lr}, ${formatSeconds(result.seconds)}`);
     return result;

@@ -33,14 +33,28 @@ export interface Loaded {
 /** Resolves a run folder to its newest checkpoint; a model folder to itself. */
 export function resolveModelDir(target: string): { modelDir: string; runDir: string | null } {
   if (!fs.existsSync(target)) throw new UntieError(`${target} does not exist. Pass a run folder, a checkpoint-<step> folder, or an exported model folder.`);
+  notAFile(target);
   if (fs.existsSync(path.join(target, CHECKPOINT_FILES.model))) {
     const parent = path.dirname(path.resolve(target));
     const isRunCheckpoint = /^checkpoint-\d+$/.test(path.basename(path.resolve(target))) && fs.existsSync(path.join(parent, 'config.json'));
     return { modelDir: target, runDir: isRunCheckpoint ? parent : null };
   }
   const ckpts = listCheckpoints(target);
-  if (ckpts.length === 0) throw new UntieError(`${target} holds neither ${CHECKPOINT_FILES.model} nor checkpoint-<step> folders. Has the run saved a checkpoint yet?`);
+  if (ckpts.length === 0) {
+    // A folder of runs (runs/): name the runs in it rather than say it has no checkpoint.
+    const runs = fs.readdirSync(target, { withFileTypes: true }).filter((e) => e.isDirectory() && listCheckpoints(path.join(target, e.name)).length > 0).map((e) => e.name).sort();
+    if (runs.length > 0) {
+      const shown = runs.length > 5 ? `${runs.slice(0, 5).join(', ')} and ${runs.length - 5} more` : runs.join(', ');
+      throw new UntieError(`${target} is a folder of runs (${shown}), not a run. Pass one of them, e.g. ${path.join(target, runs[0])}`);
+    }
+    throw new UntieError(`${target} holds neither ${CHECKPOINT_FILES.model} nor checkpoint-<step> folders. Has the run saved a checkpoint yet?`);
+  }
   return { modelDir: ckpts[ckpts.length - 1].dir, runDir: target };
+}
+
+/** A model is passed by its folder: a file (model.safetensors, config.json, ...) is an error that names the folder to pass. */
+function notAFile(target: string): void {
+  if (!fs.statSync(target).isDirectory()) throw new UntieError(`${target} is a file; pass the folder that holds the model: ${path.dirname(target)}`);
 }
 
 /** A checkpoint's files, read and checked, before any model is built. */
@@ -118,6 +132,7 @@ export function load(target: string): Loaded {
  */
 export function resolveClassifierDir(target: string): { modelDir: string; maxLength: number | null } {
   if (!fs.existsSync(target)) throw new UntieError(`${target} does not exist. Pass a fine-tuned model: a run folder, its finetune-<task> folder, or a model folder.`);
+  notAFile(target);
   const isModel = (dir: string) => fs.existsSync(path.join(dir, CHECKPOINT_FILES.model));
   const fromResults = (dir: string) => {
     let maxLength: number | null = null;
