@@ -345,6 +345,8 @@ test('bad input: one-line errors naming the file, row or field; nothing written'
     [bad('few.csv', 'text,label\na,x\nb,y\n'), /few\.csv has 2 labelled row\(s\); at least 10/],
     [bad('one.csv', `text,label\n${good.replace(/,(sport|money)/g, ',sport')}\n`), /every row has the label "sport"/],
     [bad('data.txt', 'text,label\n'), /unknown file type "\.txt"/],
+    [bad('semicolons.csv', `text;label\n${good.replace(/,/g, ';')}\n`), /semicolons\.csv separates its fields with ";"; untie reads comma-separated CSV/],
+    [bad('tabs.csv', `text\tlabel\n${good.replace(/,/g, '\t')}\n`), /tabs\.csv separates its fields with tabs/],
     [path.join(root, 'missing.csv'), /missing\.csv does not exist/],
   ];
   for (const [file, message, extra] of cases) {

@@ -79,6 +79,9 @@ export function readLabelledFile(file: string, opts: ClassifyOptions): { example
   const kind = isCsv ? 'column' : 'key';
   for (const col of [opts.textColumn, opts.labelColumn]) {
     if (!columns.includes(col)) {
+      // A spreadsheet's "CSV" in some locales separates fields with ';' (or a tab): one column whose name holds them.
+      const separator = isCsv && columns.length === 1 ? [';', '\t'].find((c) => columns[0].includes(c)) : undefined;
+      if (separator) throw new UntieError(`${file} separates its fields with ${separator === ';' ? '";"' : 'tabs'}; untie reads comma-separated CSV. Save it as CSV with commas (quoting fields that hold commas), or as .jsonl.`);
       throw new UntieError(`${file} has no ${kind} "${col}" (it has: ${columns.join(', ') || 'none'}). Name the text and label ${kind}s with --text-column and --label-column.`);
     }
   }
