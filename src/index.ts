@@ -34,19 +34,25 @@ export { bertOnnxModel, ONNX_INPUTS, ONNX_OPSET, type OnnxExportable } from './e
 export { encodeOnnx, decodeOnnx, type OnnxModel } from './export/onnx-proto.js';
 export { transformersJsConfig, pipelineTask } from './export/transformers-js.js';
 export { writeFolderWhole, checkExportFolder } from './export/folder.js';
-export { finetuneClassifier, searchAndTrain, probeEncoder, evaluateClassifier, type FinetuneRecipe, type TaskScore } from './train/finetune.js';
-export { finetune, type FinetuneOptions, type FinetuneResult } from './experiments/finetune.js';
-export { fillMask } from './train/inference.js';
+export {
+  finetuneClassifier, searchAndTrain, probeEncoder, evaluateClassifier, defaultRecipe, classWeightsOf, type FinetuneRecipe, type TaskScore,
+} from './train/finetune.js';
+export {
+  references, majorityReference, bagOfWords, fitLogisticRegression, predictLogistic, type References, type MajorityReference, type BowReference,
+} from './train/references.js';
+export { classWeightedCrossEntropy } from './nn/losses.js';
+export { finetune, QUICK_JUDGE, type FinetuneOptions, type FinetuneResult } from './experiments/finetune.js';
+export { fillMask, openClassifier, classifyTexts, tagWords, splitWords, type Classifier, type TextPrediction, type WordPrediction } from './train/inference.js';
 export { readSafetensors, writeSafetensors } from './train/safetensors.js';
 export type {
   Block, View, LineChart, LineSeries, Marker, RefLine, Heatmap, GroupBands, Section, Grid, HtmlBlock, LiveOptions,
 } from './report/blocks.js';
 export { PALETTE, escapeHtml, raw, table, formatNumber, formatSeconds, type Cell } from './report/html.js';
 export { renderPage, viewOfPage } from './report/page.js';
-export { readRun, isRunDir, listRunDirs, MetricsFollower, type RunData } from './report/read.js';
+export { readRun, readFinetunes, isRunDir, listRunDirs, MetricsFollower, type RunData, type FinetuneSummary } from './report/read.js';
 export {
   runView, runReportHtml, writeRunReport, runsIndexView, lossChart, accuracyChart, learningRateChart, gradNormChart, throughputChart,
-  cosineHeatmap, cosineChart, groupBands, eventMarkers, summaryTable, eventsTable, configTable, secondsClock, sharingEvents, type XAxis,
+  cosineHeatmap, cosineChart, groupBands, eventMarkers, summaryTable, eventsTable, configTable, finetuneTable, secondsClock, sharingEvents, type XAxis,
 } from './report/run.js';
 export { startServer, type ServeOptions, type RunningServer } from './serve/server.js';
 export { verifyChecksums } from './train/checkpoint.js';

@@ -5,7 +5,7 @@ import {
   VARIANTS, VARIANT_ABOUT, majorityMark, parseSweep, parseVariants, runCompare, targetWarning, taskHeading,
   type CompareOptions, type PointSummary, type Stat, type Variant,
 } from '../experiments/compare.js';
-import { finetune } from '../experiments/finetune.js';
+import { QUICK_JUDGE, finetune } from '../experiments/finetune.js';
 import type { DownstreamJudge } from '../experiments/compare.js';
 import type { PairedDiff } from '../experiments/speedup.js';
 import { writeCompareReport } from '../report/compare.js';
@@ -81,8 +81,12 @@ export async function run(argv: string[]): Promise<number> {
   const judge: DownstreamJudge | null = mode === 'none' || tasks.length === 0 ? null : async (runDir) => {
     const scores: Awaited<ReturnType<DownstreamJudge>> = {};
     for (const task of tasks) {
-      const r = await finetune({ checkpoint: runDir, task: task as 'pos' | 'spam', seeds: 1, frozen: mode === 'probe', outDir: null, progress: false });
-      scores[task] = { metric: r.metric, score: r.score, seconds: r.seconds, majority: r.baseline.score };
+      // The quick judge's cap and epochs, explicitly: the fine-tuning defaults use every training example.
+      const r = await finetune({
+        checkpoint: runDir, task: task as 'pos' | 'spam', seeds: 1, frozen: mode === 'probe', outDir: null, progress: false,
+        maxTrain: QUICK_JUDGE.maxTrain, epochs: mode === 'probe' ? QUICK_JUDGE.frozenEpochs : QUICK_JUDGE.epochs,
+      });
+      scores[task] = { metric: r.metric, score: r.score, seconds: r.seconds, majority: r.majority.score };
     }
     return scores;
   };

@@ -21,6 +21,74 @@ export interface RunData {
   partialLine: boolean;
   /** When metrics.jsonl last changed (ms since the epoch), or null without one. */
   metricsModified: number | null;
+  /** The results of `untie finetune` in the run folder (finetune-*\/results.json), by folder name; absent: not read. */
+  finetunes?: FinetuneSummary[];
+}
+
+/** What a run's page shows of one `untie finetune` results folder. */
+export interface FinetuneSummary {
+  folder: string;
+  task: string;
+  mode: string;
+  metric: string;
+  /** Mean and standard deviation over seeds of the test score, in [0, 1]. */
+  score: number;
+  std: number;
+  seeds: number;
+  lr: number | null;
+  /** The reference lines on the same split (null: not recorded, an older results.json). */
+  majority: number | null;
+  majorityLabel: string | null;
+  bow: number | null;
+  bowMethod: string | null;
+  trainExamples: number | null;
+  epochs: number | null;
+  seconds: number | null;
+  /** Set instead of the rest when results.json cannot be read. */
+  error?: string;
+}
+
+/** The finetune-* results folders of a run, with each one's results.json change time (for the live page's version). */
+export function finetuneFolders(dir: string): { folder: string; modified: number }[] {
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    return [];
+  }
+  const out: { folder: string; modified: number }[] = [];
+  for (const folder of names.filter((n) => n.startsWith('finetune-') && !n.includes('.tmp-')).sort()) {
+    const st = fs.statSync(path.join(dir, folder, 'results.json'), { throwIfNoEntry: false });
+    if (st) out.push({ folder, modified: st.mtimeMs });
+  }
+  return out;
+}
+
+/** Reads every finetune-*\/results.json of a run; one that cannot be read is listed with its error. */
+export function readFinetunes(dir: string): FinetuneSummary[] {
+  const number = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) ? v : null);
+  const text = (v: unknown) => (typeof v === 'string' ? v : null);
+  const field = (v: unknown, key: string): unknown => (v !== null && typeof v === 'object' ? (v as Record<string, unknown>)[key] : undefined);
+  return finetuneFolders(dir).map(({ folder }): FinetuneSummary => {
+    const empty = { folder, task: '?', mode: '?', metric: '?', score: NaN, std: NaN, seeds: 0, lr: null, majority: null, majorityLabel: null, bow: null, bowMethod: null, trainExamples: null, epochs: null, seconds: null };
+    let r: unknown;
+    try {
+      r = JSON.parse(fs.readFileSync(path.join(dir, folder, 'results.json'), 'utf8'));
+    } catch (err) {
+      return { ...empty, error: `results.json is not valid JSON (${(err as Error).message})` };
+    }
+    const score = number(field(r, 'score')), std = number(field(r, 'std'));
+    if (score === null || std === null) return { ...empty, error: 'results.json has no score' };
+    // results.json before the reference lines had only the majority class, as "baseline".
+    const majority = field(r, 'majority') ?? field(r, 'baseline');
+    return {
+      folder, task: text(field(r, 'task')) ?? '?', mode: text(field(r, 'mode')) ?? '?', metric: text(field(r, 'metric')) ?? '?', score, std,
+      seeds: Array.isArray(field(r, 'seeds')) ? (field(r, 'seeds') as unknown[]).length : 0, lr: number(field(r, 'lr')),
+      majority: number(field(majority, 'score')), majorityLabel: text(field(majority, 'label')),
+      bow: number(field(field(r, 'bow'), 'score')), bowMethod: text(field(field(r, 'bow'), 'method')),
+      trainExamples: number(field(field(field(r, 'splits'), 'train'), 'examples')), epochs: number(field(r, 'epochs')), seconds: number(field(r, 'seconds')),
+    };
+  });
 }
 
 /**
@@ -200,5 +268,6 @@ export function readRun(dir: string, command = 'report'): RunData {
     dir, name: path.basename(path.resolve(dir)), config, configError: error,
     records: last ? [...follower.records, last] : follower.records,
     skippedLines: follower.skippedLines, partialLine: follower.partialLine && !last, metricsModified: follower.modified,
+    finetunes: readFinetunes(dir),
   };
 }

@@ -518,6 +518,27 @@ export function configTable(run: RunData): string {
   return table(['setting', 'value'], rows);
 }
 
+/**
+ * The `untie finetune` results in the run folder: the test score over seeds
+ * beside the two reference lines trained on the same split, so the page
+ * says whether the encoder added anything.
+ */
+export function finetuneTable(run: RunData): string {
+  const results = run.finetunes ?? [];
+  if (results.length === 0) return '';
+  const pct = (v: number | null) => (v === null || !Number.isFinite(v) ? '—' : `${(100 * v).toFixed(2)}%`);
+  const rows = results.map((f): Cell[] => f.error
+    ? [f.folder, raw(`<span class="note">${escapeHtml(f.error)}</span>`), '', '', '', '', '', '', '']
+    : [
+      f.folder, `${f.task} (${f.metric})`, f.mode, `${pct(f.score)} ± ${pct(f.std)}${f.seeds > 0 ? ` (${f.seeds} seed${f.seeds > 1 ? 's' : ''})` : ''}`,
+      `${pct(f.majority)}${f.majorityLabel ? ` ("${f.majorityLabel}")` : ''}`, `${pct(f.bow)}${f.bowMethod ? ` (${f.bowMethod})` : ''}`,
+      f.lr === null ? '—' : formatNumber(f.lr), `${f.trainExamples ?? '—'} × ${f.epochs ?? '—'}`, f.seconds === null ? '—' : formatSeconds(f.seconds),
+    ]);
+  return '<p>Test scores of <code>untie finetune</code> on this run (mean ± standard deviation over seeds), beside two reference lines trained and scored on the same split: '
+    + 'the majority class, and a bag of words (spam, classify: logistic regression on WordPiece counts; pos: each word\'s most frequent training tag).</p>'
+    + table(['folder', 'task (metric)', 'encoder', 'test score', 'majority class', 'bag of words', 'lr', 'train examples × epochs', 'time'], rows);
+}
+
 /** What the reader left out or could not read. */
 function notes(run: RunData): string {
   const out: string[] = [];
@@ -553,6 +574,8 @@ export function runView(run: RunData, opts: { now?: number } = {}): View {
     { kind: 'section', title: 'Loss and accuracy', blocks: [{ kind: 'grid', blocks: [lossChart(runs, 'step'), lossChart(runs, 'seconds'), accuracyChart(runs, 'step'), accuracyChart(runs, 'seconds')] }] },
     { kind: 'section', title: 'Optimisation', blocks: [{ kind: 'grid', blocks: [learningRateChart(runs), gradNormChart(runs), throughputChart(runs)] }] },
   ];
+  const finetunes = finetuneTable(run);
+  if (finetunes) blocks.push({ kind: 'section', title: 'Fine-tuning', blocks: [{ kind: 'html', html: finetunes }] });
   const checks = recordsOf(run, 'sharing_check').length;
   const plan = initialGroups(run);
   const tied = plan?.some((g) => g.length > 1) ?? false;

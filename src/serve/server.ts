@@ -20,7 +20,7 @@ import { UntieError } from '../errors.js';
 import type { View } from '../report/blocks.js';
 import { escapeHtml } from '../report/html.js';
 import { renderPage } from '../report/page.js';
-import { MetricsFollower, isRunDir, listRunDirs, readRunConfig, type RunData } from '../report/read.js';
+import { MetricsFollower, finetuneFolders, isRunDir, listRunDirs, readFinetunes, readRunConfig, type RunData } from '../report/read.js';
 import { runStatus, runView, runsIndexView } from '../report/run.js';
 
 export interface ServeOptions {
@@ -73,7 +73,9 @@ class WatchedRun {
       this.config = stamp === 'none' ? { config: null, error: isRunDir(this.dir) ? 'no config.json' : `no run folder ${this.dir} yet` } : readRunConfig(this.dir);
       this.configStamp = stamp;
     }
-    const files = `${this.follower.version}|${stamp}`;
+    // Fine-tuning results written into the run folder after (or during) training show on its page too.
+    const finetunes = finetuneFolders(this.dir).map((f) => `${f.folder}:${f.modified}`).join(',');
+    const files = `${this.follower.version}|${stamp}|${finetunes}`;
     if (this.current?.stamp !== files) {
       // a new RunData per change: the charts cache what they derive from one (run.ts)
       this.current = {
@@ -81,7 +83,7 @@ class WatchedRun {
         run: {
           dir: this.dir, name: this.name, config: this.config.config, configError: this.config.error,
           records: this.follower.records.slice(), skippedLines: this.follower.skippedLines, partialLine: this.follower.partialLine,
-          metricsModified: this.follower.modified,
+          metricsModified: this.follower.modified, finetunes: readFinetunes(this.dir),
         },
       };
     }

@@ -5,6 +5,13 @@
  * gradient clipping at 1). It reads like the pre-training loop and uses its
  * pieces (Optimizer, learningRate, clipGradNorm, Progress, MetricsLog).
  *
+ * What lets it learn from any encoder, a random one included: the loss of
+ * a sequence task weighs each class by the inverse of its frequency (so
+ * predicting the majority class for everything is no longer a cheap
+ * minimum), and the run is scored on dev at evenly spaced points, keeps the
+ * weights of the best one and stops once dev has not improved for
+ * `patience` evaluations.
+ *
  * With `frozen`, the encoder is not trained: its features are computed once
  * (dropout off) and only the head learns from them, a probe of what the
  * encoder knows (a linear probe for token tasks; the pooler and the
@@ -15,7 +22,8 @@ import type { TaskData, TaskExample } from '../data/tasks/task.js';
 import { IGNORE_INDEX } from '../data/mlm.js';
 import { PAD_ID } from '../data/tokenizer.js';
 import type { BertConfig, TokenBatch } from '../models/bert.js';
-import { newClassifier, type BertClassifier } from '../models/heads.js';
+import { newClassifier, type BertClassifier, type ClassifierKind } from '../models/heads.js';
+import { classWeightedCrossEntropy } from '../nn/losses.js';
 import type { Module } from '../nn/module.js';
 import { Optimizer, clipGradNorm } from '../optim/optimizers.js';
 import { learningRate } from '../optim/schedule.js';
@@ -38,10 +46,40 @@ export interface FinetuneRecipe {
   clip: number;
   /** Train the head only, on features of the frozen encoder. */
   frozen: boolean;
+  /**
+   * 'balanced': each class's loss weighted by rows / (classes x its rows in
+   * the training split), sklearn's class_weight="balanced"; 'none': all 1.
+   */
+  classWeights: 'balanced' | 'none';
+  /** Dev evaluations over the run, evenly spaced, the last at its end; the weights of the best are kept. */
+  evals: number;
+  /** Stop once this many evaluations in a row have not beaten the best (0: never stop early). */
+  patience: number;
 }
 
-export function defaultRecipe(): FinetuneRecipe {
-  return { lr: 3e-4, seed: 0, epochs: 3, batchSize: 16, warmupFraction: 0.1, weightDecay: 0.01, clip: 1, frozen: false };
+/**
+ * The recipe's defaults. Sequence tasks (spam, classify) balance the
+ * classes; token tasks (POS) do not: they are scored by accuracy over every
+ * word, and a rare tag is rare in the test split too.
+ */
+export function defaultRecipe(kind: ClassifierKind): FinetuneRecipe {
+  return {
+    lr: 3e-4, seed: 0, epochs: 3, batchSize: 16, warmupFraction: 0.1, weightDecay: 0.01, clip: 1, frozen: false,
+    classWeights: kind === 'sequence' ? 'balanced' : 'none', evals: 10, patience: 3,
+  };
+}
+
+/**
+ * Per-class loss weights from the training labels: 'balanced' gives
+ * rows / (classes present x rows of the class), 1 on average over rows
+ * (a class absent from train gets 0); 'none' gives 1 to every class.
+ */
+export function classWeightsOf(train: readonly TaskExample[], classes: number, mode: 'balanced' | 'none'): Float64Array {
+  if (mode === 'none') return new Float64Array(classes).fill(1);
+  const counts = new Float64Array(classes);
+  for (const e of train) for (const l of e.labels) if (l !== IGNORE_INDEX) counts[l]++;
+  const rows = counts.reduce((a, b) => a + b, 0), present = counts.filter((c) => c > 0).length;
+  return counts.map((c) => (c > 0 ? rows / (present * c) : 0));
 }
 
 /** A batch of examples padded to the longest, with one target per row of the model's logits. */
@@ -137,12 +175,6 @@ export function scorePredictions(predicted: ArrayLike<number>, gold: ArrayLike<n
   return { score: data.metric === 'f1' ? f1 ?? 0 : accuracy, accuracy, f1, count: gold.length };
 }
 
-/** The majority-class baseline: the most frequent training label predicted for every row of `examples`. */
-export function majorityScore(data: TaskData, examples: readonly TaskExample[], majority: number): TaskScore {
-  const gold = examples.flatMap((e) => Array.from(e.labels).filter((l) => l !== IGNORE_INDEX));
-  return scorePredictions(new Array<number>(gold.length).fill(majority), gold, data);
-}
-
 function argmaxRows(logits: Float32Array, rows: number, cols: number, keep: (row: number) => boolean, out: number[]): void {
   for (let r = 0; r < rows; r++) {
     if (!keep(r)) continue;
@@ -198,23 +230,44 @@ export interface FinetuneHooks {
   stepOffset?: number;
   /** Frozen encoder: its features of the training examples (computed once for all runs). */
   trainFeatures?: FeatureRows[];
+  /** What dev scoring runs on: the dev examples, or (frozen) their features. Without it the run is not evaluated and keeps its last weights. */
+  dev?: readonly TaskExample[] | readonly FeatureRows[];
+  /** Examples per forward pass when scoring dev (default: twice the batch). */
+  evalBatchSize?: number;
 }
 
 export interface FinetuneRunResult {
+  /** Updates made (fewer than planned when the run stopped early). */
   steps: number;
   seconds: number;
   finalLoss: number;
+  /** The best dev score and the update it was reached at, whose weights the model holds now (null without dev). */
+  dev: TaskScore | null;
+  bestStep: number | null;
+  stoppedEarly: boolean;
 }
 
-/** Updates a run of `recipe` takes on `examples` training examples. */
+/** Updates a run of `recipe` takes on `examples` training examples (unless it stops early). */
 export function stepsOf(recipe: Pick<FinetuneRecipe, 'epochs' | 'batchSize'>, examples: number): number {
   return recipe.epochs * Math.ceil(examples / recipe.batchSize);
+}
+
+/** The updates after which dev is scored: `evals` of them, evenly spaced, the last at the end. */
+export function evalSteps(evals: number, totalSteps: number): Set<number> {
+  const n = Math.max(1, Math.min(evals, totalSteps));
+  return new Set(Array.from({ length: n }, (_, k) => Math.round(((k + 1) * totalSteps) / n)));
+}
+
+/** A higher score; on a tie (e.g. F1 0 when no spam is found) the higher accuracy. */
+export function better(a: TaskScore, b: TaskScore): boolean {
+  return a.score > b.score || (a.score === b.score && a.accuracy > b.accuracy);
 }
 
 /**
  * Fine-tunes `model` in place on data.train. The data order is drawn from
  * the recipe's seed ("finetune-order"); weights and dropout come from the
- * seed the model was built with.
+ * seed the model was built with. With `hooks.dev`, the model ends holding
+ * the weights of its best dev evaluation.
  */
 export function finetuneClassifier(model: BertClassifier, data: TaskData, recipe: FinetuneRecipe, hooks: FinetuneHooks = {}): FinetuneRunResult {
   if (data.kind !== model.kind) throw new UntieError(`the ${data.task} task needs a ${data.kind} classifier, got a ${model.kind} one`);
@@ -223,13 +276,17 @@ export function finetuneClassifier(model: BertClassifier, data: TaskData, recipe
   const n = data.train.length, totalSteps = stepsOf(recipe, n);
   const sched = { lr: recipe.lr, warmupSteps: Math.round(recipe.warmupFraction * totalSteps), totalSteps, kind: 'linear' as const };
   const trainable = model.namedParameters().filter(([name]) => !recipe.frozen || model.isHeadParameter(name));
+  const params = trainable.map(([, p]) => p);
   const optimizer = new Optimizer({ kind: 'adamw', beta1: 0.9, beta2: 0.999, eps: 1e-6, weightDecay: recipe.weightDecay });
+  const weights = classWeightsOf(data.train, data.labelNames.length, recipe.classWeights);
   const orderRng = Rng.derive(recipe.seed, 'finetune-order');
+  const evalAt = hooks.dev ? evalSteps(recipe.evals, totalSteps) : new Set<number>();
   const offset = hooks.stepOffset ?? 0;
   const start = performance.now();
-  let step = 0, finalLoss = NaN;
+  let step = 0, finalLoss = NaN, stoppedEarly = false, sinceBest = 0;
+  let best: { dev: TaskScore; step: number; weights: Float32Array[] } | null = null;
   model.train();
-  for (let epoch = 0; epoch < recipe.epochs; epoch++) {
+  training: for (let epoch = 0; epoch < recipe.epochs; epoch++) {
     const order = orderRng.shuffle(Array.from({ length: n }, (_, i) => i));
     for (let at = 0; at < n; at += recipe.batchSize) {
       const stepStart = performance.now();
@@ -250,7 +307,7 @@ export function finetuneClassifier(model: BertClassifier, data: TaskData, recipe
           targets = batch.targets;
           tokens = batch.batchSize * batch.seqLen;
         }
-        const loss = ops.crossEntropy(logits, targets);
+        const loss = recipe.classWeights === 'none' ? ops.crossEntropy(logits, targets) : classWeightedCrossEntropy(logits, targets, weights, IGNORE_INDEX);
         const value = loss.item();
         if (!Number.isFinite(value)) {
           clearTape();
@@ -259,7 +316,6 @@ export function finetuneClassifier(model: BertClassifier, data: TaskData, recipe
         backward(loss);
         return { value, tokens };
       });
-      const params = trainable.map(([, p]) => p);
       const gradNorm = clipGradNorm(params, recipe.clip);
       optimizer.step(params, trainable.map(([name]) => name), lr);
       step++;
@@ -269,10 +325,23 @@ export function finetuneClassifier(model: BertClassifier, data: TaskData, recipe
       if (step % 10 === 0 || step === totalSteps) {
         hooks.metrics?.write({ type: 'finetune_train', step: offset + step, run_step: step, lr_peak: recipe.lr, seed: recipe.seed, lr, loss: value, grad_norm: gradNorm });
       }
+      if (evalAt.has(step)) {
+        // Model selection on dev: keep a copy of the best weights; stop once dev has stopped improving.
+        const dev = evaluateClassifier(model, data, hooks.dev!, hooks.evalBatchSize ?? 2 * recipe.batchSize);
+        hooks.metrics?.write({ type: 'finetune_dev', step: offset + step, run_step: step, lr_peak: recipe.lr, seed: recipe.seed, score: dev.score, accuracy: dev.accuracy, ...(dev.f1 !== null ? { f1: dev.f1 } : {}) });
+        if (!best || better(dev, best.dev)) {
+          best = { dev, step, weights: params.map((p) => Float32Array.from(p.data)) };
+          sinceBest = 0;
+        } else if (recipe.patience > 0 && ++sinceBest >= recipe.patience) {
+          stoppedEarly = step < totalSteps;
+          break training;
+        }
+      }
     }
   }
+  if (best && best.step !== step) params.forEach((p, i) => p.data.set(best.weights[i]));
   model.eval();
-  return { steps: step, seconds: (performance.now() - start) / 1000, finalLoss };
+  return { steps: step, seconds: (performance.now() - start) / 1000, finalLoss, dev: best?.dev ?? null, bestStep: best?.step ?? null, stoppedEarly };
 }
 
 export interface SearchOptions {
@@ -297,10 +366,15 @@ export interface SearchOptions {
 export interface SearchRun {
   lr: number;
   seed: number;
+  /** The best dev score of the run (the weights it keeps). */
   dev: TaskScore;
   /** Test score; only runs at the chosen learning rate are scored on test. */
   test: TaskScore | null;
   seconds: number;
+  /** Updates made, the update whose weights were kept, and whether dev stopped the run before its planned end. */
+  steps: number;
+  bestStep: number;
+  stoppedEarly: boolean;
 }
 
 export interface SearchResult {
@@ -313,15 +387,11 @@ export interface SearchResult {
   best: { run: SearchRun; model: BertClassifier };
 }
 
-/** A higher score; on a tie (e.g. F1 0 when no spam is found) the higher accuracy. */
-function better(a: TaskScore, b: TaskScore): boolean {
-  return a.score > b.score || (a.score === b.score && a.accuracy > b.accuracy);
-}
-
 /**
  * The recipe's model selection: each learning rate of the grid trained with
  * the first seed and scored on dev; then the other seeds at the best one.
- * Test is scored only for the runs at the chosen rate, never used to choose.
+ * Every run keeps the weights of its best dev evaluation. Test is scored
+ * only for the runs at the chosen rate, never used to choose.
  */
 export function searchAndTrain(data: TaskData, opts: SearchOptions): SearchResult {
   if (opts.lrGrid.length === 0) throw new UntieError('the learning-rate grid is empty');
@@ -342,14 +412,17 @@ export function searchAndTrain(data: TaskData, opts: SearchOptions): SearchResul
   const trainOne = (lr: number, seed: number) => {
     const model = opts.build(seed);
     const f = opts.recipe.frozen ? featuresFor(model, seed) : null;
-    const res = finetuneClassifier(model, data, { ...opts.recipe, lr, seed }, { progress: opts.progress, metrics: opts.metrics, stepOffset, trainFeatures: f?.train });
+    const res = finetuneClassifier(model, data, { ...opts.recipe, lr, seed }, {
+      progress: opts.progress, metrics: opts.metrics, stepOffset, trainFeatures: f?.train, dev: f ? f.dev : data.dev, evalBatchSize: evalBatch,
+    });
     stepOffset += perRun;
     const score = (split: 'dev' | 'test') => {
       const s = evaluateClassifier(model, data, f ? f[split] : data[split], evalBatch);
       opts.metrics?.write({ type: 'finetune_eval', step: stepOffset, split, lr_peak: lr, seed, score: s.score, accuracy: s.accuracy, ...(s.f1 !== null ? { f1: s.f1 } : {}) });
       return s;
     };
-    return { model, run: { lr, seed, dev: score('dev'), test: null as TaskScore | null, seconds: res.seconds }, score };
+    const run: SearchRun = { lr, seed, dev: res.dev!, test: null, seconds: res.seconds, steps: res.steps, bestStep: res.bestStep!, stoppedEarly: res.stoppedEarly };
+    return { model, run, score };
   };
 
   const grid: SearchRun[] = [];
@@ -399,6 +472,6 @@ export function probeEncoder(encoder: Module & { config: BertConfig }, data: Tas
     return model;
   };
   return searchAndTrain(data, {
-    recipe: { ...defaultRecipe(), frozen: true, epochs: settings.epochs, batchSize: settings.batchSize }, lrGrid: settings.lrGrid, seeds: [0], build, sharedEncoder: true,
+    recipe: { ...defaultRecipe(data.kind), frozen: true, epochs: settings.epochs, batchSize: settings.batchSize }, lrGrid: settings.lrGrid, seeds: [0], build, sharedEncoder: true,
   });
 }

@@ -33,14 +33,28 @@ export interface Loaded {
 /** Resolves a run folder to its newest checkpoint; a model folder to itself. */
 export function resolveModelDir(target: string): { modelDir: string; runDir: string | null } {
   if (!fs.existsSync(target)) throw new UntieError(`${target} does not exist. Pass a run folder, a checkpoint-<step> folder, or an exported model folder.`);
+  notAFile(target);
   if (fs.existsSync(path.join(target, CHECKPOINT_FILES.model))) {
     const parent = path.dirname(path.resolve(target));
     const isRunCheckpoint = /^checkpoint-\d+$/.test(path.basename(path.resolve(target))) && fs.existsSync(path.join(parent, 'config.json'));
     return { modelDir: target, runDir: isRunCheckpoint ? parent : null };
   }
   const ckpts = listCheckpoints(target);
-  if (ckpts.length === 0) throw new UntieError(`${target} holds neither ${CHECKPOINT_FILES.model} nor checkpoint-<step> folders. Has the run saved a checkpoint yet?`);
+  if (ckpts.length === 0) {
+    // A folder of runs (runs/): name the runs in it rather than say it has no checkpoint.
+    const runs = fs.readdirSync(target, { withFileTypes: true }).filter((e) => e.isDirectory() && listCheckpoints(path.join(target, e.name)).length > 0).map((e) => e.name).sort();
+    if (runs.length > 0) {
+      const shown = runs.length > 5 ? `${runs.slice(0, 5).join(', ')} and ${runs.length - 5} more` : runs.join(', ');
+      throw new UntieError(`${target} is a folder of runs (${shown}), not a run. Pass one of them, e.g. ${path.join(target, runs[0])}`);
+    }
+    throw new UntieError(`${target} holds neither ${CHECKPOINT_FILES.model} nor checkpoint-<step> folders. Has the run saved a checkpoint yet?`);
+  }
   return { modelDir: ckpts[ckpts.length - 1].dir, runDir: target };
+}
+
+/** A model is passed by its folder: a file (model.safetensors, config.json, ...) is an error that names the folder to pass. */
+function notAFile(target: string): void {
+  if (!fs.statSync(target).isDirectory()) throw new UntieError(`${target} is a file; pass the folder that holds the model: ${path.dirname(target)}`);
 }
 
 /** A checkpoint's files, read and checked, before any model is built. */
@@ -107,6 +121,39 @@ export function load(target: string): Loaded {
   loadModelWeights(info.weightsFile, model, { tensors: readWeights(info) });
   model.eval();
   return { model, tokenizer: info.tokenizer, modelDir: info.modelDir, runDir: info.runDir, runConfig: info.runConfig };
+}
+
+/**
+ * The folder of a fine-tuned classifier from what a user points at: the
+ * model folder itself (best/, or an exported one), a results folder of
+ * `untie finetune` (its best/), or a run folder holding exactly one such
+ * results folder. Also the sequence length it was fine-tuned with, from the
+ * results folder's results.json when there is one.
+ */
+export function resolveClassifierDir(target: string): { modelDir: string; maxLength: number | null } {
+  if (!fs.existsSync(target)) throw new UntieError(`${target} does not exist. Pass a fine-tuned model: a run folder, its finetune-<task> folder, or a model folder.`);
+  notAFile(target);
+  const isModel = (dir: string) => fs.existsSync(path.join(dir, CHECKPOINT_FILES.model));
+  const fromResults = (dir: string) => {
+    let maxLength: number | null = null;
+    try {
+      const limits = (JSON.parse(fs.readFileSync(path.join(dir, 'results.json'), 'utf8')) as { limits?: { maxLength?: unknown } }).limits;
+      if (typeof limits?.maxLength === 'number' && Number.isInteger(limits.maxLength) && limits.maxLength >= 8) maxLength = limits.maxLength;
+    } catch {
+      // no readable results.json: the model's own maximum length is used
+    }
+    return { modelDir: path.join(dir, 'best'), maxLength };
+  };
+  if (isModel(path.join(target, 'best'))) return fromResults(target);
+  // A run folder (or a model folder that was fine-tuned, as an exported one is) holding finetune-<task> results.
+  const found = fs.readdirSync(target).filter((n) => n.startsWith('finetune-') && !n.includes('.tmp-') && isModel(path.join(target, n, 'best'))).sort();
+  if (found.length === 1) return fromResults(path.join(target, found[0]));
+  if (found.length > 1) throw new UntieError(`${target} holds ${found.length} fine-tuned classifiers (${found.join(', ')}). Pass one of them, e.g. ${path.join(target, found[0])}`);
+  if (isModel(target)) {
+    const parent = path.dirname(path.resolve(target));
+    return path.basename(path.resolve(target)) === 'best' && fs.existsSync(path.join(parent, 'results.json')) ? fromResults(parent) : { modelDir: target, maxLength: null };
+  }
+  throw new UntieError(`${target} holds no fine-tuned classifier (no model.safetensors, best/ or finetune-<task>/best). Fine-tune one first: untie finetune ${target} --task pos|spam|classify`);
 }
 
 /** A fine-tuned classifier (as `untie finetune` saves it), ready for inference. */

@@ -72,11 +72,16 @@ export function readLabelledFile(file: string, opts: ClassifyOptions): { example
   const ext = path.extname(file).toLowerCase();
   const isCsv = ext === '.csv', isJsonl = ext === '.jsonl' || ext === '.ndjson';
   if (!isCsv && !isJsonl) throw new UntieError(`${file}: unknown file type "${ext}". Use a .csv file (with a header row) or a .jsonl file (one JSON object per line).`);
+  if (!fs.statSync(file).isFile()) throw new UntieError(`${file} is a folder, not a file. Pass --data with a .csv or .jsonl file of labelled texts.`);
   const content = fs.readFileSync(file, 'utf8');
+  if (content.trim() === '') throw new UntieError(`${file} is empty. Pass --data with a .csv file (a header row, then a text and a label per row) or a .jsonl file (one {"text": ..., "label": ...} per line).`);
   const { rows, columns } = isCsv ? csvRows(file, content) : jsonlRows(file, content);
   const kind = isCsv ? 'column' : 'key';
   for (const col of [opts.textColumn, opts.labelColumn]) {
     if (!columns.includes(col)) {
+      // A spreadsheet's "CSV" in some locales separates fields with ';' (or a tab): one column whose name holds them.
+      const separator = isCsv && columns.length === 1 ? [';', '\t'].find((c) => columns[0].includes(c)) : undefined;
+      if (separator) throw new UntieError(`${file} separates its fields with ${separator === ';' ? '";"' : 'tabs'}; untie reads comma-separated CSV. Save it as CSV with commas (quoting fields that hold commas), or as .jsonl.`);
       throw new UntieError(`${file} has no ${kind} "${col}" (it has: ${columns.join(', ') || 'none'}). Name the text and label ${kind}s with --text-column and --label-column.`);
     }
   }
@@ -106,11 +111,28 @@ export function readLabelledFile(file: string, opts: ClassifyOptions): { example
   return { examples, labels };
 }
 
+/**
+ * A label that dev or test hold but the training rows do not can never be
+ * predicted: its rows would count as errors without a word, and dev would
+ * choose between runs on rows no run could get right. Refused, with what to do.
+ */
+function checkLabelsTrained(file: string, labels: readonly string[], train: readonly LabelledText[], trainRows: number, scored: [string, readonly LabelledText[]][]): void {
+  const trained = new Set(train.map((e) => e.label));
+  for (const label of labels) {
+    if (trained.has(label)) continue;
+    const where = scored.map(([name, rows]) => [name, rows.filter((e) => e.label === label).length] as const).filter(([, n]) => n > 0);
+    if (where.length === 0) continue; // a label named by --labels with no row anywhere: an unused output, harmless
+    const capped = train.length < trainRows ? ` of the ${train.length} kept by --max-examples (raise it, or 0 for all)` : '';
+    throw new UntieError(`${file}: the label "${label}" has no training row${capped} (its rows went to ${where.map(([name, n]) => `${name}: ${n}`).join(', ')}), so no model can learn it. Add more "${label}" rows, or remove or relabel them.`);
+  }
+}
+
 export async function readClassifyTask(tokenizer: WordPieceTokenizer, file: string, opts: ClassifyOptions, limits: ReaderLimits): Promise<TaskData> {
   const { examples, labels } = readLabelledFile(file, opts);
   const split = splitByKey(examples, (e) => e.text, CLASSIFY_FRACTIONS, 'classify');
   const train = capItems(split.train, limits.maxTrain, 'classify-train');
   const dev = capItems(split.dev, limits.maxDev, 'classify-dev');
+  checkLabelsTrained(file, labels, train, split.train.length, [['dev', dev], ['test', split.test]]);
   const encode = (es: LabelledText[]) => encodeSequences(tokenizer, es.map((e) => e.text), es.map((e) => labels.indexOf(e.label)), limits.maxLength);
   const source = (es: LabelledText[], of: number) => `${es.length} of ${of} rows of ${path.basename(file)}`;
   return {

@@ -124,3 +124,24 @@ export function majorityLabel(data: Pick<TaskData, 'train' | 'labelNames'>): num
   for (let i = 1; i < counts.length; i++) if (counts[i] > counts[best]) best = i;
   return best;
 }
+
+/**
+ * A fingerprint of examples, in order (their ids and labels): two results
+ * with the same digest of a split trained or were scored on the same
+ * examples.
+ */
+export function examplesDigest(examples: readonly TaskExample[]): string {
+  let h = 0x811c9dc5;
+  const mix = (v: number) => {
+    h ^= v & 0xffff;
+    h = Math.imul(h, 0x01000193) >>> 0;
+    h ^= v >>> 16;
+    h = Math.imul(h, 0x01000193) >>> 0;
+  };
+  for (const e of examples) {
+    mix(e.inputIds.length);
+    for (const id of e.inputIds) mix(id);
+    for (const l of e.labels) mix(l);
+  }
+  return `${examples.length}:${h.toString(16).padStart(8, '0')}`;
+}
