@@ -23,7 +23,7 @@ const commands: Record<string, () => Promise<Command>> = {
 };
 
 const summaries: Record<string, string> = {
-  train: 'pre-train a BERT encoder with masked LM (shared layers, then untied)',
+  train: 'pre-train a BERT encoder (masked LM) or a GPT decoder (next token), shared layers then untied',
   eval: 'validation MLM loss and accuracy of a run or checkpoint',
   'fill-mask': 'most likely tokens for each [MASK] in a text',
   export: 'write a checkpoint (or a fine-tuned model) as a Hugging Face folder',
