@@ -1,4 +1,4 @@
-/** `untie export CHECKPOINT OUTDIR`: a Hugging Face folder (BertForMaskedLM, or RobertaPreLayerNormForMaskedLM for a Pre-LN model). */
+/** `untie export CHECKPOINT OUTDIR`: a Hugging Face folder (BertForMaskedLM, RobertaPreLayerNormForMaskedLM for a Pre-LN model, GPT2LMHeadModel for a decoder). */
 import fs from 'node:fs';
 import { UntieError } from '../errors.js';
 import { sharingSource, writeSharingExport } from '../train/crossover.js';
@@ -20,8 +20,9 @@ A Post-LN model (--norm post) loads with BertForMaskedLM.from_pretrained(OUTDIR)
 BertForTokenClassification / BertForSequenceClassification). Hugging Face's BERT has no Pre-LN form, so a
 Pre-LN model (--norm pre) is written as RoBERTa-PreLayerNorm, the same computation under other names:
 RobertaPreLayerNormForMaskedLM (RobertaPreLayerNormForTokenClassification / ...ForSequenceClassification),
-transformers >= 4.27. Either way AutoTokenizer.from_pretrained(OUTDIR) loads untie's WordPiece tokenizer,
-and untie reads the folder back (eval, fill-mask, finetune).`;
+transformers >= 4.27. A GPT decoder (--model gpt) loads with GPT2LMHeadModel.from_pretrained(OUTDIR).
+Either way AutoTokenizer.from_pretrained(OUTDIR) loads untie's WordPiece tokenizer (a decoder too: it was
+trained with it, not with GPT-2's BPE), and untie reads the folder back (eval, fill-mask, finetune; generate).`;
 
 export async function run(argv: string[]): Promise<number> {
   const { values, positionals } = parse('export', argv, flags);
@@ -39,7 +40,12 @@ export async function run(argv: string[]): Promise<number> {
   if (values.sharing) await writeSharingExport(positionals[0], out, { batches });
   console.log(`wrote ${out}: ${fs.readdirSync(out).sort().join(', ')}`);
   console.log(`Hugging Face: ${r.architecture}.from_pretrained(${JSON.stringify(out)}) and AutoTokenizer.from_pretrained(${JSON.stringify(out)}) load it.`);
-  if (r.modelType !== 'bert') {
+  if (r.modelType === 'gpt2') {
+    console.log(
+      'The tokenizer is untie\'s WordPiece (a BertTokenizerFast), which this model was trained with. It reads documents that end in [SEP]: ' +
+        'encode a prompt with add_special_tokens=False and put [SEP] before it, as untie generate does.',
+    );
+  } else if (r.modelType !== 'bert') {
     console.log(
       'This is a Pre-LN model, which Hugging Face\'s BERT classes cannot hold: it is written as RoBERTa-PreLayerNorm ' +
         `(model_type "${r.modelType}", transformers >= 4.27), which computes the same function.`,
