@@ -16,6 +16,8 @@ import { renderPage } from './page.js';
 import { readRun } from './read.js';
 import { cosineHeatmap } from './run.js';
 import { writeFileAtomic } from '../train/fsutil.js';
+import { objectiveOf } from '../train/config.js';
+import type { ModelKind } from '../models/lm.js';
 
 const VARIANT_COLOR: Record<Variant, string> = {
   baseline: PALETTE[0], albert: PALETTE[6], 'swe-f': PALETTE[1], 'swe-a': PALETTE[2], 'swe-m': PALETTE[3], 'baseline-half': PALETTE[5],
@@ -53,13 +55,14 @@ function answerTable(p: PointSummary): string {
   return table(head, rows);
 }
 
-/** The paper's Table 1, in its shape: MLM accuracy and the downstream scores, one column per variant. */
-function paperTable1(p: PointSummary): string {
+/** The paper's Table 1, in its shape: the objective's accuracy and loss (MLM, or next token) and the downstream scores, one column per variant. */
+function paperTable1(p: PointSummary, kind: ModelKind): string {
   const tasks = [...new Set(p.variants.flatMap((v) => Object.keys(v.downstream)))];
   const head: Cell[] = ['', ...p.variants.map((v) => v.variant)];
+  const short = kind === 'gpt' ? 'Next-token' : 'MLM';
   const rows: Cell[][] = [
-    ['MLM acc. (%)', ...p.variants.map((v) => fmt(v.finalValAcc, 2, 100))],
-    ['MLM loss', ...p.variants.map((v) => fmt(v.finalValLoss, 4))],
+    [`${short} acc. (%)`, ...p.variants.map((v) => fmt(v.finalValAcc, 2, 100))],
+    [`${short} loss`, ...p.variants.map((v) => fmt(v.finalValLoss, 4))],
     ...tasks.map((t): Cell[] => [t, ...p.variants.map((v) => fmt(v.downstream[t], 4))]),
   ];
   return table(head, rows);
@@ -208,8 +211,10 @@ export function compareView(res: CompareResults, out: string): View {
   const o = res.options;
   const base = res.base;
   const length = base.train.budget > 0 ? `a budget of ${formatSeconds(base.train.budget)} of training` : `${base.train.steps} steps`;
-  const intro = `<p>Does sharing the layers' weights, then untying them, reach the baseline's quality sooner? Every variant trained on the same data, `
-    + `tokenizer, model shape (${base.model.layers} layers, hidden ${base.model.hidden}, ${base.model.norm}-LN), ${length} per run (baseline-half: half) `
+  const kind = base.model.kind ?? 'bert'; // results.json written before decoders has no kind: encoders
+  const intro = `<p>Does sharing the layers' weights, then untying them, reach the baseline's quality sooner? <b>Objective: ${escapeHtml(objectiveOf(kind))}</b>. `
+    + 'Every variant trained on the same data, '
+    + `tokenizer, model shape (${base.model.layers} layers, hidden ${base.model.hidden}, ${kind === 'gpt' ? 'GPT-2\'s Pre-LN' : `${base.model.norm}-LN`}), ${length} per run (baseline-half: half) `
     + `and seeds 0..${o.seeds - 1}. <b>Runs went one after another, each on all ${res.threads} thread(s) of ${escapeHtml(res.machine)}</b>, so their training seconds compare `
     + '(evaluation and checkpoint time excluded). The target of each seed is the baseline\'s final validation loss at that seed; '
     + 'steps and seconds to reach it are interpolated between evaluations; ratios below 1 are faster than the baseline. '
@@ -226,7 +231,7 @@ export function compareView(res: CompareResults, out: string): View {
       kind: 'section', title, blocks: [
         { kind: 'html', html: targetNote + answerTable(p) },
         { kind: 'grid', blocks: curveCharts(p, runs, idp) },
-        { kind: 'section', level: 3, title: 'In the shape of the paper\'s Table 1', blocks: [{ kind: 'html', html: paperTable1(p) }] },
+        { kind: 'section', level: 3, title: 'In the shape of the paper\'s Table 1', blocks: [{ kind: 'html', html: paperTable1(p, kind) }] },
         { kind: 'section', level: 3, title: 'Adjacent layers\' gradient agreement', blocks: agreementBlocks(p, runs, idp) },
       ],
     });
