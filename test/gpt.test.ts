@@ -364,6 +364,28 @@ test('a decoder learns a rule only context tells: "a b a b ..." runs of random w
   assert.ok(result.finalValAcc > 0.6, `next-token accuracy ${result.finalValAcc} (unigram ${result.unigramValAcc})`);
 });
 
+test('compare --model gpt: every run a decoder, no downstream judge, and the summary and report name the objective', async () => {
+  const out = path.join(root, 'compare');
+  const r = await cli([
+    'compare', '--model', 'gpt', '--variants', 'baseline,swe-f', '--steps', '6', '--evals', '2', '--threads', '1', '--out', out, '--quiet', '--',
+    '--layers', '2', '--hidden', '32', '--heads', '2', '--intermediate', '64', '--max-positions', '32', '--seq-len', '32', '--vocab-size', '1000',
+    '--corpus', corpus, '--eval-batches', '2', '--batch-size', '4',
+  ]);
+  assert.equal(r.code, 0, r.err);
+  assert.equal(r.out.split('\n')[0], 'objective: next-token prediction (GPT decoder)');
+  const results = JSON.parse(fs.readFileSync(path.join(out, 'results.json'), 'utf8'));
+  assert.equal(results.base.model.kind, 'gpt');
+  assert.equal(results.options.downstream, 'none');
+  assert.equal(results.runs.length, 2);
+  for (const run of results.runs) {
+    assert.equal(JSON.parse(fs.readFileSync(path.join(run.runDir, 'config.json'), 'utf8')).model.kind, 'gpt');
+    assert.ok(run.unigramValLoss > 0 && run.evals.length === 2);
+  }
+  const html = fs.readFileSync(path.join(out, 'report.html'), 'utf8');
+  assert.match(html, /Objective: next-token prediction \(GPT decoder\)/);
+  assert.match(html, /Next-token acc\. \(%\)/);
+});
+
 test('bad input: one-line errors that say what to do', async () => {
   const cases: [string[], RegExp][] = [
     [['train', '--model', 'gpt3'], /--model must be "bert" or "gpt"/],
