@@ -25,7 +25,7 @@ import { hfConfig, saveModelWeights } from '../src/train/checkpoint.js';
 import { defaultRecipe, encoderFeatures, evaluateClassifier, majorityScore, probeEncoder, scorePredictions, searchAndTrain } from '../src/train/finetune.js';
 import { exportModel, loadClassifier } from '../src/train/load.js';
 import { readSafetensors } from '../src/train/safetensors.js';
-import { main } from '../src/cli/main.js';
+import { cli } from './helpers.js';
 
 let root: string;
 let brown: Document[];
@@ -229,19 +229,6 @@ test('frozen: only the head trains; features computed once score like the full f
   assert.deepEqual(res.runs[0].test, full);
 });
 
-/** Runs the CLI, returning its exit code and what it printed. */
-async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [], err: string[] = [];
-  const log = console.log, error = console.error;
-  console.log = (...a: unknown[]) => void out.push(a.join(' '));
-  console.error = (...a: unknown[]) => void err.push(a.join(' '));
-  try {
-    return { code: await main(args), out: out.join('\n'), err: err.join('\n') };
-  } finally {
-    console.log = log;
-    console.error = error;
-  }
-}
 
 function writeCsv(file: string, rows: string[][]): void {
   fs.writeFileSync(file, rows.map((r) => r.map((c) => (/[",\n]/.test(c) ? `"${c.replace(/"/g, '""')}"` : c)).join(',')).join('\n') + '\n');

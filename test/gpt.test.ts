@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { kernels, nativeKernels, reference, useKernels, wasmKernels, type Kernels } from '../src/backend/index.js';
+import { nativeKernels, reference, wasmKernels, type Kernels } from '../src/backend/index.js';
 import { buildCausalValidationBatches, CausalDataset, causalWindows, makeCausalBatch, tokenStream } from '../src/data/causal.js';
 import { loadBrown, sentenceText } from '../src/data/corpus.js';
 import { SEP_ID } from '../src/data/tokenizer.js';
@@ -27,9 +27,8 @@ import { readMetrics, type MetricRecord } from '../src/train/metrics.js';
 import { prepareData, prepareValidation } from '../src/train/data.js';
 import { evaluate, train } from '../src/train/trainer.js';
 import { readSafetensors, writeSafetensors } from '../src/train/safetensors.js';
-import { main } from '../src/cli/main.js';
 import { findTorchPython } from '../bench/torch-python.js';
-import { assertClose } from './helpers.js';
+import { assertClose, cli, withKernels, writeWordCorpus } from './helpers.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const backends: Kernels[] = [reference];
@@ -55,16 +54,6 @@ function randomBatch(c: GptConfig, B: number, T: number, seed: number, padFrom?:
 function perturb(model: GptLMHeadModel, seed: number, std: number): void {
   const noise = new Rng(seed);
   for (const [, p] of model.namedParameters()) for (let i = 0; i < p.size; i++) p.data[i] += std * noise.normal();
-}
-
-function withKernels<T>(K: Kernels, fn: () => T): T {
-  const before = kernels();
-  useKernels(K);
-  try {
-    return fn();
-  } finally {
-    useKernels(before);
-  }
 }
 
 for (const K of backends) {
@@ -258,20 +247,6 @@ function comparable(records: MetricRecord[]): unknown[] {
   return records.map(({ elapsed: _e, tokens_per_s: _t, path: _p, ...rest }) => rest);
 }
 
-/** Runs the CLI, returning its exit code and what it printed. */
-async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [], err: string[] = [];
-  const log = console.log, error = console.error;
-  console.log = (...a: unknown[]) => void out.push(a.join(' '));
-  console.error = (...a: unknown[]) => void err.push(a.join(' '));
-  try {
-    return { code: await main(args), out: out.join('\n'), err: err.join('\n') };
-  } finally {
-    console.log = log;
-    console.error = error;
-  }
-}
-
 test('a decoder run: interrupted and resumed, it equals the uninterrupted run across the untie step, and logs perplexity beside the unigram line', async () => {
   seedTokenizer('whole');
   seedTokenizer('cut');
@@ -340,17 +315,8 @@ test('a decoder learns a rule only context tells: "a b a b ..." runs of random w
   // Every sentence is a b a b ... (12 words) "." with a, b drawn from 20 words: after the first two words the next one
   // is the word two back, while every word's frequency is 1/20, so the unigram line stays near ln 20. The token before
   // says nothing about the next one either (b follows a at random), so only attention two tokens back beats it.
-  const words = 'bax cel dov fum gip hek jol kup lam mib nox pev qua rit sol tav vek wim yor zun'.split(' ');
   const dir = path.join(root, 'pairs-corpus');
-  fs.mkdirSync(dir);
-  const rng = new Rng(5);
-  for (let d = 0; d < 20; d++) {
-    const sentences = Array.from({ length: 60 }, () => {
-      const [a, b] = [words[rng.nextU32() % 20], words[rng.nextU32() % 20]];
-      return `${`${a} ${b} `.repeat(6)}.`;
-    });
-    fs.writeFileSync(path.join(dir, `doc${d}.txt`), sentences.join('\n') + '\n');
-  }
+  writeWordCorpus(dir, 60, (a, b) => `${`${a} ${b} `.repeat(6)}.`);
   const cfg = decoderConfig('pairs', {
     model: { layers: 2, hidden: 32, heads: 2, intermediate: 64, maxPositions: 16 },
     data: { corpus: dir, seqLen: 16, vocabSize: 100, evalBatches: 4 },

@@ -1,5 +1,9 @@
-/** Shared test helpers: random tensors, finite-difference gradient checks, comparisons. */
+/** Shared test helpers: random tensors, finite-difference gradient checks, comparisons, kernels, the CLI, synthetic corpora. */
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { kernels, useKernels, type Kernels } from '../src/backend/index.js';
+import { main } from '../src/cli/main.js';
 import { Rng } from '../src/tensor/rng.js';
 import { Tensor, backward, noGrad } from '../src/tensor/tensor.js';
 import * as ops from '../src/tensor/ops.js';
@@ -77,4 +81,46 @@ export function gradCheck(
 
 function weightedSum(out: Tensor, R: Float32Array): Tensor {
   return ops.sum(ops.mul(out, new Tensor(R, out.shape)));
+}
+
+/** Runs `fn` on kernels `K`, then restores whatever was active. */
+export function withKernels<T>(K: Kernels, fn: () => T): T {
+  const before = kernels();
+  useKernels(K);
+  try {
+    return fn();
+  } finally {
+    useKernels(before);
+  }
+}
+
+/** Runs the CLI, returning its exit code and what it printed. */
+export async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
+  const out: string[] = [], err: string[] = [];
+  const log = console.log, error = console.error;
+  console.log = (...a: unknown[]) => void out.push(a.join(' '));
+  console.error = (...a: unknown[]) => void err.push(a.join(' '));
+  try {
+    return { code: await main(args), out: out.join('\n'), err: err.join('\n') };
+  } finally {
+    console.log = log;
+    console.error = error;
+  }
+}
+
+/** Twenty made-up words, each its own WordPiece token in a small vocabulary, none more frequent than another. */
+export const WORDS = 'bax cel dov fum gip hek jol kup lam mib nox pev qua rit sol tav vek wim yor zun'.split(' ');
+
+/**
+ * Writes a corpus of 20 documents into `dir` (doc0.txt ...), each of
+ * `sentences` sentences made by `sentence` from two words drawn at random
+ * from WORDS (seed 5), joined by `separator`.
+ */
+export function writeWordCorpus(dir: string, sentences: number, sentence: (a: string, b: string) => string, separator = '\n'): void {
+  fs.mkdirSync(dir);
+  const rng = new Rng(5);
+  for (let d = 0; d < 20; d++) {
+    const lines = Array.from({ length: sentences }, () => sentence(WORDS[rng.nextU32() % 20], WORDS[rng.nextU32() % 20]));
+    fs.writeFileSync(path.join(dir, `doc${d}.txt`), lines.join(separator) + '\n');
+  }
 }

@@ -6,7 +6,8 @@ Face's GPT2LMHeadModel layout (Conv1D weights stored (in, out), Q, K and V
 fused into c_attn, lm_head tied to wte), and inputs.safetensors (input_ids,
 labels; -100 where a position has no target). This computes GPT-2's
 next-token loss from those files alone, as GPT2LMHeadModel does with the
-labels already shifted, and writes DIR/grads.safetensors (every gradient,
+labels already shifted (every tensor in the file must be one it uses, and
+every weight it uses must come from the file), and writes DIR/grads.safetensors (every gradient,
 under the same names) and DIR/torch.json (the loss).
 
 It reads and writes safetensors by hand (the `safetensors` package may be
@@ -90,6 +91,8 @@ def main(d):
     inputs = read_safetensors(os.path.join(d, "inputs.safetensors"))
     loss = gpt2_loss(P, cfg, inputs["input_ids"].long(), inputs["labels"].long())
     loss.backward()
+    unused = [k for k, v in P.items() if v.grad is None]
+    assert not unused, f"tensors in the file that GPT-2 does not use: {unused}"
     write_safetensors(os.path.join(d, "grads.safetensors"), {k: v.grad if v.grad is not None else torch.zeros_like(v) for k, v in P.items()})
     with open(os.path.join(d, "torch.json"), "w") as f:
         json.dump({"loss": loss.item(), "torch_version": torch.__version__}, f)

@@ -13,10 +13,10 @@ import { train, evaluate } from '../src/train/trainer.js';
 import { exportModel, load } from '../src/train/load.js';
 import { fillMask } from '../src/train/inference.js';
 import { readSafetensors, writeSafetensors, type WritableTensor } from '../src/train/safetensors.js';
-import { Rng } from '../src/tensor/rng.js';
 import { prepareData, prepareValidation } from '../src/train/data.js';
 import { main } from '../src/cli/main.js';
 import { sha256File } from '../src/train/fsutil.js';
+import { writeWordCorpus } from './helpers.js';
 
 let root: string;
 let corpus: string;
@@ -295,17 +295,8 @@ test('a resumed run keeps the schedule of its first start; --extend-to recompute
 test('a tiny model learns what only context can tell: runs of one word, of random words', async () => {
   // Every sequence is [CLS] w1 x6, w2 x6, "." [SEP] with w1, w2 drawn from 20 words: a masked word is
   // the word next to it, while its frequency says nothing (each word 1/20).
-  const words = 'bax cel dov fum gip hek jol kup lam mib nox pev qua rit sol tav vek wim yor zun'.split(' ');
   const dir = path.join(root, 'runs-corpus');
-  fs.mkdirSync(dir);
-  const rng = new Rng(5);
-  for (let d = 0; d < 20; d++) {
-    const sentences = Array.from({ length: 100 }, () => {
-      const [a, b] = [words[rng.nextU32() % 20], words[rng.nextU32() % 20]];
-      return `${`${a} `.repeat(6)}${`${b} `.repeat(6)}.`;
-    });
-    fs.writeFileSync(path.join(dir, `doc${d}.txt`), sentences.join('\n\n') + '\n');
-  }
+  writeWordCorpus(dir, 100, (a, b) => `${`${a} `.repeat(6)}${`${b} `.repeat(6)}.`, '\n\n');
   const cfg = tinyConfig('context', {
     model: { layers: 2, hidden: 32, heads: 2, intermediate: 64, maxPositions: 16, dropout: 0, attentionDropout: 0 },
     data: { corpus: dir, seqLen: 16, vocabSize: 100, evalBatches: 4 },
