@@ -27,6 +27,7 @@ import { readMetrics, type MetricRecord } from '../src/train/metrics.js';
 import { prepareData, prepareValidation } from '../src/train/data.js';
 import { evaluate, train } from '../src/train/trainer.js';
 import { readSafetensors, writeSafetensors } from '../src/train/safetensors.js';
+import { writeRunReport } from '../src/report/run.js';
 import { findTorchPython } from '../bench/torch-python.js';
 import { assertClose, cli, withKernels, writeWordCorpus } from './helpers.js';
 
@@ -264,6 +265,10 @@ test('a decoder run: interrupted and resumed, it equals the uninterrupted run ac
   const last = records.filter((r) => r.type === 'eval').pop()!;
   assert.equal(last.val_ppl, Math.exp(last.val_loss as number));
   assert.equal(last.unigram_val_ppl, Math.exp(last.unigram_val_loss as number));
+  // The run's report says what the loss is: the next token's, not masked LM's.
+  const page = fs.readFileSync(writeRunReport(path.join(root, 'whole')), 'utf8');
+  assert.match(page, /Next-token loss against step/);
+  assert.doesNotMatch(page, /Masked-LM loss/);
   // The checkpoint is a GPT2LMHeadModel folder, and it loads back to the validation loss the run logged.
   const config = JSON.parse(fs.readFileSync(path.join(root, 'whole', 'checkpoint-12', 'config.json'), 'utf8'));
   assert.equal(config.model_type, 'gpt2');
