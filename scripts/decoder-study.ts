@@ -3,7 +3,10 @@
  * alone: studies/decoder/{vs-gpt-tiny,vs-bert-tiny}/metrics.jsonl and
  * studies/decoder/compare-{6l,12l}/results.json.
  *
- *   node --import tsx scripts/decoder-study.ts [studies/decoder]
+ *   node --import tsx scripts/decoder-study.ts [studies/decoder] [--cost-ratio R]
+ *
+ * R: a decoder step's cost in encoder steps, from `node --import tsx
+ * bench/decoder.ts` (its cpu_ratio), for the equal-compute line.
  *
  * How the records were made (one job after another, `--threads 1`):
  *
@@ -30,12 +33,13 @@ interface Eval {
   loss: number;
   unigram: number;
   acc: number;
+  unigramAcc: number;
 }
 
 function evalsOf(runDir: string): Eval[] {
   return readMetrics(path.join(runDir, 'metrics.jsonl'))
     .filter((r) => r.type === 'eval')
-    .map((r) => ({ step: r.step, seconds: Number(r.elapsed), loss: Number(r.val_loss), unigram: Number(r.unigram_val_loss), acc: Number(r.val_acc) }));
+    .map((r) => ({ step: r.step, seconds: Number(r.elapsed), loss: Number(r.val_loss), unigram: Number(r.unigram_val_loss), acc: Number(r.val_acc), unigramAcc: Number(r.unigram_val_acc) }));
 }
 
 /** The loss of a curve at x (linear between evaluations; null outside them). */
@@ -47,7 +51,13 @@ function lossAt(points: [number, number][], x: number): number | null {
   return null;
 }
 
-function objectives(dir: string): string[] {
+/**
+ * The encoder against the decoder at equal steps, and at equal training
+ * time two ways: by the runs' own seconds (measured hours apart on a shared
+ * machine, so under other loads), and by `costRatio`, a decoder step's cost
+ * in encoder steps measured in one process (bench/decoder.ts).
+ */
+function objectives(dir: string, costRatio: number | null): string[] {
   const runs = { decoder: evalsOf(path.join(dir, 'vs-gpt-tiny')), encoder: evalsOf(path.join(dir, 'vs-bert-tiny')) };
   const lines = ['## A tiny decoder and the tiny encoder (6 layers, hidden 128, batch 32 x 128, untied, seed 0)', ''];
   lines.push('| model | unigram line | val loss @100 | @200 | @300 | @500 | below its unigram line @500 | val acc @500 (unigram) | first eval below the line | training seconds |');
@@ -57,7 +67,7 @@ function objectives(dir: string): string[] {
     const last = evals[evals.length - 1];
     const below = evals.find((e) => e.loss < e.unigram);
     lines.push(`| ${name} | ${last.unigram.toFixed(3)} | ${[100, 200, 300, 500].map((s) => at(s)?.loss.toFixed(3) ?? '-').join(' | ')} | ` +
-      `${(last.unigram - last.loss).toFixed(3)} | ${(100 * last.acc).toFixed(2)}% | ${below ? `step ${below.step}` : 'never'} | ${last.seconds.toFixed(0)} |`);
+      `${(last.unigram - last.loss).toFixed(3)} | ${(100 * last.acc).toFixed(2)}% (${(100 * last.unigramAcc).toFixed(2)}%) | ${below ? `step ${below.step}` : 'never'} | ${last.seconds.toFixed(0)} |`);
   }
   // Equal minutes: each curve at the training seconds the faster run needed for all its steps.
   const t = Math.min(...Object.values(runs).map((e) => e[e.length - 1].seconds));
@@ -66,6 +76,14 @@ function objectives(dir: string): string[] {
     const loss = lossAt(evals.map((e) => [e.seconds, e.loss]), t);
     const step = lossAt(evals.map((e) => [e.seconds, e.step]), t);
     lines.push(`- ${name}: val loss ${loss?.toFixed(3) ?? '-'} at about step ${step?.toFixed(0) ?? '-'}, ${loss !== null ? (evals[0].unigram - loss).toFixed(3) : '-'} below its unigram line`);
+  }
+  if (costRatio !== null) {
+    const encoderLast = runs.encoder[runs.encoder.length - 1];
+    const step = encoderLast.step / costRatio;
+    const loss = lossAt(runs.decoder.map((e) => [e.step, e.loss]), step);
+    lines.push('', `At equal compute (a decoder step costs ${costRatio} encoder steps): the encoder's ${encoderLast.step} steps buy the decoder ${step.toFixed(0)}, ` +
+      `where its val loss is ${loss?.toFixed(3) ?? '-'}, ${loss !== null ? (runs.decoder[0].unigram - loss).toFixed(3) : '-'} below its unigram line ` +
+      `(the encoder: ${encoderLast.loss.toFixed(3)}, ${(encoderLast.unigram - encoderLast.loss).toFixed(3)} below).`);
   }
   return lines;
 }
@@ -121,8 +139,10 @@ const args = process.argv.slice(2);
 if (args[0] === '--collect') {
   collect(args[1], args[2]);
 } else {
+  const ratioAt = args.indexOf('--cost-ratio');
+  const costRatio = ratioAt >= 0 ? Number(args.splice(ratioAt, 2)[1]) : null;
   const dir = args[0] ?? 'studies/decoder';
-  const out = fs.existsSync(path.join(dir, 'vs-gpt-tiny')) ? objectives(dir) : [];
+  const out = fs.existsSync(path.join(dir, 'vs-gpt-tiny')) ? objectives(dir, costRatio) : [];
   for (const c of ['compare-6l', 'compare-12l']) {
     const file = path.join(dir, c, 'results.json');
     if (fs.existsSync(file)) out.push('', ...comparison(file));
