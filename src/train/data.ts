@@ -5,7 +5,7 @@
  * model's objective: masked sequences packed from sentences (BERT), or
  * windows of one token stream with next-token targets (GPT).
  */
-import { loadBrown, loadTextCorpus, sentenceText, splitDocuments, type Document } from '../data/corpus.js';
+import { countWords, loadBrown, loadTextCorpus, sentenceText, splitDocuments, type Document } from '../data/corpus.js';
 import { CausalDataset, NOT_IN_STREAM, buildCausalValidationBatches, causalWindows, tokenStream } from '../data/causal.js';
 import { MlmDataset, buildValidationBatches, maskingConfig, packSequences, tokenizeDocuments } from '../data/mlm.js';
 import { loadOrTrainTokenizer, type WordPieceTokenizer } from '../data/tokenizer.js';
@@ -22,6 +22,11 @@ export interface PreparedData {
   trainDocuments: number;
   /** Packed sequences (BERT) or full windows (GPT) the training split gives. */
   trainSequences: number;
+  /** Tokens of the packed training split (BERT), or of its token stream (GPT). */
+  trainTokens: number;
+  validationDocuments: number;
+  /** The share of the corpus's words that the validation documents hold (a split by document can hold out more than --validation-fraction). */
+  validationShare: number;
   validationSequences: number;
   /** The unigram predictor (training-split token frequencies) on the validation targets. */
   unigram: UnigramScore;
@@ -55,7 +60,8 @@ async function corpusAndTokenizer(cfg: DataConfig, runDir: string, given?: WordP
     { vocabSize: cfg.vocabSize, modelMaxLength: cfg.seqLen, save: false },
   );
   const tokenize = (ds: Document[]) => tokenizeDocuments(tokenizer, ds);
-  return { tokenizer, trained, train, validation, tokenize };
+  const validationShare = countWords(validation) / Math.max(1, countWords(docs));
+  return { tokenizer, trained, train, validation, validationShare, tokenize };
 }
 
 /**
@@ -77,20 +83,27 @@ function validationBatches(cfg: DataConfig, kind: ModelKind, docs: Int32Array[][
   return cfg.evalBatches > 0 ? all.slice(0, cfg.evalBatches) : all;
 }
 
-/** The training stream of the objective, and the unigram model of its targets (training-split frequencies). */
-function trainingStream(cfg: DataConfig, kind: ModelKind, docs: Int32Array[][], tokenizer: WordPieceTokenizer, seed: number) {
+/**
+ * The training split as the objective's examples: packed sequences (BERT) or
+ * full windows of the token stream (GPT), with the unigram model of their
+ * targets (training-split frequencies).
+ */
+function trainingExamples(cfg: DataConfig, kind: ModelKind, docs: Int32Array[][], tokenizer: WordPieceTokenizer) {
   if (kind === 'gpt') {
-    const windows = causalWindows(tokenStream(docs), cfg.seqLen);
+    const stream = tokenStream(docs);
+    const windows = causalWindows(stream, cfg.seqLen);
     // Every stream token is a target, [SEP] (a document's end) included; the unigram line counts it too.
-    return { stream: new CausalDataset(windows, cfg.seqLen, seed), sequences: windows.length, unigram: unigramModel(windows, tokenizer.vocabSize, NOT_IN_STREAM) };
+    return { examples: windows, tokens: stream.length, unigram: unigramModel(windows, tokenizer.vocabSize, NOT_IN_STREAM) };
   }
   const packed = packSequences(docs, { maxLength: cfg.seqLen });
-  return {
-    // Training may mask more than 15% (data.maskProb); validation always masks 15%, so losses compare across runs.
-    stream: new MlmDataset(packed, { seqLen: cfg.seqLen, seed, masking: { ...maskingConfig(tokenizer), maskProbability: cfg.maskProb } }),
-    sequences: packed.length,
-    unigram: unigramModel(packed, tokenizer.vocabSize, tokenizer.specialIds),
-  };
+  return { examples: packed, tokens: packed.reduce((n, seq) => n + seq.length, 0), unigram: unigramModel(packed, tokenizer.vocabSize, tokenizer.specialIds) };
+}
+
+/** The training batches of the objective, in a seeded order. */
+function trainingStream(cfg: DataConfig, kind: ModelKind, examples: Int32Array[], tokenizer: WordPieceTokenizer, seed: number): TrainingStream {
+  if (kind === 'gpt') return new CausalDataset(examples, cfg.seqLen, seed);
+  // Training may mask more than 15% (data.maskProb); validation always masks 15%, so losses compare across runs.
+  return new MlmDataset(examples, { seqLen: cfg.seqLen, seed, masking: { ...maskingConfig(tokenizer), maskProbability: cfg.maskProb } });
 }
 
 /**
@@ -103,20 +116,86 @@ export async function prepareData(
   cfg: DataConfig, seed: number, runDir: string, batchSize: number, options: { save?: boolean; kind?: ModelKind } = {},
 ): Promise<PreparedData> {
   const kind = options.kind ?? 'bert';
-  const { tokenizer, trained, train, validation, tokenize } = await corpusAndTokenizer(cfg, runDir);
+  const { tokenizer, trained, train, validation, validationShare, tokenize } = await corpusAndTokenizer(cfg, runDir);
   if (trained && (options.save ?? true)) tokenizer.save(runDir, { modelMaxLength: cfg.seqLen });
-  const { stream, sequences, unigram } = trainingStream(cfg, kind, await tokenize(train), tokenizer, seed);
+  const { examples, tokens, unigram } = trainingExamples(cfg, kind, await tokenize(train), tokenizer);
   const valBatches = validationBatches(cfg, kind, await tokenize(validation), tokenizer, batchSize);
   return {
     tokenizer,
     tokenizerTrained: trained,
-    train: stream,
+    train: trainingStream(cfg, kind, examples, tokenizer, seed),
     validation: valBatches,
     trainDocuments: train.length,
-    trainSequences: sequences,
+    trainSequences: examples.length,
+    trainTokens: tokens,
+    validationDocuments: validation.length,
+    validationShare,
     validationSequences: valBatches.reduce((n, b) => n + b.batchSize, 0),
     unigram: unigramScore(unigram, valBatches),
   };
+}
+
+/**
+ * What a run will train and validate on, in one line, and warnings for what
+ * makes its numbers untrustworthy: few masked validation tokens, a smaller
+ * vocabulary than asked, a held-out share far above --validation-fraction,
+ * or so many passes over the text that the model can learn it by heart.
+ * `steps` is null for a --budget run (its step count is not known ahead).
+ */
+export function describeData(cfg: DataConfig, data: PreparedData, steps: number | null, sequencesPerStep: number, kind: ModelKind = 'bert'): { summary: string; warnings: string[] } {
+  const n = (x: number) => x.toLocaleString('en-US');
+  const uni = data.unigram;
+  const epochs = steps === null ? null : (steps * sequencesPerStep) / data.trainSequences;
+  const vocab = data.tokenizer.vocabSize;
+  // What validation scores: the masked tokens (BERT), or every next token (GPT).
+  const scored = kind === 'gpt' ? 'next-token' : 'masked';
+  const summary = `data: ${cfg.corpus === 'brown' ? 'the Brown corpus' : cfg.corpus}: ${n(data.trainDocuments)} training documents ` +
+    `(${n(data.trainTokens)} tokens in ${n(data.trainSequences)} sequences), ${n(data.validationDocuments)} held out ` +
+    `(${(100 * data.validationShare).toFixed(1)}% of the text): ${n(uni.count)} ${scored} validation tokens; vocabulary ${n(vocab)}` +
+    (epochs === null ? '' : `; ${n(steps!)} steps of ${sequencesPerStep} sequences = ${epochs < 0.01 ? epochs.toPrecision(1) : epochs < 10 ? epochs.toFixed(2) : n(Math.round(epochs))} passes over the training text`);
+  const warnings: string[] = [];
+  if (vocab < cfg.vocabSize) {
+    warnings.push(`the vocabulary has ${n(vocab)} tokens, not the ${n(cfg.vocabSize)} asked (--vocab-size): the training text holds no more distinct word pieces.`);
+  }
+  if (uni.count < MIN_VALIDATION_TOKENS) {
+    warnings.push(
+      `validation scores only ${n(uni.count)} ${scored} tokens (fewer than ${n(MIN_VALIDATION_TOKENS)}): one token more or less predicted right moves its accuracy by ` +
+        `${(100 / uni.count).toFixed(2)} points, and its loss is as noisy, so the validation numbers cannot be trusted. ` +
+        'Use more text, a larger --validation-fraction, or --eval-batches 0 (every validation sequence).',
+    );
+  }
+  if (data.validationShare > 2 * cfg.validationFraction && data.validationDocuments <= 2) {
+    warnings.push(
+      `validation holds ${data.validationDocuments} of ${data.trainDocuments + data.validationDocuments} documents, ${(100 * data.validationShare).toFixed(0)}% of the text, ` +
+        `although --validation-fraction is ${cfg.validationFraction}: the split is by document, and each file of a folder is one. ` +
+        'Put the text in one file (cut into 100 blocks) or in more files.',
+    );
+  }
+  if (epochs !== null && epochs > MAX_EPOCHS) {
+    warnings.push(
+      `the run will pass over its training text ${n(Math.round(epochs))} times (more than ${MAX_EPOCHS}; BERT made about 40): a model can learn so little text by heart, ` +
+        'so its training loss will go on falling while the validation loss stops or rises. Use more text or fewer --steps.',
+    );
+  }
+  return { summary, warnings };
+}
+
+/** Below this many masked validation tokens, a run's validation numbers are mostly noise (the default run scores about 4,900). */
+const MIN_VALIDATION_TOKENS = 1000;
+/** Above this many passes over the training text, a run is memorising it rather than learning the language. */
+const MAX_EPOCHS = 40;
+
+/**
+ * The validation batches and the unigram line on them (what `untie eval`
+ * prints): the training split is tokenized too, for its token frequencies.
+ */
+export async function prepareEvaluation(
+  cfg: DataConfig, runDir: string, batchSize: number, tokenizer?: WordPieceTokenizer, kind: ModelKind = 'bert',
+): Promise<{ validation: LmBatch[]; unigram: UnigramScore }> {
+  const { tokenizer: used, train, validation, tokenize } = await corpusAndTokenizer(cfg, runDir, tokenizer);
+  const batches = validationBatches(cfg, kind, await tokenize(validation), used, batchSize);
+  const { unigram } = trainingExamples(cfg, kind, await tokenize(train), used);
+  return { validation: batches, unigram: unigramScore(unigram, batches) };
 }
 
 /**

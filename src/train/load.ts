@@ -205,6 +205,8 @@ export interface ExportResult {
   architecture: string;
   /** config.json's model_type: "bert" (a Post-LN model), "roberta-prelayernorm" (Pre-LN) or "gpt2" (a decoder). */
   modelType: HfLayout | typeof GPT2_TYPE;
+  /** The model folder exported: the checkpoint itself, or a run's newest checkpoint. */
+  source: string;
 }
 
 /**
@@ -224,7 +226,7 @@ export function exportModel(target: string, outDir: string): ExportResult {
     makeDirectory(outDir);
     saveModelWeights(outDir, decoder.model);
     decoder.tokenizer.save(outDir, { modelMaxLength: decoder.model.config.maxPositions });
-    return { files: fs.readdirSync(outDir).sort(), architecture: GPT2_ARCHITECTURE, modelType: GPT2_TYPE };
+    return { files: fs.readdirSync(outDir).sort(), architecture: GPT2_ARCHITECTURE, modelType: GPT2_TYPE, source: decoder.modelDir };
   }
   const isClassifier = openCheckpoint(target).head !== null;
   const loaded = isClassifier ? loadClassifier(target) : load(target);
@@ -234,5 +236,5 @@ export function exportModel(target: string, outDir: string): ExportResult {
   loaded.tokenizer.save(outDir, { modelMaxLength: loaded.model.config.maxPositions });
   const bertArchitecture = 'architecture' in loaded.model ? loaded.model.architecture : 'BertForMaskedLM';
   const architecture = modelType === ROBERTA_PRELN_TYPE ? robertaArchitecture(bertArchitecture) : bertArchitecture;
-  return { files: fs.readdirSync(outDir).sort(), architecture, modelType };
+  return { files: fs.readdirSync(outDir).sort(), architecture, modelType, source: loaded.modelDir };
 }
