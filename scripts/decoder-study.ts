@@ -13,7 +13,10 @@
  *   untie train --model gpt  --steps 500 --eval-every 50 --share 6x1 --untie never --threads 1 --out runs/decoder --name vs-gpt-tiny
  *   untie train --model bert --steps 500 --eval-every 50 --share 6x1 --untie never --threads 1 --out runs/decoder --name vs-bert-tiny
  *   untie compare --model gpt --variants baseline,swe-f,swe-a --seeds 3 --steps 500 --evals 20 --threads 1 --out runs/decoder/compare-6l -- --layers 6 --batch-size 16
- *   untie compare --model gpt --variants baseline,swe-f,swe-a --seeds 3 --steps 500 --evals 20 --threads 1 --out runs/decoder/compare-12l -- --layers 12 --batch-size 16
+ *   untie train --model gpt --layers 12 --batch-size 16 --steps 400 --eval-every 25 --share 12x1 --untie never --threads 1 --out runs/decoder --name pilot-12l-b16
+ *
+ * (compare-12l, the same comparison at 12 layers, is read when present; it
+ * was not run.)
  *
  * then `--collect` copies each run's config.json and metrics.jsonl (never
  * checkpoints) and each comparison's results.json from runs/decoder into

@@ -23,13 +23,13 @@ import { saveModelWeights } from '../src/train/checkpoint.js';
 import { parametersAsGpt2 } from '../src/train/gpt2.js';
 import { exportModel, loadDecoder } from '../src/train/load.js';
 import { generate } from '../src/train/inference.js';
-import { readMetrics, type MetricRecord } from '../src/train/metrics.js';
+import { readMetrics } from '../src/train/metrics.js';
 import { prepareData, prepareValidation } from '../src/train/data.js';
 import { evaluate, train } from '../src/train/trainer.js';
 import { readSafetensors, writeSafetensors } from '../src/train/safetensors.js';
 import { writeRunReport } from '../src/report/run.js';
 import { findTorchPython } from '../bench/torch-python.js';
-import { assertClose, cli, withKernels, writeWordCorpus } from './helpers.js';
+import { assertClose, cli, comparableMetrics, copyTokenizer, withKernels, writeWordCorpus } from './helpers.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const backends: Kernels[] = [reference];
@@ -238,14 +238,7 @@ function decoderConfig(name: string, patch: object = {}): RunConfig {
 }
 
 function seedTokenizer(name: string): void {
-  const dir = path.join(root, name);
-  fs.mkdirSync(dir, { recursive: true });
-  for (const f of ['tokenizer.json', 'vocab.txt', 'tokenizer_config.json', 'special_tokens_map.json']) fs.copyFileSync(path.join(tokenizerDir, f), path.join(dir, f));
-}
-
-/** Metrics without the fields that measure time (or name the folder). */
-function comparable(records: MetricRecord[]): unknown[] {
-  return records.map(({ elapsed: _e, tokens_per_s: _t, path: _p, ...rest }) => rest);
+  copyTokenizer(tokenizerDir, path.join(root, name));
 }
 
 test('a decoder run: interrupted and resumed, it equals the uninterrupted run across the untie step, and logs perplexity beside the unigram line', async () => {
@@ -261,7 +254,7 @@ test('a decoder run: interrupted and resumed, it equals the uninterrupted run ac
   const b = readSafetensors(path.join(root, 'cut', 'checkpoint-12', 'model.safetensors'));
   for (const name of Object.keys(a.tensors)) assert.deepEqual(b.tensors[name].data, a.tensors[name].data, name);
   const records = readMetrics(path.join(root, 'whole', 'metrics.jsonl'));
-  assert.deepEqual(comparable(readMetrics(path.join(root, 'cut', 'metrics.jsonl'))), comparable(records));
+  assert.deepEqual(comparableMetrics(readMetrics(path.join(root, 'cut', 'metrics.jsonl'))), comparableMetrics(records));
   const last = records.filter((r) => r.type === 'eval').pop()!;
   assert.equal(last.val_ppl, Math.exp(last.val_loss as number));
   assert.equal(last.unigram_val_ppl, Math.exp(last.unigram_val_loss as number));
@@ -274,6 +267,11 @@ test('a decoder run: interrupted and resumed, it equals the uninterrupted run ac
   assert.equal(config.model_type, 'gpt2');
   const loaded = loadDecoder(path.join(root, 'whole'));
   assert.equal(evaluate(loaded.model, await prepareValidation(decoderConfig('whole').data, path.join(root, 'whole'), 4, undefined, 'gpt')).loss, last.val_loss);
+  // untie eval gives the same loss, with the same unigram line on the same next-token targets.
+  const ev = await cli(['eval', path.join(root, 'whole'), '--json']);
+  assert.equal(ev.code, 0, ev.err);
+  const printed = JSON.parse(ev.out);
+  assert.deepEqual([printed.val_loss, printed.val_ppl, printed.unigram_val_loss, printed.unigram_val_acc], [last.val_loss, last.val_ppl, last.unigram_val_loss, last.unigram_val_acc]);
 });
 
 test('generate: the same seed gives the same text, greedy ignores the seed, and a prompt longer than the position table is refused', async () => {
@@ -367,6 +365,8 @@ test('bad input: one-line errors that say what to do', async () => {
     [['generate', path.join(root, 'whole'), 'x', '--temperature=-1'], /--temperature must be a number >= 0/],
     [['fill-mask', path.join(root, 'whole'), 'the [MASK] said'], /describes a GPT decoder.*needs a BERT encoder: a decoder works with untie generate, eval and export/],
     [['finetune', path.join(root, 'whole'), '--task', 'pos'], /describes a GPT decoder/],
+    [['export', path.join(root, 'whole'), path.join(root, 'no-onnx'), '--onnx'], /--onnx writes untie's BERT masked LMs .* is GPT2LMHeadModel\. Export it without --onnx/],
+    [['export', path.join(root, 'whole'), path.join(root, 'no-sharing'), '--sharing'], /--sharing exports BERT runs.* is a GPT decoder \(--model gpt\)\. Export only its weights \(drop --sharing\)/],
   ];
   for (const [args, expected] of cases) {
     const r = await cli(args);
@@ -374,6 +374,8 @@ test('bad input: one-line errors that say what to do', async () => {
     assert.match(r.err, expected, args.join(' '));
     assert.equal(r.err.split('\n').length, 1, `one line: ${r.err}`);
   }
+  // Refused before anything was written.
+  for (const out of ['no-onnx', 'no-sharing']) assert.ok(!fs.existsSync(path.join(root, out)), `${out} was written`);
   // generate on an encoder: train a 2-step BERT on the same corpus.
   seedTokenizer('encoder');
   await train({ config: decoderConfig('encoder', { model: { kind: 'bert' }, train: { steps: 2, evalEvery: 0, saveEvery: 0 }, sharing: { untie: 'never' } }), progress: false });

@@ -8,6 +8,8 @@ import { kernels, useKernels, type Kernels } from '../src/backend/index.js';
 import { main } from '../src/cli/main.js';
 import { Rng } from '../src/tensor/rng.js';
 import { defaultRunConfig, mergeConfig, type RunConfig } from '../src/train/config.js';
+import type { MetricRecord } from '../src/train/metrics.js';
+import { TOKENIZER_FILES } from '../src/data/tokenizer.js';
 import { Tensor, backward, noGrad } from '../src/tensor/tensor.js';
 import * as ops from '../src/tensor/ops.js';
 
@@ -198,4 +200,15 @@ export function assertSameTopK(got: Prediction[], expected: Prediction[], what: 
       assert.equal(got[i].token_str, expected[i].token_str, what);
     }
   }
+}
+
+/** Copies the tokenizer trained in `from` into the run folder `to` (made if missing), so that a test run skips training one. */
+export function copyTokenizer(from: string, to: string): void {
+  fs.mkdirSync(to, { recursive: true });
+  for (const f of Object.values(TOKENIZER_FILES)) fs.copyFileSync(path.join(from, f), path.join(to, f));
+}
+
+/** Metrics without the fields that measure time (or name the folder): what a resumed run must share with an uninterrupted one. */
+export function comparableMetrics(records: MetricRecord[]): unknown[] {
+  return records.map(({ elapsed: _e, tokens_per_s: _t, path: _p, ...rest }) => rest);
 }
