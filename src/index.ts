@@ -10,7 +10,7 @@ export { Rng } from './tensor/rng.js';
 export { setDetectAnomaly, anomalyScope, AnomalyError } from './tensor/anomaly.js';
 export { Module } from './nn/module.js';
 export { Linear, LayerNorm, Embedding, Dropout } from './nn/layers.js';
-export { MultiHeadSelfAttention } from './nn/attention.js';
+export { MultiHeadSelfAttention, attend, causalMask } from './nn/attention.js';
 export { Optimizer, clipGradNorm, defaultOptimizerConfig, type OptimizerConfig, type ParamState } from './optim/optimizers.js';
 export { learningRate, type ScheduleConfig } from './optim/schedule.js';
 export { parseShare, planGroups, splitGroup, untieAll, type Groups, type ShareSpec } from './sharing/plan.js';
@@ -20,15 +20,18 @@ export {
 } from './sharing/criteria.js';
 export { SharingController, type GradNorms, type RepeatedStack, type SharingEvent, type SharingOptions, type UntieOptimizer } from './sharing/controller.js';
 export { BertForMaskedLM, bertParameterCount, defaultBertConfig, type BertConfig, type MlmBatch } from './models/bert.js';
+export { GptLMHeadModel, gptParameterCount, defaultGptConfig, type GptConfig } from './models/gpt.js';
+export type { LanguageModel, LmBatch, LmOutput, ModelKind, TokenBatch } from './models/lm.js';
+export { CausalDataset, causalWindows, makeCausalBatch, tokenStream, buildCausalValidationBatches } from './data/causal.js';
 export { trainTokenizer, loadTokenizer, type WordPieceTokenizer } from './data/tokenizer.js';
 export { bertPreTokenize, learnWordPieceVocab } from './data/wordpiece.js';
 export { BertForTokenClassification, BertForSequenceClassification, BertClassifier, newClassifier } from './models/heads.js';
 export { DeepLinearNetwork } from './models/linear.js';
 export { readTask, type TaskOptions } from './data/tasks/index.js';
 export type { TaskData, TaskExample, TaskName } from './data/tasks/task.js';
-export { defaultRunConfig, resolveSchedule, type ResolvedSchedule, type RunConfig } from './train/config.js';
+export { defaultRunConfig, modelOf, resolveSchedule, type ResolvedSchedule, type RunConfig } from './train/config.js';
 export { train, evaluate, type TrainOptions, type TrainResult } from './train/trainer.js';
-export { load, loadClassifier, exportModel, type ExportResult } from './train/load.js';
+export { load, loadClassifier, loadDecoder, loadLanguageModel, exportModel, type ExportResult, type LoadedDecoder } from './train/load.js';
 export { exportOnnx, checkOnnxSource, onnxBytes, ONNX_MODEL_FILE, type OnnxExportResult } from './export/onnx.js';
 export { bertOnnxModel, ONNX_INPUTS, ONNX_OPSET, type OnnxExportable } from './export/bert-onnx.js';
 export { encodeOnnx, decodeOnnx, type OnnxModel } from './export/onnx-proto.js';
@@ -42,7 +45,10 @@ export {
 } from './train/references.js';
 export { classWeightedCrossEntropy } from './nn/losses.js';
 export { finetune, QUICK_JUDGE, type FinetuneOptions, type FinetuneResult } from './experiments/finetune.js';
-export { fillMask, openClassifier, classifyTexts, tagWords, splitWords, type Classifier, type TextPrediction, type WordPrediction } from './train/inference.js';
+export {
+  fillMask, openClassifier, classifyTexts, tagWords, splitWords, generate, sampleToken,
+  type Classifier, type TextPrediction, type WordPrediction, type GenerateOptions, type Generation,
+} from './train/inference.js';
 export { readSafetensors, writeSafetensors } from './train/safetensors.js';
 export type {
   Block, View, LineChart, LineSeries, Marker, RefLine, Heatmap, GroupBands, Section, Grid, HtmlBlock, LiveOptions,

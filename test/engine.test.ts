@@ -3,7 +3,7 @@
 // whole training run, and the tape is empty after every backward.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { kernels, nativeKernels, reference, useKernels, wasmKernels, type Kernels } from '../src/backend/index.js';
+import { nativeKernels, reference, wasmKernels, type Kernels } from '../src/backend/index.js';
 import { BertForMaskedLM, defaultBertConfig, type BertConfig, type MlmBatch } from '../src/models/bert.js';
 import { Linear } from '../src/nn/layers.js';
 import { Module } from '../src/nn/module.js';
@@ -11,17 +11,8 @@ import { Optimizer, defaultOptimizerConfig } from '../src/optim/optimizers.js';
 import { Rng } from '../src/tensor/rng.js';
 import { Tensor, backward, tapeLength } from '../src/tensor/tensor.js';
 import * as ops from '../src/tensor/ops.js';
+import { withKernels } from './helpers.js';
 
-/** Runs `fn` on kernels `K`, then restores whatever was active. */
-function withKernels<T>(K: Kernels, fn: () => T): T {
-  const before = kernels();
-  useKernels(K);
-  try {
-    return fn();
-  } finally {
-    useKernels(before);
-  }
-}
 
 // ---------------------------------------------------------------- a tiny MLP
 

@@ -1,11 +1,15 @@
-/** Shared test helpers: random tensors, finite-difference gradient checks, comparisons. */
+/** Shared test helpers: random tensors, finite-difference gradient checks, comparisons, kernels, the CLI, synthetic corpora. */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Module } from '../src/nn/module.js';
+import { kernels, useKernels, type Kernels } from '../src/backend/index.js';
+import { main } from '../src/cli/main.js';
 import { Rng } from '../src/tensor/rng.js';
 import { defaultRunConfig, mergeConfig, type RunConfig } from '../src/train/config.js';
+import type { MetricRecord } from '../src/train/metrics.js';
+import { TOKENIZER_FILES } from '../src/data/tokenizer.js';
 import { Tensor, backward, noGrad } from '../src/tensor/tensor.js';
 import * as ops from '../src/tensor/ops.js';
 
@@ -84,6 +88,48 @@ function weightedSum(out: Tensor, R: Float32Array): Tensor {
   return ops.sum(ops.mul(out, new Tensor(R, out.shape)));
 }
 
+/** Runs `fn` on kernels `K`, then restores whatever was active. */
+export function withKernels<T>(K: Kernels, fn: () => T): T {
+  const before = kernels();
+  useKernels(K);
+  try {
+    return fn();
+  } finally {
+    useKernels(before);
+  }
+}
+
+/** Runs the CLI, returning its exit code and what it printed. */
+export async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
+  const out: string[] = [], err: string[] = [];
+  const log = console.log, error = console.error;
+  console.log = (...a: unknown[]) => void out.push(a.join(' '));
+  console.error = (...a: unknown[]) => void err.push(a.join(' '));
+  try {
+    return { code: await main(args), out: out.join('\n'), err: err.join('\n') };
+  } finally {
+    console.log = log;
+    console.error = error;
+  }
+}
+
+/** Twenty made-up words, each its own WordPiece token in a small vocabulary, none more frequent than another. */
+export const WORDS = 'bax cel dov fum gip hek jol kup lam mib nox pev qua rit sol tav vek wim yor zun'.split(' ');
+
+/**
+ * Writes a corpus of 20 documents into `dir` (doc0.txt ...), each of
+ * `sentences` sentences made by `sentence` from two words drawn at random
+ * from WORDS (seed 5), joined by `separator`.
+ */
+export function writeWordCorpus(dir: string, sentences: number, sentence: (a: string, b: string) => string, separator = '\n'): void {
+  fs.mkdirSync(dir);
+  const rng = new Rng(5);
+  for (let d = 0; d < 20; d++) {
+    const lines = Array.from({ length: sentences }, () => sentence(WORDS[rng.nextU32() % 20], WORDS[rng.nextU32() % 20]));
+    fs.writeFileSync(path.join(dir, `doc${d}.txt`), lines.join(separator) + '\n');
+  }
+}
+
 /**
  * bin/untie.js as shipped, in `dir`/shim, running this source tree's CLI
  * (dist/ may be stale while developing); run it with `node --import tsx`.
@@ -154,4 +200,15 @@ export function assertSameTopK(got: Prediction[], expected: Prediction[], what: 
       assert.equal(got[i].token_str, expected[i].token_str, what);
     }
   }
+}
+
+/** Copies the tokenizer trained in `from` into the run folder `to` (made if missing), so that a test run skips training one. */
+export function copyTokenizer(from: string, to: string): void {
+  fs.mkdirSync(to, { recursive: true });
+  for (const f of Object.values(TOKENIZER_FILES)) fs.copyFileSync(path.join(from, f), path.join(to, f));
+}
+
+/** Metrics without the fields that measure time (or name the folder): what a resumed run must share with an uninterrupted one. */
+export function comparableMetrics(records: MetricRecord[]): unknown[] {
+  return records.map(({ elapsed: _e, tokens_per_s: _t, path: _p, ...rest }) => rest);
 }

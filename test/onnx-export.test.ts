@@ -118,7 +118,7 @@ async function paddedBatch(): Promise<TokenBatch> {
 /** untie's own forward pass: logits in the graph's layout. */
 function untieLogits(model: Case['model'], b: TokenBatch): Float32Array {
   return noGrad(() => {
-    if ('kind' in model) return model.logits(b);
+    if (model.kind !== 'bert') return model.logits(b);
     return model.logitsAt(model.encode(b), Int32Array.from({ length: b.batchSize * b.seqLen }, (_, i) => i));
   }).data.slice();
 }

@@ -8,15 +8,16 @@ import path from 'node:path';
 import { loadBrown, sentenceText } from '../src/data/corpus.js';
 import { UntieError } from '../src/errors.js';
 import { defaultRunConfig, mergeConfig, validateRunConfig, type RunConfig } from '../src/train/config.js';
-import { readMetrics, type MetricRecord } from '../src/train/metrics.js';
+import { readMetrics } from '../src/train/metrics.js';
 import { train, evaluate } from '../src/train/trainer.js';
 import { exportModel, load } from '../src/train/load.js';
 import { fillMask, topIndices } from '../src/train/inference.js';
 import { readSafetensors, writeSafetensors, type WritableTensor } from '../src/train/safetensors.js';
-import { Rng } from '../src/tensor/rng.js';
 import { prepareData, prepareValidation } from '../src/train/data.js';
 import { main } from '../src/cli/main.js';
 import { sha256File } from '../src/train/fsutil.js';
+import { comparableMetrics, copyTokenizer, writeWordCorpus } from './helpers.js';
+import { Rng } from '../src/tensor/rng.js';
 
 let root: string;
 let corpus: string;
@@ -49,16 +50,7 @@ function tinyConfig(name: string, patch: object = {}): RunConfig {
 }
 
 function seedTokenizer(name: string): void {
-  const dir = path.join(root, name);
-  fs.mkdirSync(dir, { recursive: true });
-  for (const f of ['tokenizer.json', 'vocab.txt', 'tokenizer_config.json', 'special_tokens_map.json']) {
-    fs.copyFileSync(path.join(tokenizerDir, f), path.join(dir, f));
-  }
-}
-
-/** Metrics without the fields that measure time (or name the folder). */
-function comparable(records: MetricRecord[]): unknown[] {
-  return records.map(({ elapsed: _e, tokens_per_s: _t, path: _p, ...rest }) => rest);
+  copyTokenizer(tokenizerDir, path.join(root, name));
 }
 
 test('an interrupted and resumed run equals the uninterrupted run, across the untie step', async () => {
@@ -75,7 +67,7 @@ test('an interrupted and resumed run equals the uninterrupted run, across the un
   const a = readSafetensors(path.join(root, 'whole', 'checkpoint-12', 'model.safetensors'));
   const b = readSafetensors(path.join(root, 'cut', 'checkpoint-12', 'model.safetensors'));
   for (const name of Object.keys(a.tensors)) assert.deepEqual(b.tensors[name].data, a.tensors[name].data, name);
-  assert.deepEqual(comparable(readMetrics(path.join(root, 'cut', 'metrics.jsonl'))), comparable(readMetrics(path.join(root, 'whole', 'metrics.jsonl'))));
+  assert.deepEqual(comparableMetrics(readMetrics(path.join(root, 'cut', 'metrics.jsonl'))), comparableMetrics(readMetrics(path.join(root, 'whole', 'metrics.jsonl'))));
 
   // Also resume from the checkpoint taken before the untie step (4).
   seedTokenizer('early');
@@ -119,7 +111,7 @@ test('train --probe pos: a frozen-encoder POS probe after each validation, leavi
     assert.ok((p.score as number) > 0 && (p.score as number) < 1, String(p.score));
   }
   // The probe trains its own copy: the run's weights and every other record equal the run without it.
-  assert.deepEqual(comparable(records.filter((r) => r.type !== 'probe')), comparable(readMetrics(path.join(root, 'whole', 'metrics.jsonl'))));
+  assert.deepEqual(comparableMetrics(records.filter((r) => r.type !== 'probe')), comparableMetrics(readMetrics(path.join(root, 'whole', 'metrics.jsonl'))));
   const a = readSafetensors(path.join(root, 'whole', 'checkpoint-12', 'model.safetensors'));
   const b = readSafetensors(path.join(root, 'probed', 'checkpoint-12', 'model.safetensors'));
   for (const name of Object.keys(a.tensors)) assert.deepEqual(b.tensors[name].data, a.tensors[name].data, name);
@@ -305,17 +297,8 @@ test('a resumed run keeps the schedule of its first start; --extend-to recompute
 test('a tiny model learns what only context can tell: runs of one word, of random words', async () => {
   // Every sequence is [CLS] w1 x6, w2 x6, "." [SEP] with w1, w2 drawn from 20 words: a masked word is
   // the word next to it, while its frequency says nothing (each word 1/20).
-  const words = 'bax cel dov fum gip hek jol kup lam mib nox pev qua rit sol tav vek wim yor zun'.split(' ');
   const dir = path.join(root, 'runs-corpus');
-  fs.mkdirSync(dir);
-  const rng = new Rng(5);
-  for (let d = 0; d < 20; d++) {
-    const sentences = Array.from({ length: 100 }, () => {
-      const [a, b] = [words[rng.nextU32() % 20], words[rng.nextU32() % 20]];
-      return `${`${a} `.repeat(6)}${`${b} `.repeat(6)}.`;
-    });
-    fs.writeFileSync(path.join(dir, `doc${d}.txt`), sentences.join('\n\n') + '\n');
-  }
+  writeWordCorpus(dir, 100, (a, b) => `${`${a} `.repeat(6)}${`${b} `.repeat(6)}.`, '\n\n');
   const cfg = tinyConfig('context', {
     model: { layers: 2, hidden: 32, heads: 2, intermediate: 64, maxPositions: 16, dropout: 0, attentionDropout: 0 },
     data: { corpus: dir, seqLen: 16, vocabSize: 100, evalBatches: 4 },

@@ -11,6 +11,8 @@ import type { PairedDiff } from '../experiments/speedup.js';
 import { writeCompareReport } from '../report/compare.js';
 import { helpText, numberFlag, parse, type Flags } from './args.js';
 import { configFromFlags, trainFlags } from './train.js';
+import type { ModelKind } from '../models/lm.js';
+import { objectiveOf } from '../train/config.js';
 
 export const summary = 'the headline experiment: baseline vs ALBERT-style vs SWE-F/A/M, in steps and seconds';
 
@@ -18,6 +20,7 @@ export const DEFAULT_VARIANTS: Variant[] = ['baseline', 'albert', 'swe-f', 'swe-
 
 const flags: Flags = {
   preset: { type: 'string', help: 'model size (see untie train --help)', default: 'tiny' },
+  model: { type: 'string', help: 'bert (encoders, masked LM; the default) | gpt (decoders, next-token LM): what every run trains' },
   steps: { type: 'string', help: 'training steps of every run (baseline-half: half)' },
   budget: { type: 'string', help: 'instead of --steps: the same wall-clock training time for every run (900s, 30m, 1h; baseline-half: half). Seconds then decide; runs do not repeat exactly' },
   seeds: { type: 'string', help: 'seeds per variant (mean and spread over them)', default: '1' },
@@ -29,8 +32,8 @@ const flags: Flags = {
   threads: { type: 'string', help: 'kernel threads for every run (0 = all cores); runs go one after another', default: '0' },
   downstream: {
     type: 'string',
-    help: 'judge each final checkpoint downstream: probe (a linear probe on the frozen encoder, ~30 CPU-s a task), finetune (untie finetune, one seed, ~5 CPU-min a task), or none',
-    default: 'probe',
+    help: 'judge each final checkpoint downstream: probe (a linear probe on the frozen encoder, ~30 CPU-s a task), finetune (untie finetune, one seed, ~5 CPU-min a task), or none. ' +
+      'Default: probe for encoders, none for decoders (the tasks need an encoder)',
   },
   tasks: { type: 'string', help: 'downstream tasks (comma-separated): pos, spam', default: 'pos,spam' },
   json: { type: 'boolean', help: 'print the summary as JSON' },
@@ -60,7 +63,8 @@ export async function run(argv: string[]): Promise<number> {
   }
   const { values: trainValues, positionals: extra } = parse('train', trainArgs, trainFlags());
   if (extra.length > 0) throw new UntieError(`unexpected train argument "${extra[0]}"`);
-  const base = configFromFlags({ ...trainValues, preset: values.preset as string, steps: values.steps as string | undefined, budget: values.budget as string | undefined, threads: values.threads as string });
+  if (values.model !== undefined && trainValues.model !== undefined) throw new UntieError('--model given both to compare and after `--`: give it once');
+  const base = configFromFlags({ ...trainValues, model: trainValues.model ?? values.model, preset: values.preset as string, steps: values.steps as string | undefined, budget: values.budget as string | undefined, threads: values.threads as string });
   base.name = 'compare';
   base.outDir = values.out as string;
   const seeds = numberFlag('seeds', values.seeds, { integer: true, min: 1 })!;
@@ -74,7 +78,12 @@ export async function run(argv: string[]): Promise<number> {
     sweep: typeof values.sweep === 'string' ? parseSweep(values.sweep) : null,
     progress: !values.quiet && !values.json,
   };
-  const mode = values.downstream as string;
+  // The downstream tasks fine-tune an encoder: a comparison of decoders goes by validation loss alone.
+  const decoder = base.model.kind === 'gpt';
+  if (decoder && values.downstream !== undefined && values.downstream !== 'none') {
+    throw new UntieError(`--downstream ${String(values.downstream)} fine-tunes classifiers on an encoder; decoders (--model gpt) are compared by validation loss alone: drop --downstream`);
+  }
+  const mode = (values.downstream as string | undefined) ?? (decoder ? 'none' : 'probe');
   if (!['probe', 'finetune', 'none'].includes(mode)) throw new UntieError(`--downstream must be probe, finetune or none, got "${mode}"`);
   const tasks = String(values.tasks).split(',').map((t) => t.trim()).filter(Boolean);
   for (const t of tasks) if (t !== 'pos' && t !== 'spam') throw new UntieError(`--tasks: "${t}" is not a built-in task (pos, spam)`);
@@ -95,7 +104,7 @@ export async function run(argv: string[]): Promise<number> {
   if (values.json) {
     console.log(JSON.stringify({ out: options.out, machine: results.machine, threads: results.threads, interrupted: results.interrupted, summary: results.summary }));
   } else {
-    console.log(formatSummary(results.summary, results.machine, results.threads));
+    console.log(formatSummary(results.summary, results.machine, results.threads, results.base.model.kind));
     console.log(`results: ${path.join(options.out, 'results.json')}\nreport: ${report}`);
   }
   return results.interrupted ? 130 : 0;
@@ -113,8 +122,11 @@ function gap(final: Stat | null, target: Stat | null): string {
 }
 
 /** The printed table: per sweep point, one line per variant. */
-export function formatSummary(points: PointSummary[], machine: string, threads: number): string {
-  const lines: string[] = [`${machine}, ${threads} thread(s); ratios < 1 mean faster than the baseline to the baseline's final validation loss`];
+export function formatSummary(points: PointSummary[], machine: string, threads: number, kind: ModelKind = 'bert'): string {
+  const lines: string[] = [
+    `objective: ${objectiveOf(kind)}`,
+    `${machine}, ${threads} thread(s); ratios < 1 mean faster than the baseline to the baseline's final validation loss`,
+  ];
   for (const p of points) {
     lines.push('');
     lines.push(`${p.point ? `${p.point}: ` : ''}target (baseline final val loss) ${fmt(p.target, 4)}; unigram ${p.unigramValLoss?.toFixed(4) ?? '-'} / ${p.unigramValAcc !== null ? (100 * p.unigramValAcc).toFixed(2) + '%' : '-'}`);

@@ -1,7 +1,8 @@
 /**
- * `untie export CHECKPOINT OUTDIR`: a Hugging Face folder (BertForMaskedLM, or
- * RobertaPreLayerNormForMaskedLM for a Pre-LN model); with --onnx, also the
- * ONNX graph transformers.js and onnxruntime run.
+ * `untie export CHECKPOINT OUTDIR`: a Hugging Face folder (BertForMaskedLM,
+ * RobertaPreLayerNormForMaskedLM for a Pre-LN model, GPT2LMHeadModel for a
+ * decoder); with --onnx, also the ONNX graph transformers.js and onnxruntime
+ * run (encoders only).
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -35,13 +36,14 @@ A Post-LN model (--norm post) loads with BertForMaskedLM.from_pretrained(OUTDIR)
 BertForTokenClassification / BertForSequenceClassification). Hugging Face's BERT has no Pre-LN form, so a
 Pre-LN model (--norm pre) is written as RoBERTa-PreLayerNorm, the same computation under other names:
 RobertaPreLayerNormForMaskedLM (RobertaPreLayerNormForTokenClassification / ...ForSequenceClassification),
-transformers >= 4.27. Either way AutoTokenizer.from_pretrained(OUTDIR) loads untie's WordPiece tokenizer,
-and untie reads the folder back (eval, fill-mask, finetune).
+transformers >= 4.27. A GPT decoder (--model gpt) loads with GPT2LMHeadModel.from_pretrained(OUTDIR).
+In each case AutoTokenizer.from_pretrained(OUTDIR) loads untie's WordPiece tokenizer (a decoder too: it was
+trained with it, not with GPT-2's BPE), and untie reads the folder back (eval, fill-mask, finetune; generate).
 With --onnx, transformers.js loads the folder (pipeline('fill-mask' | 'token-classification' |
 'text-classification', OUTDIR)); a Pre-LN model's config says "roberta-prelayernorm", which transformers.js
 lacks: pass it the config with model_type "bert" (the graph computes; the type only picks the pipeline's
-processing). The folder is written beside OUTDIR and renamed into place when complete.`;
-
+processing). --onnx writes encoders only: a decoder is refused. The folder is written beside OUTDIR and
+renamed into place when complete.`;
 
 export async function run(argv: string[]): Promise<number> {
   const { values, positionals } = parse('export', argv, flags);
@@ -65,7 +67,12 @@ export async function run(argv: string[]): Promise<number> {
   });
   console.log(`wrote ${out} from ${r.source}: ${fs.readdirSync(out).sort().join(', ')}`);
   console.log(`Hugging Face: ${r.architecture}.from_pretrained(${JSON.stringify(out)}) and AutoTokenizer.from_pretrained(${JSON.stringify(out)}) load it.`);
-  if (r.modelType !== 'bert') {
+  if (r.modelType === 'gpt2') {
+    console.log(
+      'The tokenizer is untie\'s WordPiece (a BertTokenizerFast), which this model was trained with. It reads documents that end in [SEP]: ' +
+        'encode a prompt with add_special_tokens=False and put [SEP] before it, as untie generate does.',
+    );
+  } else if (r.modelType !== 'bert') {
     console.log(
       'This is a Pre-LN model, which Hugging Face\'s BERT classes cannot hold: it is written as RoBERTa-PreLayerNorm ' +
         `(model_type "${r.modelType}", transformers >= 4.27), which computes the same function.`,

@@ -17,6 +17,7 @@ const commands: Record<string, () => Promise<Command>> = {
   eval: () => import('./eval.js'),
   'fill-mask': () => import('./fillmask.js'),
   predict: () => import('./predict.js'),
+  generate: () => import('./generate.js'),
   export: () => import('./export.js'),
   finetune: () => import('./finetune.js'),
   linear: () => import('./linear.js'),
@@ -27,9 +28,10 @@ const commands: Record<string, () => Promise<Command>> = {
 };
 
 const summaries: Record<string, string> = {
-  train: 'pre-train a BERT encoder with masked LM (shared layers, then untied)',
-  eval: 'validation MLM loss and accuracy of a run or checkpoint',
-  'fill-mask': 'most likely tokens for each [MASK] in a text',
+  train: 'pre-train a BERT encoder (masked LM) or a GPT decoder (next token), shared layers then untied',
+  eval: 'validation loss and accuracy (masked LM or next token) of a run or checkpoint',
+  'fill-mask': 'most likely tokens for each [MASK] in a text (an encoder)',
+  generate: 'continue a prompt with a GPT decoder (sampling reproducible by --seed)',
   predict: 'label new text with a fine-tuned classifier (a label per text, or a tag per word)',
   export: 'write a checkpoint (or a fine-tuned model) as a Hugging Face folder',
   finetune: 'fine-tune a checkpoint on POS tagging, spam detection or your own labelled texts',

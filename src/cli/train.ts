@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { kernels } from '../backend/index.js';
 import { UntieError } from '../errors.js';
-import { defaultRunConfig, mergeConfig, parseDuration, readConfigFile, runConfigOf, validateRunConfig, PRESETS, type RunConfig } from '../train/config.js';
+import { defaultRunConfig, encoderOnlyError, mergeConfig, parseDuration, readConfigFile, runConfigOf, validateDecoderSettings, validateRunConfig, PRESETS, type RunConfig } from '../train/config.js';
 import { finishedRun } from '../train/finished.js';
 import { listRunDirs } from '../report/read.js';
 import { checkCreatable } from '../train/fsutil.js';
@@ -12,7 +12,7 @@ import { startServer, type RunningServer } from '../serve/server.js';
 import { commandAsRun, helpText, noPositionals, numberFlag, parse, type Flags } from './args.js';
 import { DEFAULT_PORT, exposureNote, serverFlags } from './serve.js';
 
-export const summary = 'pre-train a BERT encoder with masked LM (shared layers, then untied)';
+export const summary = 'pre-train a BERT encoder (masked LM) or a GPT decoder (next token), shared layers then untied';
 
 const d = defaultRunConfig('tiny');
 
@@ -34,7 +34,7 @@ const NUMERIC: Record<string, [keyof RunConfig, string, boolean, string]> = {
   'seq-len': ['data', 'seqLen', true, 'tokens per sequence'],
   'vocab-size': ['data', 'vocabSize', true, 'WordPiece vocabulary size'],
   'eval-batches': ['data', 'evalBatches', true, 'validation batches per evaluation (0 = all)'],
-  'mask-prob': ['data', 'maskProb', false, 'fraction of tokens masked for prediction in training (validation always masks 0.15)'],
+  'mask-prob': ['data', 'maskProb', false, '--model bert: fraction of tokens masked for prediction in training (validation always masks 0.15)'],
   'validation-fraction': ['data', 'validationFraction', false, 'share of the documents held out for validation (a single text file is cut into 100 blocks first)'],
   layers: ['model', 'layers', true, 'encoder layers (preset-dependent)'],
   hidden: ['model', 'hidden', true, 'hidden size (preset-dependent)'],
@@ -52,11 +52,12 @@ const NUMERIC: Record<string, [keyof RunConfig, string, boolean, string]> = {
 };
 
 const STRINGS: Record<string, [keyof RunConfig | null, string, string]> = {
+  model: ['model', 'kind', 'bert (an encoder, masked LM) | gpt (a decoder, GPT-2\'s layout, next-token LM)'],
   corpus: ['data', 'corpus', '"brown" (built in) or a text file or folder of .txt files'],
   out: [null, 'outDir', 'folder that holds run folders'],
   name: [null, 'name', 'run folder name (default: <preset>-<date>)'],
   optimizer: ['train', 'optimizer', 'adamw | lamb'],
-  norm: ['model', 'norm', 'post (Hugging Face BERT) | pre (the paper\'s Pre-LN)'],
+  norm: ['model', 'norm', '--model bert: post (Hugging Face BERT) | pre (the paper\'s Pre-LN); a GPT decoder is Pre-LN'],
   bias: ['model', 'bias', 'on | off: biases in the encoder\'s Linear layers (off = Cramming\'s recipe)'],
   schedule: ['train', 'schedule', 'linear | cosine | constant: the learning rate after warmup'],
   'position-init': ['model', 'positionInit', 'normal | sinusoidal: how the learned position table starts'],
@@ -65,7 +66,7 @@ const STRINGS: Record<string, [keyof RunConfig | null, string, string]> = {
   'shared-grad': ['sharing', 'sharedGrad', 'mean (the paper) | sum (ALBERT)'],
   'untie-optimizer': ['sharing', 'untieOptimizer', 'at untying: copy (each layer continues the shared optimizer state) | rescale (that copy, moments rescaled to the layer\'s own gradient size) | reset'],
   'untie-statistic': ['sharing', 'statistic', 'what adaptive/multi compare with rho: cosine (the paper\'s) | ema | relative | tensor-median'],
-  probe: ['train', 'probe', 'after each validation, train a probe on the frozen encoder and log its test score: pos | spam (off unless given; each costs about one `untie finetune --frozen --seeds 1`)'],
+  probe: ['train', 'probe', '--model bert: after each validation, train a probe on the frozen encoder and log its test score: pos | spam (off unless given; each costs about one `untie finetune --frozen --seeds 1`)'],
   'clip-basis': ['train', 'clipBasis', 'the norm --clip bounds while tied: update (the applied, shared gradient) | layers (every layer\'s own gradient)'],
 };
 
@@ -128,7 +129,13 @@ export function configFromFlags(values: Record<string, string | boolean | undefi
     if (section) (cfg[section] as unknown as Record<string, unknown>)[key] = v;
     else (cfg as unknown as Record<string, unknown>)[key] = v;
   }
-  if (!cfg.name) cfg.name = `${cfg.preset}-${new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19)}`;
+  if (cfg.model.kind === 'gpt') {
+    // A flag given at its default value passes the config's checks; given at all, it says the user meant an encoder.
+    if (values['mask-prob'] !== undefined) throw encoderOnlyError('mask-prob');
+    // Checked here, before the names below are rewritten: these messages name the flag and the config field both.
+    validateDecoderSettings(cfg);
+  }
+  if (!cfg.name) cfg.name = `${cfg.model.kind === 'gpt' ? 'gpt-' : ''}${cfg.preset}-${new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19)}`;
   try {
     validateRunConfig(cfg);
   } catch (err) {

@@ -220,12 +220,68 @@ export interface MlmDatasetOptions {
 }
 
 /** Where a dataset stands: JSON-serialisable, for trainer_state.json. */
-export interface MlmDatasetState {
-  epoch: number;
-  /** Index into this epoch's order of the next sequence to draw. */
-  position: number;
+export interface MlmDatasetState extends EpochPosition {
   /** The masking RNG. */
   rng: RngState;
+}
+
+/** Where a stream of items stands in its epochs: JSON-serialisable. */
+export interface EpochPosition {
+  epoch: number;
+  /** Index into this epoch's order of the next item to draw. */
+  position: number;
+}
+
+/**
+ * Draws item indices 0..size-1 epoch after epoch, each epoch in its own
+ * seeded order (`orderName` names the RNG stream the orders come from), so a
+ * position (epoch, index) says exactly what comes next.
+ */
+export class EpochSampler {
+  private epochValue = 0;
+  private position = 0;
+  private order = new Int32Array(0);
+  private orderEpoch = -1;
+
+  constructor(readonly size: number, private readonly seed: number, private readonly orderName: string, private readonly shuffle = true) {}
+
+  /** The epoch the next item comes from (0-based). */
+  get epoch(): number {
+    return this.epochValue;
+  }
+
+  next(): number {
+    if (this.position >= this.size) {
+      this.epochValue++;
+      this.position = 0;
+    }
+    return this.epochOrder()[this.position++];
+  }
+
+  getState(): EpochPosition {
+    return { epoch: this.epochValue, position: this.position };
+  }
+
+  /** Whether `state` is a position in these items (restored when it is). */
+  setState(state: EpochPosition): boolean {
+    const fits = typeof state === 'object' && state !== null && Number.isSafeInteger(state.epoch) && state.epoch >= 0 &&
+      Number.isInteger(state.position) && state.position >= 0 && state.position <= this.size;
+    if (fits) {
+      this.epochValue = state.epoch;
+      this.position = state.position;
+    }
+    return fits;
+  }
+
+  private epochOrder(): Int32Array {
+    if (this.orderEpoch !== this.epochValue) {
+      const order = Array.from({ length: this.size }, (_, i) => i);
+      if (this.shuffle) Rng.derive(this.seed, `${this.orderName}-${this.epochValue}`).shuffle(order);
+      this.order = Int32Array.from(order);
+      this.orderEpoch = this.epochValue;
+    }
+    return this.order;
+  }
 }
 
 /**
@@ -235,13 +291,8 @@ export interface MlmDatasetState {
  */
 export class MlmDataset {
   readonly seqLen: number;
-  private readonly seed: number;
   private readonly masking: MaskingConfig;
-  private readonly shuffle: boolean;
-  private epochValue = 0;
-  private position = 0;
-  private order: Int32Array;
-  private orderEpoch = -1;
+  private readonly sampler: EpochSampler;
   private readonly rng: Rng;
 
   constructor(
@@ -253,14 +304,12 @@ export class MlmDataset {
       'The training set has no sequences: the corpus (training split) produced no tokens. Use a larger corpus.',
     );
     this.seqLen = options.seqLen;
-    this.seed = options.seed;
     this.masking = options.masking;
-    this.shuffle = options.shuffle ?? true;
     for (const seq of sequences) {
       check(seq.length <= this.seqLen, `A packed sequence has ${seq.length} tokens, more than the sequence length ${this.seqLen}.`);
     }
+    this.sampler = new EpochSampler(sequences.length, options.seed, 'mlm-order-epoch', options.shuffle ?? true);
     this.rng = Rng.derive(options.seed, 'mlm-masking');
-    this.order = new Int32Array(0);
   }
 
   get numSequences(): number {
@@ -269,46 +318,26 @@ export class MlmDataset {
 
   /** The epoch the next sequence comes from (0-based). */
   get epoch(): number {
-    return this.epochValue;
+    return this.sampler.epoch;
   }
 
   nextBatch(batchSize: number): MlmBatch {
     check(Number.isInteger(batchSize) && batchSize > 0, `Batch size must be a positive integer, got ${batchSize}.`);
-    const picked: Int32Array[] = [];
-    while (picked.length < batchSize) {
-      if (this.position >= this.sequences.length) {
-        this.epochValue++;
-        this.position = 0;
-      }
-      picked.push(this.sequences[this.epochOrder()[this.position++]]);
-    }
+    const picked = Array.from({ length: batchSize }, () => this.sequences[this.sampler.next()]);
     return makeMaskedBatch(picked, this.seqLen, this.masking, this.rng);
   }
 
   getState(): MlmDatasetState {
-    return { epoch: this.epochValue, position: this.position, rng: this.rng.getState() };
+    return { ...this.sampler.getState(), rng: this.rng.getState() };
   }
 
   setState(state: MlmDatasetState): void {
     check(
-      typeof state === 'object' && state !== null && Number.isSafeInteger(state.epoch) && state.epoch >= 0 &&
-        Number.isInteger(state.position) && state.position >= 0 && state.position <= this.sequences.length && isRngState(state.rng),
+      isRngState(state?.rng) && this.sampler.setState(state),
       () => `The saved data state ${JSON.stringify(state)?.slice(0, 200)} does not fit this dataset (${this.sequences.length} sequences). ` +
         'The checkpoint was made with different data or sequence length; resume with the same corpus, tokenizer and settings.',
     );
-    this.epochValue = state.epoch;
-    this.position = state.position;
     this.rng.setState([...state.rng] as RngState);
-  }
-
-  private epochOrder(): Int32Array {
-    if (this.orderEpoch !== this.epochValue) {
-      const order = Array.from({ length: this.sequences.length }, (_, i) => i);
-      if (this.shuffle) Rng.derive(this.seed, `mlm-order-epoch-${this.epochValue}`).shuffle(order);
-      this.order = Int32Array.from(order);
-      this.orderEpoch = this.epochValue;
-    }
-    return this.order;
   }
 }
 

@@ -30,7 +30,7 @@ export const VARIANTS = ['baseline', 'albert', 'swe-f', 'swe-a', 'swe-m', 'basel
 export type Variant = (typeof VARIANTS)[number];
 
 export const VARIANT_ABOUT: Record<Variant, string> = {
-  baseline: 'untied from the start (BERT)',
+  baseline: 'untied from the start (BERT, GPT)',
   albert: 'all layers tied to the end (ALBERT-style)',
   'swe-f': 'tied, untied at a fixed fraction of the run (SWE-F)',
   'swe-a': 'tied, untied when adjacent layers\' gradients disagree (SWE-A)',

@@ -112,7 +112,7 @@ export function bertOnnxModel(model: OnnxExportable, opts: { producerVersion?: s
 
   const batchSeqDims = ['batch', 'sequence'];
   let logitsDims: (number | string)[];
-  if (!('kind' in model)) {
+  if (model.kind === 'bert') {
     // MLM head at every position; the decoder is the word-embedding table (tied).
     const t = layerNorm(gelu(linear(x, 'cls.predictions.transform.dense')), 'cls.predictions.transform.LayerNorm');
     const scores = g.op('Gemm', [t, w(`${e}.word_embeddings.weight`), w('cls.predictions.bias')], [attr.int('transB', 1)], { hint: 'mlm_scores' });

@@ -11,6 +11,7 @@ import { DenseLayerNorm, Dropout, Embedding, LayerNorm, Linear } from '../nn/lay
 import { MultiHeadSelfAttention } from '../nn/attention.js';
 import { Module } from '../nn/module.js';
 import type { RepeatedStack } from '../sharing/controller.js';
+import { countCorrect, type LanguageModel, type LmBatch, type LmOutput, type TokenBatch } from './lm.js';
 import { anomalyScope } from '../tensor/anomaly.js';
 import { Rng } from '../tensor/rng.js';
 import { Tensor } from '../tensor/tensor.js';
@@ -82,20 +83,10 @@ export function bertParameterCount(c: BertConfig): number {
   return embeddings + c.layers * layer + (c.norm === 'pre' ? 2 * H : 0) + head;
 }
 
-/** One batch of token ids, flattened (batch, seq). */
-export interface TokenBatch {
-  inputIds: Int32Array;
-  tokenTypeIds: Int32Array;
-  /** 1 for real tokens, 0 for padding. */
-  attentionMask: Float32Array;
-  batchSize: number;
-  seqLen: number;
-}
+export type { TokenBatch } from './lm.js';
 
-export interface MlmBatch extends TokenBatch {
-  /** Target id at masked positions, -100 elsewhere. */
-  labels: Int32Array;
-}
+/** A masked-LM batch: the original id at masked positions, -100 elsewhere. */
+export type MlmBatch = LmBatch;
 
 /**
  * The Transformer's position table, PE[p, 2i] = sin(p / 10000^(2i/d)) and
@@ -258,15 +249,12 @@ class MlmHeads extends Module {
   }
 }
 
-export interface MlmOutput {
-  loss: Tensor;
-  /** Masked positions predicted correctly, and how many there were. */
-  correct: number;
-  count: number;
-}
+/** Masked-LM loss (mean over masked positions) and accuracy counts. */
+export type MlmOutput = LmOutput;
 
 /** BertForMaskedLM: encoder plus the MLM head, decoder tied to the word embeddings. */
-export class BertForMaskedLM extends Module {
+export class BertForMaskedLM extends Module implements LanguageModel {
+  readonly kind = 'bert';
   readonly bert: BertModel;
   readonly cls: MlmHeads;
   /** Every dropout mask draws its seed from this; its state goes into checkpoints. */
@@ -320,13 +308,12 @@ export class BertForMaskedLM extends Module {
     const targets = Int32Array.from(positions, (p) => b.labels[p]);
     const logits = anomalyScope('cls.predictions', () => this.logitsAt(hidden, pos));
     const loss = anomalyScope('the MLM loss', () => ops.crossEntropy(logits, targets));
-    const V = this.config.vocabSize;
-    let correct = 0;
-    for (let r = 0; opts.accuracy !== false && r < targets.length; r++) {
-      let best = 0;
-      for (let v = 1; v < V; v++) if (logits.data[r * V + v] > logits.data[r * V + best]) best = v;
-      if (best === targets[r]) correct++;
-    }
+    const correct = opts.accuracy !== false ? countCorrect(logits.data, targets, this.config.vocabSize) : 0;
     return { loss, correct, count: targets.length };
+  }
+
+  /** The trainer's name for the objective's loss: here, masked LM. */
+  loss(b: LmBatch, opts: { accuracy?: boolean } = {}): LmOutput {
+    return this.mlm(b, opts);
   }
 }

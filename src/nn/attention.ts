@@ -2,7 +2,8 @@
  * Multi-head self-attention, laid out as Hugging Face's BertAttention so its
  * parameters carry the same names: self.query/key/value, output.dense.
  * The residual and output.LayerNorm are applied by the caller, since Pre-LN and
- * Post-LN place them differently.
+ * Post-LN place them differently. `attend` is the computation itself, shared
+ * with the decoder (src/models/gpt.ts), which gives it a causal mask.
  */
 import { Rng } from '../tensor/rng.js';
 import { Tensor } from '../tensor/tensor.js';
@@ -46,15 +47,41 @@ export class MultiHeadSelfAttention extends Module {
    * ignore) or null. Returns (B, T, C), before the residual.
    */
   forward(x: Tensor, keyMask: Float32Array | null): Tensor {
-    const [B, T, C] = x.shape;
-    const H = this.heads, D = this.headDim;
-    // Q, K and V in one GEMM, each (B, H, T, D); the three Linears keep their own parameters and gradients.
-    const { query, key, value } = this.self;
-    const [q, k, v] = ops.linearHeads(x, [query.weight, key.weight, value.weight], [query.bias, key.bias, value.bias], H);
-    const scores = ops.matmul(q, k, { transB: true }); // (B, H, T, T)
-    const probs = this.attnDropout.forward(ops.softmax(scores, { scale: 1 / Math.sqrt(D), mask: keyMask, maskGroup: H * T }));
-    const context = ops.matmul(probs, v); // (B, H, T, D)
-    const merged = ops.reshape(ops.permute(context, [0, 2, 1, 3]), [B, T, C]);
-    return this.output.dense.forward(merged);
+    const [, T] = x.shape;
+    return this.output.dense.forward(attend(x, this.self, this.heads, this.attnDropout, keyMask, this.heads * T));
   }
 }
+
+/**
+ * The heads' attention of x (B, T, C) with Q, K and V from `proj`: the
+ * context (B, T, C) before the output projection. `mask` is additive, one row
+ * of T per `maskGroup` consecutive rows of the (B, H, T, T) scores: a key
+ * mask (B, T) with maskGroup H*T, or a full (B*H*T, T) mask with maskGroup 1
+ * (the decoder's causal one).
+ */
+export function attend(x: Tensor, proj: { query: Linear; key: Linear; value: Linear }, heads: number, attnDropout: Dropout, mask: Float32Array | null, maskGroup: number): Tensor {
+  const [B, T, C] = x.shape;
+  const D = C / heads;
+  // Q, K and V in one GEMM, each (B, H, T, D); the three Linears keep their own parameters and gradients.
+  const { query, key, value } = proj;
+  const [q, k, v] = ops.linearHeads(x, [query.weight, key.weight, value.weight], [query.bias, key.bias, value.bias], heads);
+  const scores = ops.matmul(q, k, { transB: true }); // (B, H, T, T)
+  const probs = attnDropout.forward(ops.softmax(scores, { scale: 1 / Math.sqrt(D), mask, maskGroup }));
+  const context = ops.matmul(probs, v); // (B, H, T, D)
+  return ops.reshape(ops.permute(context, [0, 2, 1, 3]), [B, T, C]);
+}
+
+/**
+ * The additive causal mask of (B, H, T, T) scores, one row per score row:
+ * query t sees keys 0..t (0), not the later ones (-1e9, whose exp is exactly
+ * 0, so later tokens change nothing at t). Kept for the last shape asked
+ * (training asks for one shape every step).
+ */
+export function causalMask(B: number, H: number, T: number): Float32Array {
+  if (cachedCausal && cachedCausal.key === `${B},${H},${T}`) return cachedCausal.mask;
+  const mask = new Float32Array(B * H * T * T);
+  for (let r = 0; r < B * H * T; r++) mask.fill(-1e9, r * T + (r % T) + 1, (r + 1) * T);
+  cachedCausal = { key: `${B},${H},${T}`, mask };
+  return mask;
+}
+let cachedCausal: { key: string; mask: Float32Array } | null = null;

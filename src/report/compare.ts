@@ -19,6 +19,8 @@ import { renderPage } from './page.js';
 import { readRun } from './read.js';
 import { configForPage, cosineHeatmap } from './run.js';
 import { writeFileAtomic } from '../train/fsutil.js';
+import { objectiveOf } from '../train/config.js';
+import type { ModelKind } from '../models/lm.js';
 import { pairedVerdict, type PairedDiff } from '../experiments/speedup.js';
 
 const VARIANT_COLOR: Record<Variant, string> = {
@@ -96,13 +98,14 @@ function speedupBlocks(p: PointSummary, idp: string): Block[] {
   return [{ kind: 'html', html: targets + table(head, rows) }, chart];
 }
 
-/** The paper's Table 1, in its shape: MLM accuracy and the downstream scores, one column per variant. */
-function paperTable1(p: PointSummary): string {
+/** The paper's Table 1, in its shape: the objective's accuracy and loss (MLM, or next token) and the downstream scores, one column per variant. */
+function paperTable1(p: PointSummary, kind: ModelKind): string {
   const tasks = [...new Set(p.variants.flatMap((v) => Object.keys(v.downstream)))];
   const head: Cell[] = ['', ...p.variants.map((v) => v.variant)];
+  const short = kind === 'gpt' ? 'Next-token' : 'MLM';
   const rows: Cell[][] = [
-    ['MLM acc. (%)', ...p.variants.map((v) => fmt(v.finalValAcc, 2, 100))],
-    ['MLM loss', ...p.variants.map((v) => fmt(v.finalValLoss, 4))],
+    [`${short} acc. (%)`, ...p.variants.map((v) => fmt(v.finalValAcc, 2, 100))],
+    [`${short} loss`, ...p.variants.map((v) => fmt(v.finalValLoss, 4))],
     ...tasks.map((t): Cell[] => [taskHeading(p, t), ...p.variants.map((v) => fmt(v.downstream[t], 4) + majorityMark(p, t, v.downstream[t]))]),
   ];
   return table(head, rows);
@@ -278,6 +281,7 @@ export function compareView(res: CompareResults, out: string): View {
   const o = res.options;
   const base = res.base;
   const length = base.train.budget > 0 ? `a budget of ${formatSeconds(base.train.budget)} of training` : `${base.train.steps} steps`;
+  const kind = base.model.kind ?? 'bert'; // results.json written before decoders has no kind: encoders
   const seeds = [...new Set(res.runs.map((r) => r.seed))].sort((a, b) => a - b);
   const how = res.timing
     ? `<b>Runs went side by side, one thread each, on ${escapeHtml(res.machine)}</b>; their logged seconds do not compare, so every seconds figure here is steps times the cost per step of each phase (tied or untied, at its depth) measured alone: ${escapeHtml(res.timing.how)} `
@@ -286,8 +290,9 @@ export function compareView(res: CompareResults, out: string): View {
       + '(evaluation and checkpoint time excluded'
       + (res.warmupSteps ? `; before the first run of each model shape the process trained ${res.warmupSteps} untimed steps of it, so that no run's seconds include the process's start` : '')
       + '). ';
-  const intro = `<p>Does sharing the layers' weights, then untying them, reach the baseline's quality sooner? Every variant trained on the same data, `
-    + `tokenizer, model shape (${base.model.layers} layers, hidden ${base.model.hidden}, ${base.model.norm}-LN), ${length} per run (baseline-half: half) `
+  const intro = `<p>Does sharing the layers' weights, then untying them, reach the baseline's quality sooner? <b>Objective: ${escapeHtml(objectiveOf(kind))}</b>. `
+    + 'Every variant trained on the same data, '
+    + `tokenizer, model shape (${base.model.layers} layers, hidden ${base.model.hidden}, ${kind === 'gpt' ? 'GPT-2\'s Pre-LN' : `${base.model.norm}-LN`}), ${length} per run (baseline-half: half) `
     + `and ${seeds.length === 1 ? `seed ${seeds[0]}` : `seeds ${seeds.join(', ')}`}. ` + how
     + 'The target of each seed is the baseline\'s final validation loss at that seed; '
     + 'steps and seconds to reach it are interpolated between evaluations; ratios below 1 are faster than the baseline. '
@@ -310,7 +315,7 @@ export function compareView(res: CompareResults, out: string): View {
         ...(paired ? [paired] : []),
         { kind: 'grid', blocks: curveCharts(p, runs, idp) },
         ...(speedup.length ? [{ kind: 'section', level: 3, title: 'The speed-up as a curve, and paired differences', blocks: speedup } satisfies Block] : []),
-        { kind: 'section', level: 3, title: 'In the shape of the paper\'s Table 1', blocks: [{ kind: 'html', html: paperTable1(p) }] },
+        { kind: 'section', level: 3, title: 'In the shape of the paper\'s Table 1', blocks: [{ kind: 'html', html: paperTable1(p, kind) }] },
         { kind: 'section', level: 3, title: 'Adjacent layers\' gradient agreement', blocks: agreementBlocks(p, runs, idp) },
       ],
     });

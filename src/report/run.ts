@@ -214,13 +214,18 @@ const ACCURACY: Metric[] = [
   { type: 'eval', field: 'unigram_val_acc', label: 'unigram (validation)', percent: true, color: '#666666', dash: true },
 ];
 
-/** MLM loss: training steps, validation evals, the unigram predictor's loss when logged. */
+/** Whether the runs are decoders (their config says model.kind "gpt"): the charts then say next-token, not masked. */
+function decoders(runs: RunData[]): boolean {
+  return runs.length > 0 && runs.every((r) => configValue(r, 'model', 'kind') === 'gpt');
+}
+
+/** The objective's loss: training steps, validation evals, the unigram predictor's loss when logged. */
 export function lossChart(runs: RunData[], x: XAxis, id = `loss-${x}`): LineChart {
-  return chart(id, `Masked-LM loss against ${X_LABEL[x]}`, x, 'loss (nats)', metricSeries(runs, LOSS, x), runs);
+  return chart(id, `${decoders(runs) ? 'Next-token' : 'Masked-LM'} loss against ${X_LABEL[x]}`, x, 'loss (nats)', metricSeries(runs, LOSS, x), runs);
 }
 
 export function accuracyChart(runs: RunData[], x: XAxis, id = `accuracy-${x}`): LineChart {
-  return chart(id, `Masked-token accuracy against ${X_LABEL[x]}`, x, 'accuracy (%)', metricSeries(runs, ACCURACY, x), runs);
+  return chart(id, `${decoders(runs) ? 'Next-token' : 'Masked-token'} accuracy against ${X_LABEL[x]}`, x, 'accuracy (%)', metricSeries(runs, ACCURACY, x), runs);
 }
 
 export function learningRateChart(runs: RunData[], id = 'lr'): LineChart {

@@ -1,7 +1,9 @@
 /**
  * Checkpoints in Hugging Face's layout:
  *   checkpoint-<step>/model.safetensors      weights, HF BERT names, format=pt
- *                     config.json            a Hugging Face BertConfig
+ *                                            (a decoder's: GPT-2's names and
+ *                                            layout, see gpt2.ts)
+ *                     config.json            a Hugging Face BertConfig (GPT2Config)
  *                     optimizer.safetensors  moments of every optimizer state
  *                     trainer_state.json     step, RNG states, data position,
  *                                            tying plan and criterion state,
@@ -19,7 +21,9 @@ import path from 'node:path';
 import { kernels } from '../backend/index.js';
 import { quoteError, UntieError } from '../errors.js';
 import { TOKENIZER_FILES } from '../data/tokenizer.js';
-import type { BertConfig, BertForMaskedLM, MlmBatch } from '../models/bert.js';
+import type { BertConfig, BertForMaskedLM } from '../models/bert.js';
+import { GptLMHeadModel } from '../models/gpt.js';
+import type { LmBatch } from '../models/lm.js';
 import type { Module } from '../nn/module.js';
 import type { Optimizer } from '../optim/optimizers.js';
 import type { SharingState } from '../sharing/controller.js';
@@ -27,6 +31,7 @@ import { firstNonFinite } from '../tensor/anomaly.js';
 import { isRngState, type RngState } from '../tensor/rng.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { ResolvedSchedule } from './config.js';
+import { fromGpt2, gpt2Config, gptConfigFromHf, parametersAsGpt2, GPT2_TYPE } from './gpt2.js';
 import { maxPositionsFromRoberta, robertaArchitecture, robertaPreLnConfig, ROBERTA_PRELN_TYPE, toRobertaPreLn } from './roberta-prelayernorm.js';
 import { readSafetensors, writeSafetensors, type Safetensors, type WritableTensor } from './safetensors.js';
 import { describeFsError, formatBytes, freeBytes, fsErrorCode, sha256File, writeFileAtomic } from './fsutil.js';
@@ -203,7 +208,13 @@ export function hfLayoutOf(c: BertConfig): HfLayout {
  * `layout: 'roberta-prelayernorm'` (a Pre-LN model only), the folder is a
  * RoBERTa-PreLayerNorm one (see roberta-prelayernorm.ts).
  */
-export function saveModelWeights(dir: string, model: SavableModel, opts: { hfBiases?: boolean; layout?: HfLayout } = {}): void {
+export function saveModelWeights(dir: string, model: SavableModel | GptLMHeadModel, opts: { hfBiases?: boolean; layout?: HfLayout } = {}): void {
+  if (model instanceof GptLMHeadModel) {
+    // Always GPT2LMHeadModel's layout (with zero biases where the model has none), so no option applies.
+    writeSafetensors(path.join(dir, CHECKPOINT_FILES.model), parametersAsGpt2(model.namedParameters(), model.config), { format: 'pt' });
+    writeFileAtomic(path.join(dir, CHECKPOINT_FILES.config), JSON.stringify(gpt2Config(model.config), null, 2) + '\n');
+    return;
+  }
   const layout = opts.layout ?? 'bert';
   if (layout === ROBERTA_PRELN_TYPE && model.config.norm !== 'pre') throw new UntieError(`only a Pre-LN model has the ${ROBERTA_PRELN_TYPE} layout; this one is Post-LN`);
   let tensors: Record<string, WritableTensor> = {};
@@ -263,7 +274,7 @@ function linearBiasShapes(c: BertConfig): [string, number[]][] {
 }
 
 export interface CheckpointContents {
-  model: BertForMaskedLM;
+  model: BertForMaskedLM | GptLMHeadModel;
   optimizer: Optimizer;
   /** The parameters that carry optimizer state, by name. */
   trainable: [string, Tensor][];
@@ -488,6 +499,29 @@ export function loadOptimizerState(dir: string, optimizer: Optimizer, trainable:
   }
 }
 
+/** Refuses a checkpoint whose config.json describes another model than the run's (another kind, or another shape). */
+function checkSameModel(hfConfigFile: string, model: BertForMaskedLM | GptLMHeadModel): void {
+  let raw: Record<string, unknown>;
+  try {
+    raw = JSON.parse(fs.readFileSync(hfConfigFile, 'utf8')) as Record<string, unknown>;
+  } catch (err) {
+    throw new UntieError(`${hfConfigFile} is not valid JSON (${quoteError(err)}): the checkpoint is corrupted`);
+  }
+  const kindOf = (decoder: boolean) => (decoder ? 'a GPT decoder' : 'a BERT encoder');
+  const savedDecoder = raw?.model_type === GPT2_TYPE;
+  if (savedDecoder !== model instanceof GptLMHeadModel) {
+    throw new UntieError(`${hfConfigFile} describes ${kindOf(savedDecoder)}, but the run's config.json trains ${kindOf(!savedDecoder)}: the checkpoint belongs to another run`);
+  }
+  const saved: Record<string, unknown> = savedDecoder ? { ...gptConfigFromHf(raw, hfConfigFile) } : { ...bertConfigFromHf(raw, hfConfigFile) };
+  const expected: Record<string, unknown> = { ...model.config };
+  const keys = ['vocabSize', 'hidden', 'layers', 'heads', 'intermediate', 'maxPositions', ...(savedDecoder ? [] : ['typeVocabSize', 'norm'])];
+  for (const key of keys) {
+    if (saved[key] !== expected[key]) {
+      throw new UntieError(`${hfConfigFile} says ${key} = ${String(saved[key])}, but the run's config.json gives ${String(expected[key])}: the checkpoint belongs to another run`);
+    }
+  }
+}
+
 /** A data position written by untie_torch: where the export left the stream, and the batches consumed since. */
 interface TorchDataPosition {
   untieTorch: { from: unknown; batches: number };
@@ -504,7 +538,7 @@ function isTorchDataPosition(data: unknown): data is TorchDataPosition {
  * `batchSize` drawn and dropped, as the torch run consumed them).
  */
 export function restoreDataPosition(
-  dataset: { setState(s: never): void; nextBatch(batchSize: number): MlmBatch }, data: unknown, batchSize: number, gradAccum: number,
+  dataset: { setState(s: never): void; nextBatch(batchSize: number): LmBatch }, data: unknown, batchSize: number, gradAccum: number,
 ): void {
   if (!isTorchDataPosition(data)) {
     dataset.setState(data as never);
@@ -515,13 +549,13 @@ export function restoreDataPosition(
 }
 
 export interface RestoreTargets {
-  model: BertForMaskedLM;
+  model: BertForMaskedLM | GptLMHeadModel;
   optimizer: Optimizer;
   sharing: { setState(s: SharingState): void; trainable(named: [string, Tensor][]): [string, Tensor][] };
   /** The model's named parameters. */
   named: [string, Tensor][];
   /** The training data stream (its position and masking RNG). */
-  dataset: { setState(s: never): void; nextBatch(batchSize: number): MlmBatch };
+  dataset: { setState(s: never): void; nextBatch(batchSize: number): LmBatch };
   /** Micro-batch size and micro-batches per update, to skip the batches a PyTorch continuation consumed (see crossover.ts). */
   batchSize: number;
   gradAccum: number;
@@ -564,21 +598,10 @@ export function restoreCheckpoint(dir: string, step: number, t: RestoreTargets, 
     );
   }
   const hfConfigFile = path.join(dir, CHECKPOINT_FILES.config);
-  if (fs.existsSync(hfConfigFile)) {
-    let saved: BertConfig;
-    try {
-      saved = bertConfigFromHf(JSON.parse(fs.readFileSync(hfConfigFile, 'utf8')) as Record<string, unknown>, hfConfigFile);
-    } catch (err) {
-      throw err instanceof UntieError ? err : new UntieError(`${hfConfigFile} is not valid JSON (${quoteError(err)}): the checkpoint is corrupted`);
-    }
-    const expected = t.model.config;
-    for (const key of ['vocabSize', 'hidden', 'layers', 'heads', 'intermediate', 'maxPositions', 'typeVocabSize', 'norm'] as const) {
-      if (saved[key] !== expected[key]) {
-        throw new UntieError(`${hfConfigFile} says ${key} = ${String(saved[key])}, but the run's config.json gives ${String(expected[key])}: the checkpoint belongs to another run`);
-      }
-    }
-  }
-  loadModelWeights(path.join(dir, CHECKPOINT_FILES.model), t.model);
+  if (fs.existsSync(hfConfigFile)) checkSameModel(hfConfigFile, t.model);
+  const weightsFile = path.join(dir, CHECKPOINT_FILES.model);
+  const decoder = t.model instanceof GptLMHeadModel ? t.model : null;
+  loadModelWeights(weightsFile, t.model, decoder ? { tensors: fromGpt2(readSafetensors(weightsFile).tensors, decoder.config, weightsFile) } : {});
   t.sharing.setState(state.sharing);
   loadOptimizerState(dir, t.optimizer, t.sharing.trainable(t.named), state.optimizerSteps);
   t.model.dropoutRng.setState(state.dropoutRng);

@@ -5,7 +5,9 @@
  */
 import fs from 'node:fs';
 import { quoteError, UntieError } from '../errors.js';
-import { defaultBertConfig, validateBertConfig, type BertConfig } from '../models/bert.js';
+import { BertForMaskedLM, defaultBertConfig, validateBertConfig, type BertConfig } from '../models/bert.js';
+import { GptLMHeadModel, validateGptConfig, type GptConfig } from '../models/gpt.js';
+import { MODEL_KINDS, type ModelKind } from '../models/lm.js';
 import type { UntieOptimizer } from '../sharing/controller.js';
 import { AdaptiveCriterion, FixedCriterion, MultiCriterion, parseCriterion, type Criterion } from '../sharing/criteria.js';
 import { parseStatistic } from '../sharing/statistics.js';
@@ -93,11 +95,20 @@ export interface RunConfig {
   /** Run folder name under outDir ("" = derived from the preset and time). */
   name: string;
   outDir: string;
-  model: Omit<BertConfig, 'vocabSize'>;
+  /**
+   * The model: `kind` 'bert' (an encoder pre-trained with masked LM, the
+   * default) or 'gpt' (a decoder pre-trained on the next token), and its
+   * shape. norm and typeVocabSize are the encoder's alone: a decoder is
+   * GPT-2's Pre-LN layout and has no token types.
+   */
+  model: Omit<BertConfig, 'vocabSize'> & { kind: ModelKind };
   data: DataConfig;
   train: TrainConfig;
   sharing: SharingConfig;
 }
+
+/** The default masking probability (a decoder run must leave it alone). */
+const DEFAULT_MASK_PROB = 0.15;
 
 type ModelPreset = Pick<BertConfig, 'layers' | 'hidden' | 'heads' | 'intermediate'>;
 
@@ -124,8 +135,8 @@ export function defaultRunConfig(preset = 'tiny'): RunConfig {
     preset,
     name: '',
     outDir: 'runs',
-    model: { ...model, ...RECIPE, ...p.model },
-    data: { corpus: 'brown', validationFraction: 0.05, splitSeed: 0, seqLen: 128, vocabSize: 8192, evalBatches: 8, maskProb: 0.15 },
+    model: { kind: 'bert', ...model, ...RECIPE, ...p.model },
+    data: { corpus: 'brown', validationFraction: 0.05, splitSeed: 0, seqLen: 128, vocabSize: 8192, evalBatches: 8, maskProb: DEFAULT_MASK_PROB },
     train: {
       steps: 1000, budget: 0, batchSize: 32, gradAccum: 1, optimizer: 'adamw', lr: 1e-3, warmupSteps: 0, warmupFraction: 0.1, schedule: 'linear',
       weightDecay: 0.01, beta1: 0.9, beta2: 0.999, eps: 1e-6, clip: 1.0, clipBasis: 'update', seed: 0, threads: 0,
@@ -137,7 +148,27 @@ export function defaultRunConfig(preset = 'tiny'): RunConfig {
 
 /** The model config the BERT class takes, with the data-dependent fields filled in. */
 export function bertConfigOf(cfg: RunConfig, vocabSize: number): BertConfig {
-  return { ...cfg.model, vocabSize };
+  const { kind: _kind, ...model } = cfg.model;
+  return { ...model, vocabSize };
+}
+
+/** The model config the GPT class takes. */
+export function gptConfigOf(cfg: RunConfig, vocabSize: number): GptConfig {
+  const m = cfg.model;
+  return {
+    vocabSize, hidden: m.hidden, layers: m.layers, heads: m.heads, intermediate: m.intermediate, maxPositions: m.maxPositions,
+    dropout: m.dropout, attentionDropout: m.attentionDropout, layerNormEps: m.layerNormEps, initStd: m.initStd, bias: m.bias, positionInit: m.positionInit,
+  };
+}
+
+/** The run's model, freshly initialised from `seed`: a BERT encoder or a GPT decoder. */
+export function modelOf(cfg: RunConfig, vocabSize: number, seed: number): BertForMaskedLM | GptLMHeadModel {
+  return cfg.model.kind === 'gpt' ? new GptLMHeadModel(gptConfigOf(cfg, vocabSize), seed) : new BertForMaskedLM(bertConfigOf(cfg, vocabSize), seed);
+}
+
+/** What the model learns, as a report says it. */
+export function objectiveOf(kind: ModelKind): string {
+  return kind === 'gpt' ? 'next-token prediction (GPT decoder)' : 'masked LM (BERT encoder)';
 }
 
 /** Warmup steps: train.warmupSteps, or (when 0) train.warmupFraction of the run's `steps`. */
@@ -213,8 +244,12 @@ export function readConfigFile(file: string): unknown {
 /** Checks every value that could make a run fail later, with a message saying what to change. */
 export function validateRunConfig(cfg: RunConfig): void {
   if (!PRESETS[cfg.preset]) throw new UntieError(`unknown preset "${cfg.preset}": use one of ${Object.keys(PRESETS).join(', ')}`);
-  validateBertConfig(bertConfigOf(cfg, cfg.data.vocabSize));
   const t = cfg.train, d = cfg.data;
+  if (!MODEL_KINDS.includes(cfg.model.kind)) throw new UntieError(`--model must be ${MODEL_KINDS.map((k) => `"${k}"`).join(' or ')} (an encoder with masked LM, or a decoder with next-token LM), got "${String(cfg.model.kind)}"`);
+  if (cfg.model.kind === 'gpt') {
+    validateGptConfig(gptConfigOf(cfg, cfg.data.vocabSize));
+    validateDecoderSettings(cfg);
+  } else validateBertConfig(bertConfigOf(cfg, cfg.data.vocabSize));
   const whole = (name: string, v: number, min: number) => {
     if (!Number.isInteger(v) || v < min) throw new UntieError(`${name} must be a whole number >= ${min}, got ${v}`);
   };
@@ -251,6 +286,26 @@ export function validateRunConfig(cfg: RunConfig): void {
   if (cfg.sharing.sharedGrad !== 'mean' && cfg.sharing.sharedGrad !== 'sum') throw new UntieError(`--shared-grad must be "mean" or "sum", got "${cfg.sharing.sharedGrad}"`);
   if (!['copy', 'rescale', 'reset'].includes(cfg.sharing.untieOptimizer)) throw new UntieError(`--untie-optimizer must be "copy", "rescale" or "reset", got "${cfg.sharing.untieOptimizer}"`);
   if (t.clipBasis !== 'update' && t.clipBasis !== 'layers') throw new UntieError(`--clip-basis must be "update" or "layers", got "${t.clipBasis}"`);
+}
+
+/** The encoder's settings, which a decoder run refuses: what each is, for the message. */
+const ENCODER_ONLY = {
+  'mask-prob': ['data.maskProb', 'is a masked-LM setting, and --model gpt learns the next token at every position'],
+  norm: ['model.norm', 'is an encoder setting; --model gpt is GPT-2\'s Pre-LN layout'],
+  probe: ['train.probe', 'trains a classifier on a frozen BERT encoder, which --model gpt does not have'],
+} as const;
+
+/** The error for an encoder-only flag on a decoder run (`shown`: the flag as given, e.g. "--norm post"). */
+export function encoderOnlyError(flag: keyof typeof ENCODER_ONLY, shown = `--${flag}`): UntieError {
+  const [key, why] = ENCODER_ONLY[flag];
+  return new UntieError(`${shown} (${key}) ${why}: drop ${`--${flag}`}, or train --model bert`);
+}
+
+/** Refuses the encoder's settings on a decoder run. */
+export function validateDecoderSettings(cfg: RunConfig): void {
+  if (cfg.data.maskProb !== DEFAULT_MASK_PROB) throw encoderOnlyError('mask-prob');
+  if (cfg.model.norm !== 'pre') throw encoderOnlyError('norm', `--norm ${cfg.model.norm}`);
+  if (cfg.train.probe !== '') throw encoderOnlyError('probe');
 }
 
 /** "AxB" of the config, defaulting to all layers tied. */

@@ -57,6 +57,9 @@ export function sharingSource(target: string): { checkpoint: string; runDir: str
     throw new UntieError(`--sharing needs a run folder or one of its checkpoint-<step> folders (with the run's config.json and trainer_state.json); ${target} is not one`);
   }
   const cfg = runConfigOf(readConfigFile(path.join(runDir, 'config.json')), runDir);
+  if (cfg.model.kind === 'gpt') {
+    throw new UntieError(`--sharing exports BERT runs, whose names untie_torch loads; ${runDir} is a GPT decoder (--model gpt). Export only its weights (drop --sharing).`);
+  }
   // A Pre-LN export is RoBERTa-PreLayerNorm's (other names, a padding row in the position table), which untie_torch's mapping does not follow.
   if (cfg.model.norm !== 'post') {
     throw new UntieError(

@@ -1,23 +1,28 @@
 /**
  * From a run's data config to training and validation batches: load the
  * corpus, split by document, train (or reuse) the tokenizer in the run
- * folder, tokenize, pack, and build the dataset and the fixed validation set.
+ * folder, tokenize, and build the dataset and the fixed validation set of the
+ * model's objective: masked sequences packed from sentences (BERT), or
+ * windows of one token stream with next-token targets (GPT).
  */
 import { countWords, loadBrown, loadTextCorpus, sentenceText, splitDocuments, type Document } from '../data/corpus.js';
-import { MlmDataset, buildValidationBatches, maskingConfig, packSequences, tokenizeDocuments, type MlmBatch } from '../data/mlm.js';
+import { CausalDataset, NOT_IN_STREAM, buildCausalValidationBatches, causalWindows, tokenStream } from '../data/causal.js';
+import { MlmDataset, buildValidationBatches, maskingConfig, packSequences, tokenizeDocuments } from '../data/mlm.js';
 import { loadOrTrainTokenizer, type WordPieceTokenizer } from '../data/tokenizer.js';
 import { unigramModel, unigramScore, type UnigramScore } from '../data/unigram.js';
+import type { LmBatch, ModelKind } from '../models/lm.js';
 import type { DataConfig } from './config.js';
 
 export interface PreparedData {
   tokenizer: WordPieceTokenizer;
   /** True when the tokenizer was trained now (saved into runDir unless `save: false`). */
   tokenizerTrained: boolean;
-  train: MlmDataset;
-  validation: MlmBatch[];
+  train: TrainingStream;
+  validation: LmBatch[];
   trainDocuments: number;
+  /** Packed sequences (BERT) or full windows (GPT) the training split gives. */
   trainSequences: number;
-  /** Tokens of the packed training split. */
+  /** Tokens of the packed training split (BERT), or of its token stream (GPT). */
   trainTokens: number;
   validationDocuments: number;
   /** The share of the corpus's words that the validation documents hold (a split by document can hold out more than --validation-fraction). */
@@ -25,6 +30,13 @@ export interface PreparedData {
   validationSequences: number;
   /** The unigram predictor (training-split token frequencies) on the validation targets. */
   unigram: UnigramScore;
+}
+
+/** The training batches in order, with a position a checkpoint keeps. */
+export interface TrainingStream {
+  nextBatch(batchSize: number): LmBatch;
+  getState(): unknown;
+  setState(state: never): void;
 }
 
 export function loadCorpus(corpus: string): Document[] {
@@ -47,9 +59,9 @@ async function corpusAndTokenizer(cfg: DataConfig, runDir: string, given?: WordP
     },
     { vocabSize: cfg.vocabSize, modelMaxLength: cfg.seqLen, save: false },
   );
-  const pack = async (ds: Document[]) => packSequences(await tokenizeDocuments(tokenizer, ds), { maxLength: cfg.seqLen });
+  const tokenize = (ds: Document[]) => tokenizeDocuments(tokenizer, ds);
   const validationShare = countWords(validation) / Math.max(1, countWords(docs));
-  return { tokenizer, trained, train, validation, validationShare, pack };
+  return { tokenizer, trained, train, validation, validationShare, tokenize };
 }
 
 /**
@@ -63,35 +75,63 @@ export async function prepareTokenizer(cfg: DataConfig, dir: string): Promise<Wo
   return tokenizer;
 }
 
-function validationBatches(cfg: DataConfig, sequences: Int32Array[], tokenizer: WordPieceTokenizer, batchSize: number): MlmBatch[] {
-  const kept = cfg.evalBatches > 0 ? sequences.slice(0, cfg.evalBatches * batchSize) : sequences;
-  return buildValidationBatches(kept, { seqLen: cfg.seqLen, batchSize, masking: maskingConfig(tokenizer) });
+/** The objective's validation batches of the validation split's tokenized documents. */
+function validationBatches(cfg: DataConfig, kind: ModelKind, docs: Int32Array[][], tokenizer: WordPieceTokenizer, batchSize: number): LmBatch[] {
+  const all = kind === 'gpt'
+    ? buildCausalValidationBatches(causalWindows(tokenStream(docs), cfg.seqLen, { tail: true }), cfg.seqLen, batchSize)
+    : buildValidationBatches(packSequences(docs, { maxLength: cfg.seqLen }), { seqLen: cfg.seqLen, batchSize, masking: maskingConfig(tokenizer) });
+  return cfg.evalBatches > 0 ? all.slice(0, cfg.evalBatches) : all;
 }
 
 /**
- * Everything a run trains and validates on. A tokenizer trained here is saved
- * into runDir, unless `save` is false (the trainer saves it itself, once all
- * of its inputs have been checked, so that a failed start writes nothing).
+ * The training split as the objective's examples: packed sequences (BERT) or
+ * full windows of the token stream (GPT), with the unigram model of their
+ * targets (training-split frequencies).
  */
-export async function prepareData(cfg: DataConfig, seed: number, runDir: string, batchSize: number, options: { save?: boolean } = {}): Promise<PreparedData> {
-  const { tokenizer, trained, train, validation, validationShare, pack } = await corpusAndTokenizer(cfg, runDir);
+function trainingExamples(cfg: DataConfig, kind: ModelKind, docs: Int32Array[][], tokenizer: WordPieceTokenizer) {
+  if (kind === 'gpt') {
+    const stream = tokenStream(docs);
+    const windows = causalWindows(stream, cfg.seqLen);
+    // Every stream token is a target, [SEP] (a document's end) included; the unigram line counts it too.
+    return { examples: windows, tokens: stream.length, unigram: unigramModel(windows, tokenizer.vocabSize, NOT_IN_STREAM) };
+  }
+  const packed = packSequences(docs, { maxLength: cfg.seqLen });
+  return { examples: packed, tokens: packed.reduce((n, seq) => n + seq.length, 0), unigram: unigramModel(packed, tokenizer.vocabSize, tokenizer.specialIds) };
+}
+
+/** The training batches of the objective, in a seeded order. */
+function trainingStream(cfg: DataConfig, kind: ModelKind, examples: Int32Array[], tokenizer: WordPieceTokenizer, seed: number): TrainingStream {
+  if (kind === 'gpt') return new CausalDataset(examples, cfg.seqLen, seed);
+  // Training may mask more than 15% (data.maskProb); validation always masks 15%, so losses compare across runs.
+  return new MlmDataset(examples, { seqLen: cfg.seqLen, seed, masking: { ...maskingConfig(tokenizer), maskProbability: cfg.maskProb } });
+}
+
+/**
+ * Everything a run trains and validates on, for a model of `kind`. A
+ * tokenizer trained here is saved into runDir, unless `save` is false (the
+ * trainer saves it itself, once all of its inputs have been checked, so that
+ * a failed start writes nothing).
+ */
+export async function prepareData(
+  cfg: DataConfig, seed: number, runDir: string, batchSize: number, options: { save?: boolean; kind?: ModelKind } = {},
+): Promise<PreparedData> {
+  const kind = options.kind ?? 'bert';
+  const { tokenizer, trained, train, validation, validationShare, tokenize } = await corpusAndTokenizer(cfg, runDir);
   if (trained && (options.save ?? true)) tokenizer.save(runDir, { modelMaxLength: cfg.seqLen });
-  const trainSeqs = await pack(train);
-  const valBatches = validationBatches(cfg, await pack(validation), tokenizer, batchSize);
-  const unigram = unigramScore(unigramModel(trainSeqs, tokenizer.vocabSize, tokenizer.specialIds), valBatches);
+  const { examples, tokens, unigram } = trainingExamples(cfg, kind, await tokenize(train), tokenizer);
+  const valBatches = validationBatches(cfg, kind, await tokenize(validation), tokenizer, batchSize);
   return {
     tokenizer,
     tokenizerTrained: trained,
-    // Training may mask more than 15% (data.maskProb); validation always masks 15%, so losses compare across runs.
-    train: new MlmDataset(trainSeqs, { seqLen: cfg.seqLen, seed, masking: { ...maskingConfig(tokenizer), maskProbability: cfg.maskProb } }),
+    train: trainingStream(cfg, kind, examples, tokenizer, seed),
     validation: valBatches,
     trainDocuments: train.length,
-    trainSequences: trainSeqs.length,
-    trainTokens: trainSeqs.reduce((n, seq) => n + seq.length, 0),
+    trainSequences: examples.length,
+    trainTokens: tokens,
     validationDocuments: validation.length,
     validationShare,
     validationSequences: valBatches.reduce((n, b) => n + b.batchSize, 0),
-    unigram,
+    unigram: unigramScore(unigram, valBatches),
   };
 }
 
@@ -102,14 +142,16 @@ export async function prepareData(cfg: DataConfig, seed: number, runDir: string,
  * or so many passes over the text that the model can learn it by heart.
  * `steps` is null for a --budget run (its step count is not known ahead).
  */
-export function describeData(cfg: DataConfig, data: PreparedData, steps: number | null, sequencesPerStep: number): { summary: string; warnings: string[] } {
+export function describeData(cfg: DataConfig, data: PreparedData, steps: number | null, sequencesPerStep: number, kind: ModelKind = 'bert'): { summary: string; warnings: string[] } {
   const n = (x: number) => x.toLocaleString('en-US');
   const uni = data.unigram;
   const epochs = steps === null ? null : (steps * sequencesPerStep) / data.trainSequences;
   const vocab = data.tokenizer.vocabSize;
+  // What validation scores: the masked tokens (BERT), or every next token (GPT).
+  const scored = kind === 'gpt' ? 'next-token' : 'masked';
   const summary = `data: ${cfg.corpus === 'brown' ? 'the Brown corpus' : cfg.corpus}: ${n(data.trainDocuments)} training documents ` +
     `(${n(data.trainTokens)} tokens in ${n(data.trainSequences)} sequences), ${n(data.validationDocuments)} held out ` +
-    `(${(100 * data.validationShare).toFixed(1)}% of the text): ${n(uni.count)} masked validation tokens; vocabulary ${n(vocab)}` +
+    `(${(100 * data.validationShare).toFixed(1)}% of the text): ${n(uni.count)} ${scored} validation tokens; vocabulary ${n(vocab)}` +
     (epochs === null ? '' : `; ${n(steps!)} steps of ${sequencesPerStep} sequences = ${epochs < 0.01 ? epochs.toPrecision(1) : epochs < 10 ? epochs.toFixed(2) : n(Math.round(epochs))} passes over the training text`);
   const warnings: string[] = [];
   if (vocab < cfg.vocabSize) {
@@ -117,7 +159,7 @@ export function describeData(cfg: DataConfig, data: PreparedData, steps: number 
   }
   if (uni.count < MIN_VALIDATION_TOKENS) {
     warnings.push(
-      `validation scores only ${n(uni.count)} masked tokens (fewer than ${n(MIN_VALIDATION_TOKENS)}): one token more or less predicted right moves its accuracy by ` +
+      `validation scores only ${n(uni.count)} ${scored} tokens (fewer than ${n(MIN_VALIDATION_TOKENS)}): one token more or less predicted right moves its accuracy by ` +
         `${(100 / uni.count).toFixed(2)} points, and its loss is as noisy, so the validation numbers cannot be trusted. ` +
         'Use more text, a larger --validation-fraction, or --eval-batches 0 (every validation sequence).',
     );
@@ -147,17 +189,21 @@ const MAX_EPOCHS = 40;
  * The validation batches and the unigram line on them (what `untie eval`
  * prints): the training split is tokenized too, for its token frequencies.
  */
-export async function prepareEvaluation(cfg: DataConfig, runDir: string, batchSize: number, tokenizer?: WordPieceTokenizer): Promise<{ validation: MlmBatch[]; unigram: UnigramScore }> {
-  const { tokenizer: used, train, validation, pack } = await corpusAndTokenizer(cfg, runDir, tokenizer);
-  const batches = validationBatches(cfg, await pack(validation), used, batchSize);
-  return { validation: batches, unigram: unigramScore(unigramModel(await pack(train), used.vocabSize, used.specialIds), batches) };
+export async function prepareEvaluation(
+  cfg: DataConfig, runDir: string, batchSize: number, tokenizer?: WordPieceTokenizer, kind: ModelKind = 'bert',
+): Promise<{ validation: LmBatch[]; unigram: UnigramScore }> {
+  const { tokenizer: used, train, validation, tokenize } = await corpusAndTokenizer(cfg, runDir, tokenizer);
+  const batches = validationBatches(cfg, kind, await tokenize(validation), used, batchSize);
+  const { unigram } = trainingExamples(cfg, kind, await tokenize(train), used);
+  return { validation: batches, unigram: unigramScore(unigram, batches) };
 }
 
 /**
- * Only the validation batches: the training split is not tokenized.
- * `tokenizer` (the checkpoint's) defaults to runDir's.
+ * Only the validation batches of a model of `kind` (what `untie eval`
+ * needs): the training split is not tokenized. `tokenizer` (the
+ * checkpoint's) defaults to runDir's.
  */
-export async function prepareValidation(cfg: DataConfig, runDir: string, batchSize: number, tokenizer?: WordPieceTokenizer): Promise<MlmBatch[]> {
-  const { tokenizer: used, validation, pack } = await corpusAndTokenizer(cfg, runDir, tokenizer);
-  return validationBatches(cfg, await pack(validation), used, batchSize);
+export async function prepareValidation(cfg: DataConfig, runDir: string, batchSize: number, tokenizer?: WordPieceTokenizer, kind: ModelKind = 'bert'): Promise<LmBatch[]> {
+  const { tokenizer: used, validation, tokenize } = await corpusAndTokenizer(cfg, runDir, tokenizer);
+  return validationBatches(cfg, kind, await tokenize(validation), used, batchSize);
 }

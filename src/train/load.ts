@@ -5,15 +5,18 @@
  * Face's from_pretrained and AutoTokenizer.from_pretrained load unchanged: a
  * Post-LN model as BertForMaskedLM (BertForTokenClassification,
  * BertForSequenceClassification), a Pre-LN one as RobertaPreLayerNormForMaskedLM
- * (RobertaPreLayerNormForTokenClassification, ...ForSequenceClassification).
+ * (RobertaPreLayerNormForTokenClassification, ...ForSequenceClassification),
+ * a GPT decoder as GPT2LMHeadModel.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { UntieError } from '../errors.js';
 import { loadTokenizer, hasTokenizer, TOKENIZER_FILES, type WordPieceTokenizer } from '../data/tokenizer.js';
 import { BertForMaskedLM, bertParameterCount, validateBertConfig, type BertConfig } from '../models/bert.js';
+import { GptLMHeadModel, gptParameterCount, validateGptConfig } from '../models/gpt.js';
 import { newClassifier, type BertClassifier } from '../models/heads.js';
 import { bertConfigFromHf, headFromHf, hfLayoutOf, CHECKPOINT_FILES, listCheckpoints, loadModelWeights, saveModelWeights, verifyChecksums, type HeadInfo, type HfLayout } from './checkpoint.js';
+import { fromGpt2, gptConfigFromHf, GPT2_ARCHITECTURE, GPT2_TYPE } from './gpt2.js';
 import { fromRobertaPreLn, robertaArchitecture, ROBERTA_PRELN_TYPE } from './roberta-prelayernorm.js';
 import { readSafetensors, type ReadTensor } from './safetensors.js';
 import { readConfigFile, runConfigOf, type RunConfig } from './config.js';
@@ -77,40 +80,115 @@ export function readWeights(info: CheckpointInfo): Record<string, ReadTensor> {
   return info.layout === ROBERTA_PRELN_TYPE ? fromRobertaPreLn(tensors, info.weightsFile) : tensors;
 }
 
+/** A model folder's files before any model is built: its config.json (as `describe` read it), its tokenizer, its run. */
+interface ModelFolder<T> {
+  described: T;
+  modelDir: string;
+  runDir: string | null;
+  runConfig: RunConfig | null;
+  raw: Record<string, unknown>;
+  tokenizer: WordPieceTokenizer;
+  weightsFile: string;
+}
+
+/** Whether a config.json describes a GPT decoder (GPT-2's model_type). */
+function isDecoder(raw: Record<string, unknown>): boolean {
+  return raw.model_type === GPT2_TYPE;
+}
+
 /**
  * Resolves `target`, reads its config.json and the tokenizer (beside the
  * model, else the run's), and checks that they belong together: a model
- * whose vocabulary size is not the tokenizer's is an error.
+ * whose vocabulary size (from `describe`, which also checks the config) is
+ * not the tokenizer's is an error, and so is a config.json describing more
+ * parameters than the weights file can hold.
  */
-export function openCheckpoint(target: string): CheckpointInfo {
+function openFolder<T extends { vocabSize: number; parameters: number }>(target: string, describe: (raw: Record<string, unknown>, source: string) => T): ModelFolder<T> {
   const { modelDir, runDir } = resolveModelDir(target);
   // A checkpoint's checksums cover the weights, the config and the tokenizer (exported folders have none).
   verifyChecksums(modelDir, [CHECKPOINT_FILES.model, CHECKPOINT_FILES.config, ...Object.values(TOKENIZER_FILES)]);
   const hfConfigFile = path.join(modelDir, CHECKPOINT_FILES.config);
   if (!fs.existsSync(hfConfigFile)) throw new UntieError(`${modelDir} has no config.json: the folder is incomplete`);
   const raw = readConfigFile(hfConfigFile) as Record<string, unknown>;
-  const head = headFromHf(raw, hfConfigFile);
-  const config = bertConfigFromHf(raw, hfConfigFile);
-  validateBertConfig(config);
+  const described = describe(raw, hfConfigFile);
+  const { vocabSize, parameters } = described;
   // Allocate only what the weights file can hold: a damaged config.json must not ask for gigabytes.
   const weightsFile = path.join(modelDir, CHECKPOINT_FILES.model);
   const fileBytes = fs.statSync(weightsFile, { throwIfNoEntry: false })?.size ?? 0;
-  const count = bertParameterCount(config);
-  if (count * 2 > fileBytes) {
+  if (parameters * 2 > fileBytes) {
     throw new UntieError(
-      `${hfConfigFile} describes a model of ${count.toLocaleString('en-US')} parameters, but ${weightsFile} has only ${fileBytes.toLocaleString('en-US')} bytes: ` +
+      `${hfConfigFile} describes a model of ${parameters.toLocaleString('en-US')} parameters, but ${weightsFile} has only ${fileBytes.toLocaleString('en-US')} bytes: ` +
         'they do not belong together (a damaged or mismatched config.json).',
     );
   }
   const tokDir = hasTokenizer(modelDir) ? modelDir : runDir && hasTokenizer(runDir) ? runDir : null;
   if (!tokDir) throw new UntieError(`no ${TOKENIZER_FILES.tokenizer} beside ${modelDir}${runDir ? ` or in ${runDir}` : ''}: the tokenizer is missing`);
   const tokenizer = loadTokenizer(tokDir);
-  if (tokenizer.vocabSize !== config.vocabSize) {
-    throw new UntieError(`${hfConfigFile} has vocab_size ${config.vocabSize} but ${path.join(tokDir, TOKENIZER_FILES.tokenizer)} has ${tokenizer.vocabSize} tokens: the model and the tokenizer do not belong together. Use the tokenizer of the run that trained this model.`);
+  if (tokenizer.vocabSize !== vocabSize) {
+    throw new UntieError(`${hfConfigFile} has vocab_size ${vocabSize} but ${path.join(tokDir, TOKENIZER_FILES.tokenizer)} has ${tokenizer.vocabSize} tokens: the model and the tokenizer do not belong together. Use the tokenizer of the run that trained this model.`);
   }
   const runConfig = runDir ? runConfigOf(readConfigFile(path.join(runDir, 'config.json')), runDir) : null;
-  const layout: HfLayout = raw.model_type === ROBERTA_PRELN_TYPE ? ROBERTA_PRELN_TYPE : 'bert';
+  return { described, modelDir, runDir, runConfig, raw, tokenizer, weightsFile };
+}
+
+/**
+ * Opens a BERT model folder, masked LM or fine-tuned (see openFolder for
+ * what is checked). A GPT decoder is refused with what to use instead.
+ */
+export function openCheckpoint(target: string): CheckpointInfo {
+  const folder = openFolder(target, (raw, source) => {
+    if (isDecoder(raw)) {
+      throw new UntieError(`${source} describes a GPT decoder (${GPT2_ARCHITECTURE}), and this needs a BERT encoder: a decoder works with untie generate, eval and export`);
+    }
+    const head = headFromHf(raw, source);
+    const config = bertConfigFromHf(raw, source);
+    validateBertConfig(config);
+    return { head, config, vocabSize: config.vocabSize, parameters: bertParameterCount(config) };
+  });
+  const layout: HfLayout = folder.raw.model_type === ROBERTA_PRELN_TYPE ? ROBERTA_PRELN_TYPE : 'bert';
+  const { described: { config, head }, modelDir, runDir, runConfig, tokenizer, weightsFile } = folder;
   return { modelDir, runDir, runConfig, config, head, tokenizer, weightsFile, layout };
+}
+
+/** A GPT decoder (a run, a checkpoint or an exported folder), ready for inference. */
+export interface LoadedDecoder {
+  model: GptLMHeadModel;
+  tokenizer: WordPieceTokenizer;
+  modelDir: string;
+  runDir: string | null;
+  runConfig: RunConfig | null;
+}
+
+/** Loads a GPT decoder, checked as openCheckpoint checks a BERT model; a BERT model is refused with what to use instead. */
+export function loadDecoder(target: string): LoadedDecoder {
+  const folder = openFolder(target, (raw, source) => {
+    if (!isDecoder(raw)) {
+      throw new UntieError(
+        `${source} describes a BERT encoder (model_type "${String(raw.model_type ?? 'bert')}"), and this needs a GPT decoder: ` +
+          'train one with untie train --model gpt (an encoder fills in [MASK]s: untie fill-mask)',
+      );
+    }
+    const config = gptConfigFromHf(raw, source);
+    validateGptConfig(config);
+    return { config, vocabSize: config.vocabSize, parameters: gptParameterCount(config) };
+  });
+  const { config } = folder.described;
+  const model = new GptLMHeadModel(config, 0);
+  loadModelWeights(folder.weightsFile, model, { tensors: fromGpt2(readSafetensors(folder.weightsFile).tensors, config, folder.weightsFile) });
+  model.eval();
+  const { modelDir, runDir, runConfig, tokenizer } = folder;
+  return { model, tokenizer, modelDir, runDir, runConfig };
+}
+
+/** Either kind of pre-trained model (what `untie eval` takes): the folder's config.json says which. */
+export function loadLanguageModel(target: string): Loaded | LoadedDecoder {
+  return isDecoderFolder(target) ? loadDecoder(target) : load(target);
+}
+
+/** Whether `target` (a run, a checkpoint or a model folder) holds a GPT decoder, by its config.json (full checks come when it is loaded). */
+export function isDecoderFolder(target: string): boolean {
+  const file = path.join(resolveModelDir(target).modelDir, CHECKPOINT_FILES.config);
+  return fs.existsSync(file) && isDecoder(readConfigFile(file) as Record<string, unknown>);
 }
 
 /** A masked-LM model (a run, a checkpoint or an exported folder), ready for inference. */
@@ -172,8 +250,8 @@ export interface ExportResult {
   files: string[];
   /** The Hugging Face class whose from_pretrained loads the folder (config.json's architectures[0]). */
   architecture: string;
-  /** config.json's model_type: "bert" (a Post-LN model) or "roberta-prelayernorm" (Pre-LN). */
-  modelType: HfLayout;
+  /** config.json's model_type: "bert" (a Post-LN model), "roberta-prelayernorm" (Pre-LN) or "gpt2" (a decoder). */
+  modelType: HfLayout | typeof GPT2_TYPE;
   /** The model folder exported: the checkpoint itself, or a run's newest checkpoint. */
   source: string;
 }
@@ -185,9 +263,18 @@ export interface ExportResult {
  * whatever the model type). A Post-LN model is a BertForMaskedLM (or the
  * fine-tuned BertForTokenClassification / BertForSequenceClassification); a
  * Pre-LN one, which Hugging Face's BERT cannot express, is the same maths in
- * RoBERTa-PreLayerNorm's layout (RobertaPreLayerNormForMaskedLM, ...).
+ * RoBERTa-PreLayerNorm's layout (RobertaPreLayerNormForMaskedLM, ...). A GPT
+ * decoder is a GPT2LMHeadModel (see gpt2.ts), with the same WordPiece
+ * tokenizer: GPT-2's byte-level BPE is not what it was trained with.
  */
 export function exportModel(target: string, outDir: string): ExportResult {
+  if (isDecoderFolder(target)) {
+    const decoder = loadDecoder(target);
+    makeDirectory(outDir);
+    saveModelWeights(outDir, decoder.model);
+    decoder.tokenizer.save(outDir, { modelMaxLength: decoder.model.config.maxPositions });
+    return { files: fs.readdirSync(outDir).sort(), architecture: GPT2_ARCHITECTURE, modelType: GPT2_TYPE, source: decoder.modelDir };
+  }
   const isClassifier = openCheckpoint(target).head !== null;
   const loaded = isClassifier ? loadClassifier(target) : load(target);
   const modelType = hfLayoutOf(loaded.model.config);

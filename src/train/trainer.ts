@@ -10,14 +10,16 @@ import { kernels } from '../backend/index.js';
 import { watchInterrupt } from '../backend/native.js';
 import { saveTokenizer } from '../data/tokenizer.js';
 import { UntieError } from '../errors.js';
-import { BertForMaskedLM, type MlmBatch } from '../models/bert.js';
+import { BertForMaskedLM } from '../models/bert.js';
+import type { GptLMHeadModel } from '../models/gpt.js';
+import type { LanguageModel, LmBatch } from '../models/lm.js';
 import { Optimizer, clipGradNorm } from '../optim/optimizers.js';
 import { learningRate, learningRateAt } from '../optim/schedule.js';
 import { SharingController, type GradNorms, type SharingEvent } from '../sharing/controller.js';
 import { parseShare, planGroups } from '../sharing/plan.js';
 import { AnomalyError, checkParameters, setDetectAnomaly } from '../tensor/anomaly.js';
 import { backward, clearTape, noGrad, tidy, type Tensor } from '../tensor/tensor.js';
-import { bertConfigOf, criterionOf, resolveSchedule, shareOf, validateRunConfig, type ResolvedSchedule, type RunConfig } from './config.js';
+import { criterionOf, modelOf, resolveSchedule, shareOf, validateRunConfig, type ResolvedSchedule, type RunConfig } from './config.js';
 import { firstNonFiniteParameter, listCheckpoints, openCheckpoint, pruneCheckpoints, restoreCheckpoint, saveCheckpoint, type TrainerState } from './checkpoint.js';
 import { describeData, prepareData, type PreparedData } from './data.js';
 import { finishedRun } from './finished.js';
@@ -75,7 +77,7 @@ export interface EvalResult {
 }
 
 /**
- * The highest mean MLM loss a run that still learns shows: 10 times that of a
+ * The highest mean loss a run that still learns shows: 10 times that of a
  * uniform guess over the vocabulary (10 ln V nats: on average the right token
  * at probability V^-10). A run past it has diverged even while the loss is
  * finite: on a 4-layer test model at lr 1e6 the loss went 7.0, 8.6e12, 1.6e17.
@@ -91,8 +93,8 @@ export function divergedLoss(loss: number, vocabSize: number): string | null {
   return loss > ceiling ? `${loss.toPrecision(3)} (over 10 ln V = ${ceiling.toFixed(0)})` : null;
 }
 
-/** Mean MLM loss and accuracy over `batches` (dropout off, nothing recorded). */
-export function evaluate(model: BertForMaskedLM, batches: MlmBatch[]): EvalResult {
+/** Mean loss and accuracy of the model's objective over `batches` (dropout off, nothing recorded). */
+export function evaluate(model: LanguageModel, batches: LmBatch[]): EvalResult {
   const wasTraining = model.training;
   model.eval();
   let lossSum = 0, correct = 0, count = 0;
@@ -101,7 +103,7 @@ export function evaluate(model: BertForMaskedLM, batches: MlmBatch[]): EvalResul
       for (const b of batches) {
         // tidy: each batch's activations go back to the buffer pool for the next.
         tidy(() => {
-          const out = model.mlm(b);
+          const out = model.loss(b);
           lossSum += out.loss.item() * out.count;
           correct += out.correct;
           count += out.count;
@@ -165,7 +167,7 @@ function resumePoint(runDir: string, resume: boolean): { step: number; dir: stri
 
 interface RunSetup {
   data: PreparedData;
-  model: BertForMaskedLM;
+  model: BertForMaskedLM | GptLMHeadModel;
   named: [string, Tensor][];
   optimizer: Optimizer;
   sharing: SharingController;
@@ -182,8 +184,8 @@ async function setUpRun(cfg: RunConfig, runDir: string, resumeFrom: { step: numb
   // The checkpoint's checksums and state come first: the untie criterion is built from its saved schedule.
   const opened = resumeFrom ? openCheckpoint(resumeFrom.dir, resumeFrom.step) : null;
   const { schedule, extension } = runSchedule(cfg, opened?.state ?? null, extendTo);
-  const data = await prepareData(cfg.data, t.seed, runDir, t.batchSize, { save: false });
-  const model = new BertForMaskedLM(bertConfigOf(cfg, data.tokenizer.vocabSize), t.seed);
+  const data = await prepareData(cfg.data, t.seed, runDir, t.batchSize, { save: false, kind: cfg.model.kind });
+  const model = modelOf(cfg, data.tokenizer.vocabSize, t.seed);
   const named = model.namedParameters();
   const optimizer = new Optimizer({ kind: t.optimizer, beta1: t.beta1, beta2: t.beta2, eps: t.eps, weightDecay: t.weightDecay });
   const criterion = criterionOf(cfg, schedule);
@@ -230,6 +232,7 @@ async function runTraining(cfg: RunConfig, runDir: string, run: RunSetup, opts: 
   const finished = () => (budget ? state.elapsed >= budget : state.step >= totalSteps);
   const lrNow = (step: number) =>
     budget ? learningRateAt(fractionDone(), { lr: t.lr, warmupFraction: t.warmupFraction, kind: t.schedule }) : learningRate(step, sched);
+  const decoder = model.kind === 'gpt';
   // The probe's task, read once with the run's tokenizer and document split (its test documents are the validation documents).
   const probeData: TaskData | null = t.probe
     ? await readTask(t.probe as TaskName, data.tokenizer, { maxLength: cfg.data.seqLen, maxTrain: PROBE_SETTINGS.maxTrain, maxDev: PROBE_SETTINGS.maxDev }, { splitSeed: cfg.data.splitSeed, validationFraction: cfg.data.validationFraction })
@@ -265,8 +268,8 @@ async function runTraining(cfg: RunConfig, runDir: string, run: RunSetup, opts: 
   try {
     const length = budget ? `for ${formatSeconds(budget)} of training` : `for ${totalSteps} steps`;
     const resumed = state.step > 0 ? `resuming from checkpoint-${state.step} (${budget ? `${formatSeconds(state.elapsed)} trained` : `step ${state.step} of ${totalSteps}`}): ` : '';
-    progress.start(state.step, `${resumed}training ${cfg.model.layers}-layer BERT (${shareOf(cfg)}, untie ${cfg.sharing.untie}) ${length} in ${runDir}`);
-    const about = describeData(cfg.data, data, budget ? null : totalSteps, t.batchSize * t.gradAccum);
+    progress.start(state.step, `${resumed}training ${cfg.model.layers}-layer ${decoder ? 'GPT decoder' : 'BERT'} (${shareOf(cfg)}, untie ${cfg.sharing.untie}) ${length} in ${runDir}`);
+    const about = describeData(cfg.data, data, budget ? null : totalSteps, t.batchSize * t.gradAccum, cfg.model.kind);
     progress.note(about.summary);
     for (const w of about.warnings) warn(w);
     if (extension) {
@@ -282,13 +285,13 @@ async function runTraining(cfg: RunConfig, runDir: string, run: RunSetup, opts: 
       // logged also counts correct predictions (a budget run's last step is known only after it)
       const accuracy = (step + 1) % t.logEvery === 0 || (!budget && step + 1 === totalSteps);
       model.zeroGrad();
-      let loss = 0, correct = 0, masked = 0;
+      let loss = 0, correct = 0, targets = 0;
       for (let micro = 0; micro < t.gradAccum; micro++) {
         // tidy: the step's activations and gradients go back to the buffer pool, so later steps allocate nothing.
         const value = tidy(() => {
-          const out = model.mlm(data.train.nextBatch(t.batchSize), { accuracy });
+          const out = model.loss(data.train.nextBatch(t.batchSize), { accuracy });
           correct += out.correct;
-          masked += out.count;
+          targets += out.count;
           const v = out.loss.item();
           const diverged = divergedLoss(v, data.tokenizer.vocabSize);
           if (diverged) {
@@ -323,13 +326,13 @@ async function runTraining(cfg: RunConfig, runDir: string, run: RunSetup, opts: 
         }
       }
       if (state.step % t.logEvery === 0 || last) {
-        const acc = accuracy ? { acc: correct / masked } : {};
+        const acc = accuracy ? { acc: correct / targets } : {};
         metrics.write({
           type: 'train', step: state.step, loss, ...acc, lr, grad_norm: norms.update, grad_norm_layers: norms.layers,
           tokens_per_s: tokensPerStep / seconds, elapsed: state.elapsed,
         });
         tb.addScalars({
-          'train/loss': loss, ...(accuracy ? { 'train/accuracy': correct / masked } : {}), 'train/lr': lr,
+          'train/loss': loss, ...(accuracy ? { 'train/accuracy': correct / targets } : {}), 'train/lr': lr,
           'train/grad_norm': norms.update, 'train/grad_norm_layers': norms.layers, 'train/tokens_per_s': tokensPerStep / seconds,
         }, state.step);
       }
@@ -342,16 +345,19 @@ async function runTraining(cfg: RunConfig, runDir: string, run: RunSetup, opts: 
         lastEval = { ...ev, step: state.step };
         state.bestValLoss = state.bestValLoss === null ? ev.loss : Math.min(state.bestValLoss, ev.loss);
         const uni = data.unigram;
+        // A decoder's loss is also read as perplexity, exp(loss): the vocabulary it is as unsure as.
+        const ppl = decoder ? { val_ppl: Math.exp(ev.loss), unigram_val_ppl: Math.exp(uni.loss) } : {};
         metrics.write({
           type: 'eval', step: state.step, val_loss: ev.loss, val_acc: ev.accuracy,
-          unigram_val_loss: uni.loss, unigram_val_acc: uni.accuracy, elapsed: state.elapsed,
+          unigram_val_loss: uni.loss, unigram_val_acc: uni.accuracy, ...ppl, elapsed: state.elapsed,
         });
         tb.addScalars({ 'val/loss': ev.loss, 'val/accuracy': ev.accuracy, 'val/unigram_loss': uni.loss, 'val/unigram_accuracy': uni.accuracy }, state.step);
         progress.note(
           `step ${state.step}: val loss ${ev.loss.toFixed(4)} (unigram ${uni.loss.toFixed(4)}), ` +
+            (decoder ? `perplexity ${Math.exp(ev.loss).toFixed(1)} (unigram ${Math.exp(uni.loss).toFixed(1)}), ` : '') +
             `accuracy ${(100 * ev.accuracy).toFixed(2)}% (unigram ${(100 * uni.accuracy).toFixed(2)}%)`,
         );
-        if (probeData) {
+        if (probeData && model instanceof BertForMaskedLM) {
           const probeStart = performance.now();
           const probe = probeEncoder(model, probeData);
           const run = probe.runs[0];
@@ -503,7 +509,7 @@ function checkedGradNorms(sharing: SharingController, trainable: [string, Tensor
 }
 
 /** `evaluate`, refusing a diverged validation loss (after `completed` updates). */
-function checkedEvaluate(model: BertForMaskedLM, batches: MlmBatch[], vocabSize: number, runDir: string, completed: number): EvalResult {
+function checkedEvaluate(model: LanguageModel, batches: LmBatch[], vocabSize: number, runDir: string, completed: number): EvalResult {
   const ev = evaluate(model, batches);
   const diverged = divergedLoss(ev.loss, vocabSize);
   if (diverged) throw divergence(`the validation loss after step ${completed} is ${diverged}`, runDir, completed, `checkpoint-${completed} was not written.`);
