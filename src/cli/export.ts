@@ -38,6 +38,9 @@ export async function run(argv: string[]): Promise<number> {
   const r = exportModel(positionals[0], out);
   if (values.sharing) await writeSharingExport(positionals[0], out, { batches });
   console.log(`wrote ${out}: ${fs.readdirSync(out).sort().join(', ')}`);
+  if (r.runLayers !== null && r.layers < r.runLayers) {
+    console.log(`This checkpoint is from before its run's last growth step (--grow): it has ${r.layers} of the run's ${r.runLayers} layers, and the export has the ${r.layers} it has.`);
+  }
   console.log(`Hugging Face: ${r.architecture}.from_pretrained(${JSON.stringify(out)}) and AutoTokenizer.from_pretrained(${JSON.stringify(out)}) load it.`);
   if (r.modelType !== 'bert') {
     console.log(

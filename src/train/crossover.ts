@@ -68,6 +68,9 @@ export function sharingSource(target: string): { checkpoint: string; runDir: str
   if (!cfg.model.bias) {
     throw new UntieError(`--sharing exports runs with biases; ${runDir} has none (--bias off), and a PyTorch BERT would train the export's zero biases. Train with --bias on to cross over.`);
   }
+  if (cfg.sharing.grow) {
+    throw new UntieError(`--sharing exports runs of a fixed depth; ${runDir} grows its stack (--grow ${cfg.sharing.grow}), which untie_torch does not. Export only its weights (drop --sharing).`);
+  }
   if (cfg.train.budget > 0) throw new UntieError('--sharing exports step-count runs; a --budget run\'s schedule is fractions of its wall-clock budget, which a torch run does not share');
   return { checkpoint: modelDir, runDir, cfg };
 }

@@ -127,6 +127,14 @@ export interface ExportResult {
   architecture: string;
   /** config.json's model_type: "bert" (a Post-LN model) or "roberta-prelayernorm" (Pre-LN). */
   modelType: HfLayout;
+  /** Encoder layers written. */
+  layers: number;
+  /**
+   * The layers of the run the checkpoint belongs to (null: not a run's): a
+   * growing run's (--grow) checkpoint from before its last growth step has
+   * fewer, and is exported at the depth it has.
+   */
+  runLayers: number | null;
 }
 
 /**
@@ -139,7 +147,8 @@ export interface ExportResult {
  * RoBERTa-PreLayerNorm's layout (RobertaPreLayerNormForMaskedLM, ...).
  */
 export function exportModel(target: string, outDir: string): ExportResult {
-  const isClassifier = openCheckpoint(target).head !== null;
+  const info = openCheckpoint(target);
+  const isClassifier = info.head !== null;
   const loaded = isClassifier ? loadClassifier(target) : load(target);
   const modelType = hfLayoutOf(loaded.model.config);
   makeDirectory(outDir);
@@ -147,5 +156,5 @@ export function exportModel(target: string, outDir: string): ExportResult {
   loaded.tokenizer.save(outDir, { modelMaxLength: loaded.model.config.maxPositions });
   const bertArchitecture = 'architecture' in loaded.model ? loaded.model.architecture : 'BertForMaskedLM';
   const architecture = modelType === ROBERTA_PRELN_TYPE ? robertaArchitecture(bertArchitecture) : bertArchitecture;
-  return { files: fs.readdirSync(outDir).sort(), architecture, modelType };
+  return { files: fs.readdirSync(outDir).sort(), architecture, modelType, layers: loaded.model.config.layers, runLayers: info.runConfig?.model.layers ?? null };
 }
