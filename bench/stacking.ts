@@ -1,0 +1,115 @@
+// What a training step costs at each stage a compare variant passes through:
+// the depths of the stack variants' schedule (stackSchedule), untied, and the
+// tied plans SWE and --grow-tied train in (all tied; each growth's copies tied
+// to their source). Steps (forward, backward, the sharing hook, clipping,
+// AdamW) run on synthetic batches of the run's shape, one configuration after
+// another in interleaved rounds, so a machine whose load drifts slows every
+// configuration alike; the figure is each one's median.
+//
+//   node --import tsx bench/stacking.ts [--layers 12] [--threads 1] [--rounds 5] [--steps 4] [--json]
+//
+// The figures make a run's modelled seconds (scripts/stacking.ts): its steps
+// at each stage times that stage's cost, which, unlike the seconds of runs
+// made hours apart on a shared machine, compare between variants.
+import os from 'node:os';
+import { kernels } from '../src/backend/index.js';
+import { stackSchedule } from '../src/experiments/compare.js';
+import { BertForMaskedLM, type MlmBatch } from '../src/models/bert.js';
+import { Optimizer, clipGradNorm, defaultOptimizerConfig } from '../src/optim/optimizers.js';
+import { SharingController } from '../src/sharing/controller.js';
+import { NeverCriterion } from '../src/sharing/criteria.js';
+import { parseGrowth } from '../src/sharing/growth.js';
+import type { Groups } from '../src/sharing/plan.js';
+import { Rng } from '../src/tensor/rng.js';
+import { backward, tidy } from '../src/tensor/tensor.js';
+import { bertConfigOf, defaultRunConfig } from '../src/train/config.js';
+
+const args = process.argv.slice(2);
+const flag = (name: string, fallback: number) => (args.includes(`--${name}`) ? Number(args[args.indexOf(`--${name}`) + 1]) : fallback);
+const json = args.includes('--json');
+const layers = flag('layers', 12), threads = flag('threads', 1), rounds = flag('rounds', 5), stepsPerRound = flag('steps', 4);
+
+/** A stage's label: its depth, and its tying plan when some layers are tied ("12 tied 3x4"). */
+interface StageCost {
+  label: string;
+  depth: number;
+  groups: Groups;
+  /** Median seconds per step, and every timed step. */
+  stepS: number;
+  times: number[];
+}
+
+/** The plans to time: each depth of the stack schedule untied, and every tied plan a variant trains in. */
+function stages(L: number): { label: string; depth: number; groups: Groups }[] {
+  const depths = parseGrowth(stackSchedule(L), L, { totalSteps: 1000, budget: false }).map((s) => s.depth);
+  const untied = (d: number): Groups => Array.from({ length: d }, (_, i) => [i]);
+  // A growth from k to d with tied copies: group j holds j, j + k, j + 2k, ...
+  const tiedCopies = (k: number, d: number): Groups => Array.from({ length: k }, (_, j) => Array.from({ length: d / k }, (_, r) => j + r * k));
+  const out = depths.map((d) => ({ label: `${d} untied`, depth: d, groups: untied(d) }));
+  out.push({ label: `${L} all tied`, depth: L, groups: [Array.from({ length: L }, (_, i) => i)] });
+  for (let i = 1; i < depths.length; i++) {
+    const [k, d] = [depths[i - 1], depths[i]];
+    out.push({ label: `${d} tied ${k}x${d / k}`, depth: d, groups: tiedCopies(k, d) });
+    if (i > 1) out.push({ label: `${d} tied ${depths[0]}x${d / depths[0]}`, depth: d, groups: tiedCopies(depths[0], d) });
+  }
+  return out;
+}
+
+function syntheticBatch(batchSize: number, seqLen: number, vocab: number, rng: Rng): MlmBatch {
+  const n = batchSize * seqLen;
+  const inputIds = new Int32Array(n), labels = new Int32Array(n).fill(-100);
+  for (let i = 0; i < n; i++) {
+    inputIds[i] = 5 + rng.int(vocab - 5);
+    if (rng.uniform() < 0.15) {
+      labels[i] = inputIds[i];
+      inputIds[i] = 4;
+    }
+  }
+  return { inputIds, labels, tokenTypeIds: new Int32Array(n), attentionMask: new Float32Array(n).fill(1), batchSize, seqLen };
+}
+
+kernels().setThreads(threads);
+const cfg = defaultRunConfig('tiny');
+cfg.model.layers = layers;
+const runners = stages(layers).map((stage) => {
+  const model = new BertForMaskedLM(bertConfigOf(cfg, cfg.data.vocabSize), 0);
+  const named = model.namedParameters();
+  const growth = stage.depth < layers ? { stages: [{ depth: stage.depth, step: 0 }, { depth: layers, step: Number.MAX_SAFE_INTEGER }], tied: false } : undefined;
+  const ctrl = new SharingController(model.stack(), { groups: stage.groups, criterion: new NeverCriterion(), sharedGrad: 'mean', untieOptimizer: 'copy', ...(growth ? { growth } : {}) });
+  ctrl.tieWeights();
+  const opt = new Optimizer(defaultOptimizerConfig());
+  const rng = new Rng(1);
+  let step = 0;
+  const run = () => {
+    const batch = syntheticBatch(cfg.train.batchSize, cfg.data.seqLen, cfg.data.vocabSize, rng);
+    const t0 = performance.now();
+    model.zeroGrad();
+    tidy(() => backward(model.mlm(batch).loss));
+    ctrl.beforeUpdate(step, undefined, opt);
+    const trainable = ctrl.trainable(named);
+    clipGradNorm(trainable.map(([, p]) => p), 1);
+    opt.step(trainable.map(([, p]) => p), trainable.map(([n]) => n), 1e-4);
+    ctrl.afterUpdate(step++, opt);
+    return (performance.now() - t0) / 1000;
+  };
+  return { stage, run, times: [] as number[] };
+});
+
+const loadStart = os.loadavg()[0];
+for (const r of runners) r.run(); // warm-up: the buffer pool and the optimizer state
+for (let round = 0; round < rounds; round++) {
+  for (const r of runners) for (let s = 0; s < stepsPerRound; s++) r.times.push(r.run());
+}
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const costs: StageCost[] = runners.map((r) => ({ ...r.stage, stepS: median(r.times), times: r.times }));
+const result = {
+  machine: `${os.cpus()[0]?.model?.trim() ?? 'unknown CPU'}, ${os.availableParallelism()} cores`, kernels: kernels().name, threads: kernels().getThreads(),
+  load: { start: loadStart, end: os.loadavg()[0] }, layers, hidden: cfg.model.hidden, batch: cfg.train.batchSize, seqLen: cfg.data.seqLen, vocab: cfg.data.vocabSize,
+  rounds, stepsPerRound, stages: costs,
+};
+if (json) console.log(JSON.stringify(result, null, 1));
+else {
+  const full = costs.find((c) => c.label === `${layers} untied`)!.stepS;
+  console.log(`${result.machine}, ${result.kernels} kernels, ${result.threads} thread(s); load average ${loadStart.toFixed(1)} -> ${result.load.end.toFixed(1)}`);
+  for (const c of costs) console.log(`${c.label.padEnd(16)} ${c.stepS.toFixed(3)} s/step  ${(c.stepS / full).toFixed(2)} of the full untied stack's`);
+}
