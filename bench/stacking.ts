@@ -19,7 +19,7 @@ import { Optimizer, clipGradNorm, defaultOptimizerConfig } from '../src/optim/op
 import { SharingController } from '../src/sharing/controller.js';
 import { NeverCriterion } from '../src/sharing/criteria.js';
 import { parseGrowth } from '../src/sharing/growth.js';
-import type { Groups } from '../src/sharing/plan.js';
+import { describePlan, type Groups } from '../src/sharing/plan.js';
 import { Rng } from '../src/tensor/rng.js';
 import { backward, tidy } from '../src/tensor/tensor.js';
 import { bertConfigOf, defaultRunConfig } from '../src/train/config.js';
@@ -29,8 +29,8 @@ const flag = (name: string, fallback: number) => (args.includes(`--${name}`) ? N
 const json = args.includes('--json');
 const layers = flag('layers', 12), threads = flag('threads', 1), rounds = flag('rounds', 5), stepsPerRound = flag('steps', 4);
 
-/** A stage's label: its depth, and its tying plan when some layers are tied ("12 tied 3x4"). */
 interface StageCost {
+  /** `describePlan`: the depth and the tying plan's shape ("12 layers 3x4"). */
   label: string;
   depth: number;
   groups: Groups;
@@ -45,14 +45,14 @@ function stages(L: number): { label: string; depth: number; groups: Groups }[] {
   const untied = (d: number): Groups => Array.from({ length: d }, (_, i) => [i]);
   // A growth from k to d with tied copies: group j holds j, j + k, j + 2k, ...
   const tiedCopies = (k: number, d: number): Groups => Array.from({ length: k }, (_, j) => Array.from({ length: d / k }, (_, r) => j + r * k));
-  const out = depths.map((d) => ({ label: `${d} untied`, depth: d, groups: untied(d) }));
-  out.push({ label: `${L} all tied`, depth: L, groups: [Array.from({ length: L }, (_, i) => i)] });
+  const plans = depths.map(untied);
+  plans.push([untied(L).flat()]); // SWE: all tied
   for (let i = 1; i < depths.length; i++) {
-    const [k, d] = [depths[i - 1], depths[i]];
-    out.push({ label: `${d} tied ${k}x${d / k}`, depth: d, groups: tiedCopies(k, d) });
-    if (i > 1) out.push({ label: `${d} tied ${depths[0]}x${d / depths[0]}`, depth: d, groups: tiedCopies(depths[0], d) });
+    plans.push(tiedCopies(depths[i - 1], depths[i]));
+    if (i > 1) plans.push(tiedCopies(depths[0], depths[i])); // the earlier copies still tied at the next growth
   }
-  return out;
+  const byLabel = new Map(plans.map((groups) => [describePlan(groups), groups]));
+  return [...byLabel].map(([label, groups]) => ({ label, depth: groups.flat().length, groups }));
 }
 
 function syntheticBatch(batchSize: number, seqLen: number, vocab: number, rng: Rng): MlmBatch {
@@ -109,7 +109,7 @@ const result = {
 };
 if (json) console.log(JSON.stringify(result, null, 1));
 else {
-  const full = costs.find((c) => c.label === `${layers} untied`)!.stepS;
+  const full = costs.find((c) => c.label === describePlan(Array.from({ length: layers }, (_, i) => [i])))!.stepS;
   console.log(`${result.machine}, ${result.kernels} kernels, ${result.threads} thread(s); load average ${loadStart.toFixed(1)} -> ${result.load.end.toFixed(1)}`);
   for (const c of costs) console.log(`${c.label.padEnd(16)} ${c.stepS.toFixed(3)} s/step  ${(c.stepS / full).toFixed(2)} of the full untied stack's`);
 }

@@ -15,6 +15,7 @@ import { SharingController, type RepeatedStack, type SharingEvent } from '../src
 import { copyLayer } from '../src/sharing/copy.js';
 import { AdaptiveCriterion, FixedCriterion, NeverCriterion, type Criterion } from '../src/sharing/criteria.js';
 import { parseGrowth, SinceGrowth, type GrowthOptions } from '../src/sharing/growth.js';
+import { describePlan } from '../src/sharing/plan.js';
 import { defaultRunConfig, mergeConfig, validateRunConfig, type RunConfig } from '../src/train/config.js';
 import { prepareData } from '../src/train/data.js';
 import { exportModel, load } from '../src/train/load.js';
@@ -363,4 +364,8 @@ test('compare: stack and stack-swe grow quarter, half, then full depth at 12.5% 
   assert.deepEqual([stack.sharing.grow, stack.sharing.growTied, stack.sharing.untie, stack.sharing.share], ['3@0,6@0.125,12@0.3', false, 'never', '12x1']);
   assert.deepEqual([sweStack.sharing.grow, sweStack.sharing.growTied, sweStack.sharing.untie], ['3@0,6@0.125,12@0.3', true, 'adaptive']);
   assert.equal(variantConfig(base, 'baseline', 0, opts).sharing.grow, '');
+  // The plans a stack-swe run passes through, as bench/stacking.ts and scripts/stacking.ts name them.
+  assert.equal(describePlan([[0, 3, 6, 9], [1, 4, 7, 10], [2, 5, 8, 11]]), '12 layers 3x4');
+  assert.equal(describePlan([[0], [1], [2]]), '3 layers 3x1');
+  assert.equal(describePlan([[0, 1], [2]]), '3 layers [0,1] [2]');
 });
