@@ -14,7 +14,7 @@
 import os from 'node:os';
 import { kernels } from '../src/backend/index.js';
 import { stackSchedule } from '../src/experiments/compare.js';
-import { BertForMaskedLM, type MlmBatch } from '../src/models/bert.js';
+import { BertForMaskedLM } from '../src/models/bert.js';
 import { Optimizer, clipGradNorm, defaultOptimizerConfig } from '../src/optim/optimizers.js';
 import { SharingController } from '../src/sharing/controller.js';
 import { NeverCriterion } from '../src/sharing/criteria.js';
@@ -23,6 +23,7 @@ import { describePlan, type Groups } from '../src/sharing/plan.js';
 import { Rng } from '../src/tensor/rng.js';
 import { backward, tidy } from '../src/tensor/tensor.js';
 import { bertConfigOf, defaultRunConfig } from '../src/train/config.js';
+import { syntheticBatch } from './batches.js';
 
 const args = process.argv.slice(2);
 const flag = (name: string, fallback: number) => (args.includes(`--${name}`) ? Number(args[args.indexOf(`--${name}`) + 1]) : fallback);
@@ -53,19 +54,6 @@ function stages(L: number): { label: string; depth: number; groups: Groups }[] {
   }
   const byLabel = new Map(plans.map((groups) => [describePlan(groups), groups]));
   return [...byLabel].map(([label, groups]) => ({ label, depth: groups.flat().length, groups }));
-}
-
-function syntheticBatch(batchSize: number, seqLen: number, vocab: number, rng: Rng): MlmBatch {
-  const n = batchSize * seqLen;
-  const inputIds = new Int32Array(n), labels = new Int32Array(n).fill(-100);
-  for (let i = 0; i < n; i++) {
-    inputIds[i] = 5 + rng.int(vocab - 5);
-    if (rng.uniform() < 0.15) {
-      labels[i] = inputIds[i];
-      inputIds[i] = 4;
-    }
-  }
-  return { inputIds, labels, tokenTypeIds: new Int32Array(n), attentionMask: new Float32Array(n).fill(1), batchSize, seqLen };
 }
 
 kernels().setThreads(threads);
