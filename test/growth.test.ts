@@ -22,6 +22,8 @@ import { exportModel, load } from '../src/train/load.js';
 import { readMetrics, type MetricRecord } from '../src/train/metrics.js';
 import { readSafetensors } from '../src/train/safetensors.js';
 import { train } from '../src/train/trainer.js';
+import { sharingSource } from '../src/train/crossover.js';
+import { configFromFlags } from '../src/cli/train.js';
 import { Rng } from '../src/tensor/rng.js';
 import { Tensor, backward, noGrad } from '../src/tensor/tensor.js';
 
@@ -309,6 +311,8 @@ test('a growing run: checkpoints hold the depth the run has, and a run resumed a
   assert.deepEqual([r.layers, r.runLayers], [2, 4]);
   assert.equal(load(out).model.config.layers, 2);
   assert.equal(exportModel(path.join(root, 'whole'), path.join(root, 'export12')).layers, 4);
+  // untie_torch does not grow: the crossing refuses a growing run before writing.
+  assert.throws(() => sharingSource(path.join(root, 'whole')), /grows its stack \(--grow 2@0,4@step:4\)/);
 });
 
 test('--grow-tied end to end: the copies stay tied to their source until the untie (step:N counts from the growth step), then diverge; resume across the growth is exact', async () => {
@@ -334,6 +338,12 @@ test('--grow-tied end to end: the copies stay tied to their source until the unt
   const a = weightsAt('tied', 12), b = weightsAt('tied-cut', 12);
   for (const t of Object.keys(a)) assert.deepEqual(b[t].data, a[t].data, t);
   assert.deepEqual(comparable(readMetrics(path.join(root, 'tied-cut', 'metrics.jsonl'))), comparable(readMetrics(path.join(root, 'tied', 'metrics.jsonl'))));
+});
+
+test('untie train --grow / --grow-tied set the config', () => {
+  const cfg = configFromFlags({ layers: '12', grow: '3@0,6@0.125,12@0.3', 'grow-tied': true, untie: 'step:50' });
+  assert.deepEqual([cfg.sharing.grow, cfg.sharing.growTied, cfg.sharing.untie], ['3@0,6@0.125,12@0.3', true, 'step:50']);
+  assert.equal(configFromFlags({ layers: '12', grow: '3@0,12@0.5' }).sharing.growTied, false);
 });
 
 test('bad growth settings are refused before anything is written', async () => {

@@ -57,6 +57,9 @@ export function sharingSource(target: string): { checkpoint: string; runDir: str
     throw new UntieError(`--sharing needs a run folder or one of its checkpoint-<step> folders (with the run's config.json and trainer_state.json); ${target} is not one`);
   }
   const cfg = runConfigOf(readConfigFile(path.join(runDir, 'config.json')), runDir);
+  if (cfg.sharing.grow) {
+    throw new UntieError(`--sharing exports runs of a fixed depth; ${runDir} grows its stack (--grow ${cfg.sharing.grow}), which untie_torch does not. Export only its weights (drop --sharing).`);
+  }
   // A Pre-LN export is RoBERTa-PreLayerNorm's (other names, a padding row in the position table), which untie_torch's mapping does not follow.
   if (cfg.model.norm !== 'post') {
     throw new UntieError(
@@ -67,9 +70,6 @@ export function sharingSource(target: string): { checkpoint: string; runDir: str
   // Hugging Face's BERT always has biases: the export's zero ones would be trained in PyTorch, and the model would no longer be the run's.
   if (!cfg.model.bias) {
     throw new UntieError(`--sharing exports runs with biases; ${runDir} has none (--bias off), and a PyTorch BERT would train the export's zero biases. Train with --bias on to cross over.`);
-  }
-  if (cfg.sharing.grow) {
-    throw new UntieError(`--sharing exports runs of a fixed depth; ${runDir} grows its stack (--grow ${cfg.sharing.grow}), which untie_torch does not. Export only its weights (drop --sharing).`);
   }
   if (cfg.train.budget > 0) throw new UntieError('--sharing exports step-count runs; a --budget run\'s schedule is fractions of its wall-clock budget, which a torch run does not share');
   return { checkpoint: modelDir, runDir, cfg };
