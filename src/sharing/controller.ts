@@ -28,7 +28,7 @@
  */
 import { kernels } from '../backend/index.js';
 import { UntieError } from '../errors.js';
-import type { Optimizer, ParamState } from '../optim/optimizers.js';
+import type { Optimizer } from '../optim/optimizers.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { CheckStats, Criterion, Decision, PairStat } from './criteria.js';
 import { copyLayer, scaleMoments } from './copy.js';
