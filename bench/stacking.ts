@@ -4,7 +4,11 @@
 // to their source). Steps (forward, backward, the sharing hook, clipping,
 // AdamW) run on synthetic batches of the run's shape, one configuration after
 // another in interleaved rounds, so a machine whose load drifts slows every
-// configuration alike; the figure is each one's median.
+// configuration alike; the figures are each one's median wall-clock seconds
+// and median CPU seconds per step. On one thread the CPU seconds are what
+// the step itself costs whatever else runs on the machine (other jobs
+// stretch the wall clock, not the work), so they are the figure to price
+// steps with on a shared machine.
 //
 //   node --import tsx bench/stacking.ts [--layers 12] [--threads 1] [--rounds 5] [--steps 4] [--json]
 //
@@ -35,9 +39,12 @@ interface StageCost {
   label: string;
   depth: number;
   groups: Groups;
-  /** Median seconds per step, and every timed step. */
+  /** Median wall-clock seconds per step, and every timed step's. */
   stepS: number;
   times: number[];
+  /** Median CPU seconds (user + system) per step, and every timed step's. */
+  cpuS: number;
+  cpuTimes: number[];
 }
 
 /** The plans to time: each depth of the stack schedule untied, and every tied plan a variant trains in. */
@@ -70,7 +77,7 @@ const runners = stages(layers).map((stage) => {
   let step = 0;
   const run = () => {
     const batch = syntheticBatch(cfg.train.batchSize, cfg.data.seqLen, cfg.data.vocabSize, rng);
-    const t0 = performance.now();
+    const t0 = performance.now(), cpu0 = process.cpuUsage();
     model.zeroGrad();
     tidy(() => backward(model.mlm(batch).loss));
     ctrl.beforeUpdate(step, undefined, opt);
@@ -78,18 +85,25 @@ const runners = stages(layers).map((stage) => {
     clipGradNorm(trainable.map(([, p]) => p), 1);
     opt.step(trainable.map(([, p]) => p), trainable.map(([n]) => n), 1e-4);
     ctrl.afterUpdate(step++, opt);
-    return (performance.now() - t0) / 1000;
+    const cpu = process.cpuUsage(cpu0);
+    return { wall: (performance.now() - t0) / 1000, cpu: (cpu.user + cpu.system) / 1e6 };
   };
-  return { stage, run, times: [] as number[] };
+  return { stage, run, times: [] as number[], cpuTimes: [] as number[] };
 });
 
 const loadStart = os.loadavg()[0];
 for (const r of runners) r.run(); // warm-up: the buffer pool and the optimizer state
 for (let round = 0; round < rounds; round++) {
-  for (const r of runners) for (let s = 0; s < stepsPerRound; s++) r.times.push(r.run());
+  for (const r of runners) {
+    for (let s = 0; s < stepsPerRound; s++) {
+      const { wall, cpu } = r.run();
+      r.times.push(wall);
+      r.cpuTimes.push(cpu);
+    }
+  }
 }
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-const costs: StageCost[] = runners.map((r) => ({ ...r.stage, stepS: median(r.times), times: r.times }));
+const costs: StageCost[] = runners.map((r) => ({ ...r.stage, stepS: median(r.times), times: r.times, cpuS: median(r.cpuTimes), cpuTimes: r.cpuTimes }));
 const result = {
   machine: `${os.cpus()[0]?.model?.trim() ?? 'unknown CPU'}, ${os.availableParallelism()} cores`, kernels: kernels().name, threads: kernels().getThreads(),
   load: { start: loadStart, end: os.loadavg()[0] }, layers, hidden: cfg.model.hidden, batch: cfg.train.batchSize, seqLen: cfg.data.seqLen, vocab: cfg.data.vocabSize,
@@ -97,7 +111,9 @@ const result = {
 };
 if (json) console.log(JSON.stringify(result, null, 1));
 else {
-  const full = costs.find((c) => c.label === describePlan(Array.from({ length: layers }, (_, i) => [i])))!.stepS;
+  const full = costs.find((c) => c.label === describePlan(Array.from({ length: layers }, (_, i) => [i])))!;
   console.log(`${result.machine}, ${result.kernels} kernels, ${result.threads} thread(s); load average ${loadStart.toFixed(1)} -> ${result.load.end.toFixed(1)}`);
-  for (const c of costs) console.log(`${c.label.padEnd(16)} ${c.stepS.toFixed(3)} s/step  ${(c.stepS / full).toFixed(2)} of the full untied stack's`);
+  for (const c of costs) {
+    console.log(`${c.label.padEnd(16)} ${c.stepS.toFixed(3)} s/step wall (${(c.stepS / full.stepS).toFixed(2)} of the full untied stack's), ${c.cpuS.toFixed(3)} CPU s/step (${(c.cpuS / full.cpuS).toFixed(2)})`);
+  }
 }

@@ -35,7 +35,7 @@ interface Timing {
   machine: string;
   threads: number;
   load: { start: number; end: number };
-  stages: { label: string; stepS: number }[];
+  stages: { label: string; stepS: number; cpuS: number }[];
 }
 
 /** Copies the records of every finished run (its last evaluation at its planned step) of a compare folder. */
@@ -98,7 +98,8 @@ function main(): void {
   if (from) collect(from, records);
 
   const timing = JSON.parse(fs.readFileSync(path.join(records, 'timing.json'), 'utf8')) as Timing;
-  const cost = new Map(timing.stages.map((s) => [s.label, s.stepS]));
+  // Steps are priced at their CPU seconds: on one thread, what the step costs whatever else the machine runs.
+  const cost = new Map(timing.stages.map((s) => [s.label, s.cpuS]));
   const costOf = (plan: string) => {
     const c = cost.get(plan);
     if (c === undefined) throw new Error(`timing.json has no cost for "${plan}" (it has ${[...cost.keys()].join(', ')}): rerun bench/stacking.ts for this shape`);
@@ -127,7 +128,7 @@ function main(): void {
   fs.writeFileSync(path.join(records, 'results.json'), JSON.stringify(results, null, 1) + '\n');
   console.log(`target (baseline's final val loss): ${fmt(summary.target, 4)}; unigram ${summary.unigramValLoss?.toFixed(4) ?? '—'}`);
   console.log(`modelled seconds: ${timing.machine}, ${timing.threads} thread(s), load average ${timing.load.start.toFixed(1)} -> ${timing.load.end.toFixed(1)}; ` +
-    timing.stages.map((s) => `${s.label} ${s.stepS.toFixed(3)} s/step`).join(', '));
+    timing.stages.map((s) => `${s.label} ${s.cpuS.toFixed(3)} CPU s/step`).join(', '));
   console.log(table(summary.variants, modelled.variants));
 }
 
