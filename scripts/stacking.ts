@@ -13,8 +13,8 @@
  * Steps compare exactly between runs (same seed and thread count, same
  * numbers). Seconds do not, when the runs were made hours apart on a machine
  * other jobs share; so next to the runs' own training seconds the table gives
- * modelled seconds: each run's updates, each priced at the seconds per step
- * of the stage it ran in (its depth and tying plan), as bench/stacking.ts
+ * modelled seconds: each run's updates, each priced at the CPU seconds per
+ * step of the plan it ran in (its depth and tying), as bench/stacking.ts
  * measured them all in one interleaved run (studies/stacking/NAME/timing.json).
  * A stack run's early steps are cheaper because they run fewer layers; a
  * tied step costs about what an untied one does. Time to target is then read
