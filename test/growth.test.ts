@@ -14,7 +14,7 @@ import { Optimizer, defaultOptimizerConfig } from '../src/optim/optimizers.js';
 import { SharingController, type RepeatedStack, type SharingEvent } from '../src/sharing/controller.js';
 import { copyLayer } from '../src/sharing/copy.js';
 import { AdaptiveCriterion, FixedCriterion, NeverCriterion, type Criterion } from '../src/sharing/criteria.js';
-import { parseGrowth, SinceGrowth, type GrowthOptions } from '../src/sharing/growth.js';
+import { growthDue, parseGrowth, SinceGrowth, type GrowthOptions } from '../src/sharing/growth.js';
 import { describePlan } from '../src/sharing/plan.js';
 import { defaultRunConfig, mergeConfig, validateRunConfig, type RunConfig } from '../src/train/config.js';
 import { prepareData } from '../src/train/data.js';
@@ -238,6 +238,9 @@ test('bad --grow schedules are one-line errors', () => {
     assert.throws(() => parseGrowth(text, 4, run), (err: Error) => err instanceof UntieError && message.test(err.message) && !err.message.includes('\n'), text);
   }
   assert.throws(() => parseGrowth('2@0,4@step:10', 4, { totalSteps: 100, budget: true }), /fractions of its budget, not at step:N/);
+  // A step-count stage grows after the update that completes its step; a budget stage once its fraction is spent.
+  assert.deepEqual([3, 4].map((step) => growthDue({ depth: 4, step: 5 }, step)), [false, true]);
+  assert.deepEqual([0.49, 0.5].map((p) => growthDue({ depth: 4, fraction: 0.5 }, 1000, p)), [false, true]);
 });
 
 // ------------------------------------------------------------------ end to end
@@ -283,8 +286,11 @@ test('a growing run: checkpoints hold the depth the run has, and a run resumed a
   const patch = { sharing: { untieOptimizer: 'rescale' } };
   seedTokenizer('whole');
   const whole = await train({ config: runConfig('whole', patch), progress: false });
-  const grow = readMetrics(path.join(root, 'whole', 'metrics.jsonl')).filter((r) => r.type === 'grow');
-  assert.deepEqual(grow.map((r) => [r.step, r.from, r.to]), [[4, 2, 4]]);
+  const records = readMetrics(path.join(root, 'whole', 'metrics.jsonl'));
+  assert.deepEqual(records.filter((r) => r.type === 'grow').map((r) => [r.step, r.from, r.to]), [[4, 2, 4]]);
+  // The learning rate runs over the whole run: after warmup it decays every step, across the growth too.
+  const lrs = records.filter((r) => r.type === 'train' && r.step >= 2).map((r) => r.lr as number);
+  assert.ok(lrs.every((lr, i) => i === 0 || lr < lrs[i - 1]), `lr ${lrs.join(', ')}`);
   // checkpoint-2: 2 layers; checkpoint-4 (written right after the growth step): 4.
   const layersIn = (step: number) => new Set(Object.keys(weightsAt('whole', step)).map((n) => /layer\.(\d+)\./.exec(n)?.[1]).filter(Boolean)).size;
   assert.equal(layersIn(2), 2);
