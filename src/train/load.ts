@@ -135,6 +135,8 @@ export interface ExportResult {
    * fewer, and is exported at the depth it has.
    */
   runLayers: number | null;
+  /** The model folder exported: the checkpoint itself, or a run's newest checkpoint. */
+  source: string;
 }
 
 /**
@@ -156,5 +158,8 @@ export function exportModel(target: string, outDir: string): ExportResult {
   loaded.tokenizer.save(outDir, { modelMaxLength: loaded.model.config.maxPositions });
   const bertArchitecture = 'architecture' in loaded.model ? loaded.model.architecture : 'BertForMaskedLM';
   const architecture = modelType === ROBERTA_PRELN_TYPE ? robertaArchitecture(bertArchitecture) : bertArchitecture;
-  return { files: fs.readdirSync(outDir).sort(), architecture, modelType, layers: loaded.model.config.layers, runLayers: info.runConfig?.model.layers ?? null };
+  return {
+    files: fs.readdirSync(outDir).sort(), architecture, modelType, source: loaded.modelDir,
+    layers: loaded.model.config.layers, runLayers: info.runConfig?.model.layers ?? null,
+  };
 }
