@@ -40,7 +40,7 @@ import { checkPage } from './chromium.js';
 import { TOKENIZER_FILES } from '../src/data/tokenizer.js';
 import { readMetrics } from '../src/train/metrics.js';
 import { PLANS, type Plan } from './study-plans.js';
-import { recordFinished, shapeOf, studyResults, type StudyTiming } from '../src/experiments/study.js';
+import { phasePlans, recordFinished, shapeOf, studyResults, type StudyTiming } from '../src/experiments/study.js';
 import { writeCompareReport } from '../src/report/compare.js';
 import { formatSummary } from '../src/cli/compare.js';
 import { configFromFlags, trainFlags } from '../src/cli/train.js';
@@ -318,10 +318,12 @@ async function compareStudy(args: ReturnType<typeof parseArgs>, plan: Plan, name
 }
 
 /**
- * Each (shape, phase, depth) the study's runs went through, timed alone on
- * all cores: a short run of one of its cells' flags, tied (1xL, never untied)
- * or untied (Lx1), median seconds per step after warm-up. Costs already in
- * `previous` are kept unless their shape and key come up again.
+ * Each (shape, phase, depth) the study's runs went through (phasePlans: the
+ * stack tied and untied; a --grow run's depths, and with --grow-tied its
+ * tied copies), timed alone on all cores: a short run of one of its cells'
+ * flags at that plan's --layers and --share, never untied and not growing,
+ * median seconds per step after warm-up. Costs already in `previous` are kept
+ * unless their shape and key come up again.
  */
 function timeStudy(args: ReturnType<typeof parseArgs>, plan: Plan, names: string[], flagsOf: (n: string) => string[], machine: string, previous: StudyTiming | null): StudyTiming {
   const costs: Record<string, Record<string, number>> = structuredClone(previous?.costs ?? {});
@@ -330,23 +332,31 @@ function timeStudy(args: ReturnType<typeof parseArgs>, plan: Plan, names: string
   for (const name of names) {
     const flags = flagsOf(name);
     const cfg = configFromFlags(parse('train', flags, trainFlags()).values);
-    const shape = shapeOf(cfg), L = cfg.model.layers;
-    const tied = cfg.sharing.share !== `${L}x1`;
-    const kinds = tied ? (cfg.sharing.untie === 'never' ? ['tied'] : ['tied', 'untied']) : ['untied'];
-    for (const kind of kinds) {
-      const key = `${shape}/${kind}@${L}`;
+    const shape = shapeOf(cfg);
+    for (const p of phasePlans(cfg)) {
+      const key = `${shape}/${p.kind}@${p.depth}`;
       if (done.has(key)) continue;
       done.add(key);
       loads.push(os.loadavg()[0]);
-      console.error(`[study] timing ${kind} ${L} layers, ${shape} ...`);
-      const timed = [...flags, '--share', kind === 'tied' ? `1x${L}` : `${L}x1`, '--untie', 'never'];
-      (costs[shape] ??= {})[`${kind}@${L}`] = timeOne(args.out, `${shape}-${kind}-${L}`, timed, args.timeSteps);
+      console.error(`[study] timing ${p.kind} ${p.depth} layers, ${shape} ...`);
+      const timed = [...withoutGrowth(flags), '--layers', String(p.layers), '--share', p.share, '--untie', 'never'];
+      (costs[shape] ??= {})[`${p.kind}@${p.depth}`] = timeOne(args.out, `${shape}-${p.kind}-${p.depth}`, timed, args.timeSteps);
       loads.push(os.loadavg()[0]);
     }
   }
   const how = `median seconds per step of ${args.timeSteps} steps (the first 2 dropped) of each phase alone on all ${os.availableParallelism()} cores, `
     + `evaluation excluded; load average ${Math.min(...loads).toFixed(1)}-${Math.max(...loads).toFixed(1)} while timing`;
   return { machine, how, costs };
+}
+
+/** A cell's flags without its growth schedule: a timing run trains one plan at one depth. */
+function withoutGrowth(flags: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < flags.length; i++) {
+    if (flags[i] === '--grow') i++;
+    else if (flags[i] !== '--grow-tied') out.push(flags[i]);
+  }
+  return out;
 }
 
 /** DIR/report.html: the study's curves, checked in Chromium, with a screenshot beside it. */
