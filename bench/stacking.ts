@@ -12,12 +12,16 @@
 //
 //   node --import tsx bench/stacking.ts [--layers 12] [--threads 1] [--rounds 5] [--steps 4] [--json]
 //
-// The figures make a run's modelled seconds (scripts/stacking.ts): its steps
-// at each stage times that stage's cost, which, unlike the seconds of runs
-// made hours apart on a shared machine, compare between variants.
+// With --json the output is also a study's timing (its `costs`, keyed as
+// src/experiments/study.ts names a run's phases), which
+// `scripts/study.ts PLAN --timing FILE` prices each run's steps with: its
+// steps at each stage times that stage's CPU seconds, which, unlike the
+// seconds of runs made hours apart on a shared machine, compare between
+// variants.
 import os from 'node:os';
 import { kernels } from '../src/backend/index.js';
 import { stackSchedule } from '../src/experiments/compare.js';
+import { phaseKind, shapeOf } from '../src/experiments/study.js';
 import { BertForMaskedLM } from '../src/models/bert.js';
 import { Optimizer, clipGradNorm, defaultOptimizerConfig } from '../src/optim/optimizers.js';
 import { SharingController } from '../src/sharing/controller.js';
@@ -104,10 +108,15 @@ for (let round = 0; round < rounds; round++) {
 }
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const costs: StageCost[] = runners.map((r) => ({ ...r.stage, stepS: median(r.times), times: r.times, cpuS: median(r.cpuTimes), cpuTimes: r.cpuTimes }));
+const loadEnd = os.loadavg()[0];
 const result = {
   machine: `${os.cpus()[0]?.model?.trim() ?? 'unknown CPU'}, ${os.availableParallelism()} cores`, kernels: kernels().name, threads: kernels().getThreads(),
-  load: { start: loadStart, end: os.loadavg()[0] }, layers, hidden: cfg.model.hidden, batch: cfg.train.batchSize, seqLen: cfg.data.seqLen, vocab: cfg.data.vocabSize,
+  load: { start: loadStart, end: loadEnd }, layers, hidden: cfg.model.hidden, batch: cfg.train.batchSize, seqLen: cfg.data.seqLen, vocab: cfg.data.vocabSize,
   rounds, stepsPerRound, stages: costs,
+  // As a study's timing (scripts/study.ts --timing FILE): each plan's CPU seconds per step, keyed as the study names its phases.
+  how: `median CPU seconds per step (bench/stacking.ts: ${rounds} interleaved rounds of ${stepsPerRound} steps on synthetic batches, ${kernels().getThreads()} thread(s), `
+    + `evaluation excluded; load average ${loadStart.toFixed(1)} -> ${loadEnd.toFixed(1)})`,
+  costs: { [shapeOf(cfg)]: Object.fromEntries(costs.map((c) => [`${phaseKind(c.groups)}@${c.depth}`, c.cpuS])) },
 };
 if (json) console.log(JSON.stringify(result, null, 1));
 else {

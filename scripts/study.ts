@@ -4,7 +4,7 @@
  * side, all on ONE tokenizer per vocabulary size (trained once, copied into
  * every run folder), so that only the setting under study differs.
  *
- *   node --import tsx scripts/study.ts PLAN [--out DIR] [--jobs 2] [--only a,b] [--time] [--report]
+ *   node --import tsx scripts/study.ts PLAN [--out DIR] [--jobs 2] [--only a,b] [--time | --timing FILE] [--report]
  *
  * Runs train in a work folder (DIR, default runs/studies/PLAN: checkpoints,
  * never committed); each finished run's records (config.json,
@@ -19,6 +19,10 @@
  * time on all cores (median of timed steps after warm-up, evaluation
  * excluded), and the summary maps every curve onto wall-clock with it.
  * A finished run is kept: rerunning the command only runs what is missing.
+ *
+ * `--timing FILE` prices a comparison's steps with costs measured another
+ * way instead (a StudyTiming, e.g. bench/stacking.ts --json: CPU seconds per
+ * step of each plan on one thread, which a shared machine does not stretch).
  *
  * Writes DIR/results.json (every eval point of every run, the timings) and
  * prints a table. `--report` also draws DIR/report.html (validation loss
@@ -73,7 +77,7 @@ function parseArgs(argv: string[]) {
     return i >= 0 ? rest[i + 1] : undefined;
   };
   if (!plan || !PLANS[plan]) {
-    console.error(`usage: node --import tsx scripts/study.ts PLAN [--out DIR] [--jobs N] [--only a,b] [--time] [--report]\nplans: ${Object.keys(PLANS).join(', ')}`);
+    console.error(`usage: node --import tsx scripts/study.ts PLAN [--out DIR] [--jobs N] [--only a,b] [--time | --timing FILE] [--report]\nplans: ${Object.keys(PLANS).join(', ')}`);
     process.exit(2);
   }
   return {
@@ -85,6 +89,7 @@ function parseArgs(argv: string[]) {
     time: rest.includes('--time'),
     report: rest.includes('--report'),
     timeSteps: Number(opt('time-steps') ?? 12),
+    timing: opt('timing') ? path.resolve(opt('timing')!) : undefined,
   };
 }
 
@@ -294,7 +299,9 @@ async function main() {
  */
 async function compareStudy(args: ReturnType<typeof parseArgs>, plan: Plan, names: string[], flagsOf: (n: string) => string[]): Promise<void> {
   const machine = `${os.cpus()[0]?.model?.trim() ?? 'unknown CPU'}, ${os.availableParallelism()} cores`;
-  const timingFile = path.join(args.records, 'timing.json');
+  const timingFile = args.timing ?? path.join(args.records, 'timing.json');
+  if (args.timing && !fs.existsSync(args.timing)) throw new Error(`--timing ${args.timing}: no such file`);
+  if (args.timing && args.time) throw new Error('--timing FILE prices the runs with costs measured elsewhere; --time measures them: pick one');
   let timing = fs.existsSync(timingFile) ? (JSON.parse(fs.readFileSync(timingFile, 'utf8')) as StudyTiming) : null;
   if (args.time) {
     timing = timeStudy(args, plan, names, flagsOf, machine, timing);

@@ -10,6 +10,10 @@ import path from 'node:path';
 import { phasePlans, phasesOf, recordFinished, shapeOf, studyResults, type StudyCell } from '../src/experiments/study.js';
 import { writeCompareReport } from '../src/report/compare.js';
 import { defaultRunConfig } from '../src/train/config.js';
+import { variantConfig } from '../src/experiments/compare.js';
+import { configFromFlags, trainFlags } from '../src/cli/train.js';
+import { parse } from '../src/cli/args.js';
+import { PLANS } from '../scripts/study-plans.js';
 import { modelledSeconds } from '../src/experiments/speedup.js';
 import { parseShare, planGroups } from '../src/sharing/plan.js';
 import { readMetrics } from '../src/train/metrics.js';
@@ -71,6 +75,25 @@ test('phases of --grow-tied: each growth\'s copies tied to their source until th
   assert.deepEqual(modelledSeconds(same, costs, [375, 900, 1000]), [375, 375 + 525 * 2, 375 + 525 * 2 + 100 * 5]);
   cfg.sharing.growTied = false;
   assert.deepEqual(phasePlans(cfg).map((p) => `${p.kind}@${p.depth}`), ['untied@3', 'untied@6', 'untied@12']);
+  // A growth from one layer ties its copies in one group: the all-tied plan, named as phaseKind names it.
+  cfg.model.layers = 4;
+  cfg.sharing.grow = '1@0,2@0.2,4@0.5';
+  cfg.sharing.growTied = true;
+  assert.deepEqual(phasePlans(cfg).map((p) => `${p.kind}@${p.depth}`), ['untied@1', 'untied@2', 'untied@4', 'tied@2', 'tied-2x2@4', 'tied@4']);
+});
+
+test('past-unigram: each 12-layer cell is the plan\'s baseline config with the flags untie compare gives its variant', () => {
+  const plan = PLANS['past-unigram'];
+  const configOf = (name: string) => configFromFlags(parse('train', [...plan.common, ...plan.variants[name]], trainFlags()).values);
+  const cells = plan.cells!.filter((c) => c.point === '12 layers');
+  assert.deepEqual([...new Set(cells.map((c) => c.variant))].sort(), ['albert', 'baseline', 'baseline-half', 'stack', 'stack-swe', 'swe-a', 'swe-f']);
+  for (const c of cells) {
+    const base = configOf(`L12-baseline-s${c.seed}`);
+    const want = variantConfig(base, c.variant, c.seed, { sweFFraction: 0.1, evalsPerRun: 30 });
+    const got = configOf(c.name);
+    assert.deepEqual(got.sharing, want.sharing, `${c.name}: sharing`);
+    assert.deepEqual([got.model, got.data, got.train.steps, got.train.seed, got.train.lr], [want.model, want.data, want.train.steps, want.train.seed, want.train.lr], c.name);
+  }
 });
 
 test('the study\'s results come from its committed records: every cell, paired seeds, levels', () => {

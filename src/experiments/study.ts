@@ -17,6 +17,7 @@ import path from 'node:path';
 import { UntieError } from '../errors.js';
 import { readMetrics, type MetricRecord } from '../train/metrics.js';
 import { growthOf, runConfigOf, type RunConfig } from '../train/config.js';
+import { parseShare, planGroups } from '../sharing/plan.js';
 import { runRecordFrom, summarize, type CompareResults, type DownstreamScores, type RunRecord, type Variant } from './compare.js';
 import { costKey, modelledSeconds, type Phase } from './speedup.js';
 
@@ -104,8 +105,8 @@ export function phasePlans(cfg: RunConfig): { kind: string; depth: number; layer
   if (growth.tied) {
     for (let i = 1; i < depths.length; i++) {
       for (let j = i - 1; j >= 0; j--) {
-        const unit = depths[j], repeats = depths[i] / depths[j];
-        plans.push({ kind: `tied-${unit}x${repeats}`, depth: depths[i], layers: depths[i], share: `${unit}x${repeats}` });
+        const share = `${depths[j]}x${depths[i] / depths[j]}`;
+        plans.push({ kind: phaseKind(planGroups(parseShare(share, depths[i]))), depth: depths[i], layers: depths[i], share });
       }
     }
   }
