@@ -184,7 +184,9 @@ function resolvedConfig(flags: string[]): string {
 }
 
 function comparable(cfg: RunConfig): string {
-  return JSON.stringify({ ...cfg, name: '', outDir: '', train: { ...cfg.train, threads: 1 } });
+  // How often a run saves checkpoints and how many it keeps change no number it computes (a resumed run
+  // repeats the uninterrupted one bit for bit), so a run that saved at other steps is the same run.
+  return JSON.stringify({ ...cfg, name: '', outDir: '', train: { ...cfg.train, threads: 1, saveEvery: 0, keepLast: 0 } });
 }
 
 /** A finished run with the same resolved config in any study's committed records, or null. */
