@@ -3,7 +3,7 @@
 // projected time of 1,000 steps. `npm run bench:presets [-- --json] [-- --steps N]`.
 import os from 'node:os';
 import { kernels } from '../src/backend/index.js';
-import { BertForMaskedLM, type MlmBatch } from '../src/models/bert.js';
+import { BertForMaskedLM } from '../src/models/bert.js';
 import { Optimizer, clipGradNorm, defaultOptimizerConfig } from '../src/optim/optimizers.js';
 import { SharingController } from '../src/sharing/controller.js';
 import { NeverCriterion } from '../src/sharing/criteria.js';
@@ -11,25 +11,13 @@ import { parseShare, planGroups } from '../src/sharing/plan.js';
 import { Rng } from '../src/tensor/rng.js';
 import { backward, tidy } from '../src/tensor/tensor.js';
 import { PRESETS, bertConfigOf, defaultRunConfig } from '../src/train/config.js';
+import { syntheticBatch } from './batches.js';
 
 const args = process.argv.slice(2);
 const json = args.includes('--json');
 const stepsArg = args.indexOf('--steps');
 const timedSteps = stepsArg >= 0 ? Number(args[stepsArg + 1]) : 5;
 const only = args.indexOf('--preset') >= 0 ? [args[args.indexOf('--preset') + 1]] : Object.keys(PRESETS);
-
-function syntheticBatch(batchSize: number, seqLen: number, vocab: number, rng: Rng): MlmBatch {
-  const n = batchSize * seqLen;
-  const inputIds = new Int32Array(n), labels = new Int32Array(n).fill(-100);
-  for (let i = 0; i < n; i++) {
-    inputIds[i] = 5 + rng.int(vocab - 5);
-    if (rng.uniform() < 0.15) {
-      labels[i] = inputIds[i];
-      inputIds[i] = 4;
-    }
-  }
-  return { inputIds, labels, tokenTypeIds: new Int32Array(n), attentionMask: new Float32Array(n).fill(1), batchSize, seqLen };
-}
 
 kernels().setThreads(os.availableParallelism());
 const rows = [];

@@ -6,7 +6,7 @@
  * compare report), built from the committed records alone.
  */
 import type { StudyCell } from '../src/experiments/study.js';
-import type { Variant } from '../src/experiments/compare.js';
+import { stackSchedule, type Variant } from '../src/experiments/compare.js';
 
 export interface Plan {
   about: string;
@@ -87,6 +87,7 @@ export const PLANS: Record<string, Plan> = {
  *   3. 12 layers: swe-f untied at 5%, 25%, 50% (the paper's Table 3), albert, baseline-half; 2 seeds
  *   4. mechanism: the batch (16 x 6,000 and 64 x 1,500 steps: equal tokens) and a
  *      conservative learning rate (5e-4), baseline and swe-f; 2 seeds
+ *   5. issue 22: progressive stacking at 12 layers, stack and stack-swe; 3 seeds
  * A variant's flags are those `untie compare` gives it (experiments/compare.ts, variantConfig).
  */
 export const STUDY_RECIPE = ['--position-init', 'sinusoidal', '--lr', '2e-3'];
@@ -104,6 +105,8 @@ function variantFlags(variant: Variant, layers: number, steps: number, untieFrac
     case 'swe-f': return ['--share', `1x${layers}`, '--untie', `fraction:${untieFraction}`];
     case 'swe-a': return ['--share', `1x${layers}`, '--untie', 'adaptive'];
     case 'swe-m': return ['--share', `1x${layers}`, '--untie', 'multi'];
+    case 'stack': return ['--share', `${layers}x1`, '--grow', stackSchedule(layers), '--untie', 'never'];
+    case 'stack-swe': return ['--share', `${layers}x1`, '--grow', stackSchedule(layers), '--grow-tied', '--untie', 'adaptive'];
   }
 }
 
@@ -141,6 +144,8 @@ function pastUnigram(): Plan {
     }
     for (const variant of ['baseline', 'swe-f'] as Variant[]) cell({ layers: 12, variant, seed, point: '12 layers, lr 5e-4', tag: '-lr5e-4', extra: ['--lr', '5e-4'] });
   }
+  // 5. issue 22: progressive stacking (3 -> 6 -> 12 at 12.5% and 30% of the run), alone and with its copies tied until SWE-A unties them
+  for (const seed of [0, 1, 2]) for (const variant of ['stack', 'stack-swe'] as Variant[]) cell({ layers: 12, variant, seed, point: '12 layers' });
   // The untie-point comparisons measure against the 12-layer baselines: the same runs, listed under each point.
   for (const untie of [0.05, 0.25, 0.5]) for (const seed of [0, 1]) cells.push({ name: `L12-baseline-s${seed}`, point: `12 layers, untie=fraction:${untie}`, variant: 'baseline', seed });
   return {
@@ -148,7 +153,7 @@ function pastUnigram(): Plan {
     common: ['--preset', 'tiny', '--hidden', '128', '--save-every', '500', ...STUDY_RECIPE],
     variants,
     cells,
-    order: ['baseline', 'albert', 'swe-f', 'swe-a', 'baseline-half'],
+    order: ['baseline', 'albert', 'swe-f', 'swe-a', 'baseline-half', 'stack', 'stack-swe'],
   };
 }
 

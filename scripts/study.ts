@@ -4,7 +4,7 @@
  * side, all on ONE tokenizer per vocabulary size (trained once, copied into
  * every run folder), so that only the setting under study differs.
  *
- *   node --import tsx scripts/study.ts PLAN [--out DIR] [--jobs 2] [--only a,b] [--time] [--report]
+ *   node --import tsx scripts/study.ts PLAN [--out DIR] [--jobs 2] [--only a,b] [--time | --timing FILE] [--report]
  *
  * Runs train in a work folder (DIR, default runs/studies/PLAN: checkpoints,
  * never committed); each finished run's records (config.json,
@@ -19,6 +19,10 @@
  * time on all cores (median of timed steps after warm-up, evaluation
  * excluded), and the summary maps every curve onto wall-clock with it.
  * A finished run is kept: rerunning the command only runs what is missing.
+ *
+ * `--timing FILE` prices a comparison's steps with costs measured another
+ * way instead (a StudyTiming, e.g. bench/stacking.ts --json: CPU seconds per
+ * step of each plan on one thread, which a shared machine does not stretch).
  *
  * Writes DIR/results.json (every eval point of every run, the timings) and
  * prints a table. `--report` also draws DIR/report.html (validation loss
@@ -40,7 +44,7 @@ import { checkPage, launchChromium } from './chromium.js';
 import { TOKENIZER_FILES } from '../src/data/tokenizer.js';
 import { readMetrics } from '../src/train/metrics.js';
 import { PLANS, type Plan } from './study-plans.js';
-import { recordFinished, shapeOf, studyResults, type StudyTiming } from '../src/experiments/study.js';
+import { phasePlans, recordFinished, shapeOf, studyResults, type StudyTiming } from '../src/experiments/study.js';
 import { writeCompareReport } from '../src/report/compare.js';
 import { formatSummary } from '../src/cli/compare.js';
 import { configFromFlags, trainFlags } from '../src/cli/train.js';
@@ -73,7 +77,7 @@ function parseArgs(argv: string[]) {
     return i >= 0 ? rest[i + 1] : undefined;
   };
   if (!plan || !PLANS[plan]) {
-    console.error(`usage: node --import tsx scripts/study.ts PLAN [--out DIR] [--jobs N] [--only a,b] [--time] [--report]\nplans: ${Object.keys(PLANS).join(', ')}`);
+    console.error(`usage: node --import tsx scripts/study.ts PLAN [--out DIR] [--jobs N] [--only a,b] [--time | --timing FILE] [--report]\nplans: ${Object.keys(PLANS).join(', ')}`);
     process.exit(2);
   }
   return {
@@ -85,6 +89,7 @@ function parseArgs(argv: string[]) {
     time: rest.includes('--time'),
     report: rest.includes('--report'),
     timeSteps: Number(opt('time-steps') ?? 12),
+    timing: opt('timing') ? path.resolve(opt('timing')!) : undefined,
   };
 }
 
@@ -179,7 +184,9 @@ function resolvedConfig(flags: string[]): string {
 }
 
 function comparable(cfg: RunConfig): string {
-  return JSON.stringify({ ...cfg, name: '', outDir: '', train: { ...cfg.train, threads: 1 } });
+  // How often a run saves checkpoints and how many it keeps change no number it computes (a resumed run
+  // repeats the uninterrupted one bit for bit), so a run that saved at other steps is the same run.
+  return JSON.stringify({ ...cfg, name: '', outDir: '', train: { ...cfg.train, threads: 1, saveEvery: 0, keepLast: 0 } });
 }
 
 /** A finished run with the same resolved config in any study's committed records, or null. */
@@ -294,7 +301,9 @@ async function main() {
  */
 async function compareStudy(args: ReturnType<typeof parseArgs>, plan: Plan, names: string[], flagsOf: (n: string) => string[]): Promise<void> {
   const machine = `${os.cpus()[0]?.model?.trim() ?? 'unknown CPU'}, ${os.availableParallelism()} cores`;
-  const timingFile = path.join(args.records, 'timing.json');
+  const timingFile = args.timing ?? path.join(args.records, 'timing.json');
+  if (args.timing && !fs.existsSync(args.timing)) throw new Error(`--timing ${args.timing}: no such file`);
+  if (args.timing && args.time) throw new Error('--timing FILE prices the runs with costs measured elsewhere; --time measures them: pick one');
   let timing = fs.existsSync(timingFile) ? (JSON.parse(fs.readFileSync(timingFile, 'utf8')) as StudyTiming) : null;
   if (args.time) {
     timing = timeStudy(args, plan, names, flagsOf, machine, timing);
@@ -336,10 +345,12 @@ async function chartPicture(file: string, chartId: string, out: string): Promise
 }
 
 /**
- * Each (shape, phase, depth) the study's runs went through, timed alone on
- * all cores: a short run of one of its cells' flags, tied (1xL, never untied)
- * or untied (Lx1), median seconds per step after warm-up. Costs already in
- * `previous` are kept unless their shape and key come up again.
+ * Each (shape, phase, depth) the study's runs went through (phasePlans: the
+ * stack tied and untied; a --grow run's depths, and with --grow-tied its
+ * tied copies), timed alone on all cores: a short run of one of its cells'
+ * flags at that plan's --layers and --share, never untied and not growing,
+ * median seconds per step after warm-up. Costs already in `previous` are kept
+ * unless their shape and key come up again.
  */
 function timeStudy(args: ReturnType<typeof parseArgs>, plan: Plan, names: string[], flagsOf: (n: string) => string[], machine: string, previous: StudyTiming | null): StudyTiming {
   const costs: Record<string, Record<string, number>> = structuredClone(previous?.costs ?? {});
@@ -348,23 +359,31 @@ function timeStudy(args: ReturnType<typeof parseArgs>, plan: Plan, names: string
   for (const name of names) {
     const flags = flagsOf(name);
     const cfg = configFromFlags(parse('train', flags, trainFlags()).values);
-    const shape = shapeOf(cfg), L = cfg.model.layers;
-    const tied = cfg.sharing.share !== `${L}x1`;
-    const kinds = tied ? (cfg.sharing.untie === 'never' ? ['tied'] : ['tied', 'untied']) : ['untied'];
-    for (const kind of kinds) {
-      const key = `${shape}/${kind}@${L}`;
+    const shape = shapeOf(cfg);
+    for (const p of phasePlans(cfg)) {
+      const key = `${shape}/${p.kind}@${p.depth}`;
       if (done.has(key)) continue;
       done.add(key);
       loads.push(os.loadavg()[0]);
-      console.error(`[study] timing ${kind} ${L} layers, ${shape} ...`);
-      const timed = [...flags, '--share', kind === 'tied' ? `1x${L}` : `${L}x1`, '--untie', 'never'];
-      (costs[shape] ??= {})[`${kind}@${L}`] = timeOne(args.out, `${shape}-${kind}-${L}`, timed, args.timeSteps);
+      console.error(`[study] timing ${p.kind} ${p.depth} layers, ${shape} ...`);
+      const timed = [...withoutGrowth(flags), '--layers', String(p.layers), '--share', p.share, '--untie', 'never'];
+      (costs[shape] ??= {})[`${p.kind}@${p.depth}`] = timeOne(args.out, `${shape}-${p.kind}-${p.depth}`, timed, args.timeSteps);
       loads.push(os.loadavg()[0]);
     }
   }
   const how = `median seconds per step of ${args.timeSteps} steps (the first 2 dropped) of each phase alone on all ${os.availableParallelism()} cores, `
     + `evaluation excluded; load average ${Math.min(...loads).toFixed(1)}-${Math.max(...loads).toFixed(1)} while timing`;
   return { machine, how, costs };
+}
+
+/** A cell's flags without its growth schedule: a timing run trains one plan at one depth. */
+function withoutGrowth(flags: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < flags.length; i++) {
+    if (flags[i] === '--grow') i++;
+    else if (flags[i] !== '--grow-tied') out.push(flags[i]);
+  }
+  return out;
 }
 
 /** DIR/report.html: the study's curves, checked in Chromium, with a screenshot beside it. */

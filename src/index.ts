@@ -13,7 +13,9 @@ export { Linear, LayerNorm, Embedding, Dropout } from './nn/layers.js';
 export { MultiHeadSelfAttention, attend, causalMask } from './nn/attention.js';
 export { Optimizer, clipGradNorm, defaultOptimizerConfig, type OptimizerConfig, type ParamState } from './optim/optimizers.js';
 export { learningRate, type ScheduleConfig } from './optim/schedule.js';
-export { parseShare, planGroups, splitGroup, untieAll, type Groups, type ShareSpec } from './sharing/plan.js';
+export { parseShare, planGroups, splitGroup, untieAll, describePlan, type Groups, type ShareSpec } from './sharing/plan.js';
+export { copyLayer, type StateCopy } from './sharing/copy.js';
+export { parseGrowth, describeGrowth, SinceGrowth, type GrowthOptions, type GrowthStage } from './sharing/growth.js';
 export {
   parseCriterion, replay, NeverCriterion, FixedCriterion, AdaptiveCriterion, MultiCriterion,
   type Criterion, type CheckStats, type Decision, type PairStat,

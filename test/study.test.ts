@@ -7,10 +7,16 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { phasesOf, recordFinished, shapeOf, studyResults, type StudyCell } from '../src/experiments/study.js';
+import { phasePlans, phasesOf, recordFinished, shapeOf, studyResults, type StudyCell } from '../src/experiments/study.js';
 import { compareView, writeCompareReport } from '../src/report/compare.js';
 import type { Block, LineChart } from '../src/report/blocks.js';
 import { defaultRunConfig } from '../src/train/config.js';
+import { variantConfig } from '../src/experiments/compare.js';
+import { configFromFlags, trainFlags } from '../src/cli/train.js';
+import { parse } from '../src/cli/args.js';
+import { PLANS } from '../scripts/study-plans.js';
+import { modelledSeconds } from '../src/experiments/speedup.js';
+import { parseShare, planGroups } from '../src/sharing/plan.js';
 import { readMetrics } from '../src/train/metrics.js';
 import { CHROMIUM } from '../scripts/chromium.js';
 import { checkPage } from '../scripts/chromium.js';
@@ -32,6 +38,63 @@ test('phases: untied runs are one phase; shared runs tied until their untie; gro
   cfg.sharing.share = '12x1';
   const grown = phasesOf(cfg, [{ type: 'grow', step: 100, from: 3, to: 6 }, { type: 'grow', step: 400, from: 6, to: 12 }]);
   assert.deepEqual(grown, [{ fromStep: 0, kind: 'untied', depth: 3 }, { fromStep: 100, kind: 'untied', depth: 6 }, { fromStep: 400, kind: 'untied', depth: 12 }]);
+});
+
+test('phases of --grow-tied: each growth\'s copies tied to their source until their untie; an untie and a growth at one step leave the growth\'s plan', () => {
+  const cfg = defaultRunConfig('tiny');
+  cfg.model.layers = 12;
+  cfg.sharing.share = '12x1';
+  cfg.sharing.grow = '3@0,6@0.125,12@0.3';
+  cfg.sharing.growTied = true;
+  const pairs = (k: number, d: number) => Array.from({ length: k }, (_, j) => Array.from({ length: d / k }, (_, r) => j + r * k));
+  const untied = (d: number) => Array.from({ length: d }, (_, i) => [i]);
+  // As the stack-swe run of the 12-layer study logged them: untie at 6 layers, then grow, then untie at 12.
+  const phases = phasesOf(cfg, [
+    { type: 'grow', step: 375, from: 3, to: 6, groups: pairs(3, 6) },
+    { type: 'untie', step: 855, groups: untied(6) },
+    { type: 'grow', step: 900, from: 6, to: 12, groups: pairs(6, 12) },
+    { type: 'untie', step: 1500, groups: untied(12) },
+  ]);
+  assert.deepEqual(phases.map((p) => `${p.fromStep}:${p.kind}@${p.depth}`), ['0:untied@3', '375:tied-3x2@6', '855:untied@6', '900:tied-6x2@12', '1500:untied@12']);
+  // Still tied at the second growth: the copies join the first growth's groups (3 groups of 4).
+  const still = phasesOf(cfg, [{ type: 'grow', step: 375, from: 3, to: 6, groups: pairs(3, 6) }, { type: 'grow', step: 900, from: 6, to: 12, groups: pairs(3, 12) }]);
+  assert.deepEqual(still.map((p) => `${p.fromStep}:${p.kind}@${p.depth}`), ['0:untied@3', '375:tied-3x2@6', '900:tied-3x4@12']);
+  // An untie in the same step as a growth comes first in the records: the growth's plan is what the next steps run.
+  const same = phasesOf(cfg, [
+    { type: 'grow', step: 375, from: 3, to: 6, groups: pairs(3, 6) },
+    { type: 'untie', step: 900, groups: untied(6) },
+    { type: 'grow', step: 900, from: 6, to: 12, groups: pairs(6, 12) },
+  ]);
+  assert.deepEqual(same.map((p) => `${p.fromStep}:${p.kind}@${p.depth}`), ['0:untied@3', '375:tied-3x2@6', '900:tied-6x2@12']);
+  // Every phase is one the study times, at the --share that reproduces its groups (planGroups: group j holds j, j + A, ...).
+  const plans = phasePlans(cfg);
+  assert.deepEqual(plans.map((p) => `${p.kind}@${p.depth}`), ['untied@3', 'untied@6', 'untied@12', 'tied-3x2@6', 'tied-6x2@12', 'tied-3x4@12']);
+  for (const p of plans) if (p.kind.startsWith('tied-')) assert.deepEqual(planGroups(parseShare(p.share, p.layers)), pairs(Number(p.share.split('x')[0]), p.layers));
+  for (const p of [...phases, ...still, ...same]) assert.ok(plans.some((q) => q.kind === p.kind && q.depth === p.depth), `${p.kind}@${p.depth} is timed`);
+  // Modelled seconds: each phase's steps at its own cost, the same-step pair adding nothing.
+  const costs = { 'untied@3': 1, 'tied-3x2@6': 2, 'untied@6': 3, 'tied-6x2@12': 5 };
+  assert.deepEqual(modelledSeconds(same, costs, [375, 900, 1000]), [375, 375 + 525 * 2, 375 + 525 * 2 + 100 * 5]);
+  cfg.sharing.growTied = false;
+  assert.deepEqual(phasePlans(cfg).map((p) => `${p.kind}@${p.depth}`), ['untied@3', 'untied@6', 'untied@12']);
+  // A growth from one layer ties its copies in one group: the all-tied plan, named as phaseKind names it.
+  cfg.model.layers = 4;
+  cfg.sharing.grow = '1@0,2@0.2,4@0.5';
+  cfg.sharing.growTied = true;
+  assert.deepEqual(phasePlans(cfg).map((p) => `${p.kind}@${p.depth}`), ['untied@1', 'untied@2', 'untied@4', 'tied@2', 'tied-2x2@4', 'tied@4']);
+});
+
+test('past-unigram: each 12-layer cell is the plan\'s baseline config with the flags untie compare gives its variant', () => {
+  const plan = PLANS['past-unigram'];
+  const configOf = (name: string) => configFromFlags(parse('train', [...plan.common, ...plan.variants[name]], trainFlags()).values);
+  const cells = plan.cells!.filter((c) => c.point === '12 layers');
+  assert.deepEqual([...new Set(cells.map((c) => c.variant))].sort(), ['albert', 'baseline', 'baseline-half', 'stack', 'stack-swe', 'swe-a', 'swe-f']);
+  for (const c of cells) {
+    const base = configOf(`L12-baseline-s${c.seed}`);
+    const want = variantConfig(base, c.variant, c.seed, { sweFFraction: 0.1, evalsPerRun: 30 });
+    const got = configOf(c.name);
+    assert.deepEqual(got.sharing, want.sharing, `${c.name}: sharing`);
+    assert.deepEqual([got.model, got.data, got.train.steps, got.train.seed, got.train.lr], [want.model, want.data, want.train.steps, want.train.seed, want.train.lr], c.name);
+  }
 });
 
 test('the study\'s results come from its committed records: every cell, paired seeds, levels', () => {

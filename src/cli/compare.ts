@@ -56,7 +56,7 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   }
   if (positionals.length > 0) throw new UntieError(`unexpected argument "${positionals[0]}" (train flags go after \`--\`)`);
-  const forbidden = ['--resume', '--name', '--out', '--seed', '--share', '--untie', '--steps', '--budget', '--preset', '--threads'];
+  const forbidden = ['--resume', '--name', '--out', '--seed', '--share', '--untie', '--steps', '--budget', '--preset', '--threads', '--grow', '--grow-tied'];
   for (const a of trainArgs) {
     const flag = a.split('=')[0];
     if (forbidden.includes(flag)) throw new UntieError(`${flag} after \`--\` is set by compare itself; use compare's own --${flag.slice(2)} (or --variants / --sweep) instead`);

@@ -66,6 +66,9 @@ export async function run(argv: string[]): Promise<number> {
     return { r, onnx };
   });
   console.log(`wrote ${out} from ${r.source}: ${fs.readdirSync(out).sort().join(', ')}`);
+  if (r.runLayers !== null && r.layers < r.runLayers) {
+    console.log(`This checkpoint is from before its run's last growth step (--grow): it has ${r.layers} of the run's ${r.runLayers} layers, and the export has the ${r.layers} it has.`);
+  }
   console.log(`Hugging Face: ${r.architecture}.from_pretrained(${JSON.stringify(out)}) and AutoTokenizer.from_pretrained(${JSON.stringify(out)}) load it.`);
   if (r.modelType === 'gpt2') {
     console.log(

@@ -67,6 +67,7 @@ const STRINGS: Record<string, [keyof RunConfig | null, string, string]> = {
   'untie-optimizer': ['sharing', 'untieOptimizer', 'at untying: copy (each layer continues the shared optimizer state) | rescale (that copy, moments rescaled to the layer\'s own gradient size) | reset'],
   'untie-statistic': ['sharing', 'statistic', 'what adaptive/multi compare with rho: cosine (the paper\'s) | ema | relative | tensor-median'],
   probe: ['train', 'probe', '--model bert: after each validation, train a probe on the frozen encoder and log its test score: pos | spam (off unless given; each costs about one `untie finetune --frozen --seeds 1`)'],
+  grow: ['sharing', 'grow', 'progressive stacking: DEPTH@WHEN,... (WHEN a fraction of the run or step:N; e.g. 3@0,6@0.125,12@0.3): start at the first depth, and at each point copy the stack on top of itself (new layer i+k takes layer i\'s weights and optimizer state, by --untie-optimizer); the last depth is --layers'],
   'clip-basis': ['train', 'clipBasis', 'the norm --clip bounds while tied: update (the applied, shared gradient) | layers (every layer\'s own gradient)'],
 };
 
@@ -87,6 +88,7 @@ export function trainFlags(): Flags {
     ui: { type: 'boolean', help: 'serve a live page of the run on 127.0.0.1 while it trains (prints its URL; see `untie serve`)' },
     port: { type: 'string', help: `--ui: port (0 = any free port; when the default is taken, the next free one)`, default: String(DEFAULT_PORT) },
     host: { type: 'string', help: '--ui: address to listen on (0.0.0.0 exposes the page to the network)', default: '127.0.0.1' },
+    'grow-tied': { type: 'boolean', help: 'with --grow: the copies a growth step makes stay tied to the layer they were copied from, until --untie unties them (counting from that growth step)' },
     'detect-anomaly': { type: 'boolean', help: 'name the first op, tensor and layer whose output or gradient is NaN/infinite (slow; for debugging)' },
   };
   for (const [flag, [section, key, , help]] of Object.entries(NUMERIC)) {
@@ -135,6 +137,7 @@ export function configFromFlags(values: Record<string, string | boolean | undefi
     // Checked here, before the names below are rewritten: these messages name the flag and the config field both.
     validateDecoderSettings(cfg);
   }
+  if (values['grow-tied'] === true) cfg.sharing.growTied = true;
   if (!cfg.name) cfg.name = `${cfg.model.kind === 'gpt' ? 'gpt-' : ''}${cfg.preset}-${new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19)}`;
   try {
     validateRunConfig(cfg);

@@ -26,7 +26,7 @@ import { replayStatistics, type StatisticReplay } from './statistics.js';
 import type { StudyTiming } from './study.js';
 import { LEVELS, pairedDifference, valueAt, type PairedDiff } from './speedup.js';
 
-export const VARIANTS = ['baseline', 'albert', 'swe-f', 'swe-a', 'swe-m', 'baseline-half'] as const;
+export const VARIANTS = ['baseline', 'albert', 'swe-f', 'swe-a', 'swe-m', 'baseline-half', 'stack', 'stack-swe'] as const;
 export type Variant = (typeof VARIANTS)[number];
 
 export const VARIANT_ABOUT: Record<Variant, string> = {
@@ -36,7 +36,26 @@ export const VARIANT_ABOUT: Record<Variant, string> = {
   'swe-a': 'tied, untied when adjacent layers\' gradients disagree (SWE-A)',
   'swe-m': 'tied, groups split where adjacent layers disagree (SWE-M)',
   'baseline-half': 'the baseline with half the budget (the paper\'s control)',
+  stack: 'progressive stacking (Gong et al. 2019): quarter, half, then full depth, each growth copying the stack on top of itself',
+  'stack-swe': 'the stack schedule, each growth\'s copies tied to their source layer until adaptive untie (SWE-A)',
 };
+
+/**
+ * When the stack variants grow, as fractions of the run: Gong et al.'s
+ * released script (StackingBERT, reproduce_bert.sh) trains 3 layers for 50k
+ * updates, then 6 for 70k, then 12. We keep its shape (quarter, half, full
+ * depth) and its 50 : 70 split of the shallow stages, and reach full depth at
+ * 30% of the run, so the full model trains for the remaining 70%: the stages
+ * are 12.5%, 17.5% and 70% of the run.
+ */
+export const STACK_STAGES = { half: 0.125, full: 0.3 } as const;
+
+/** The stack variants' --grow schedule for `layers` (quarter, half, full depth; half then full when 4 does not divide it: the tiny preset's 6 = 3 -> 6). */
+export function stackSchedule(layers: number): string {
+  if (layers % 4 === 0) return `${layers / 4}@0,${layers / 2}@${STACK_STAGES.half},${layers}@${STACK_STAGES.full}`;
+  if (layers % 2 === 0) return `${layers / 2}@0,${layers}@${STACK_STAGES.full}`;
+  throw new UntieError(`the stack variants grow from a quarter or half of the depth by copying; ${layers} layers is odd, so they cannot: pick an even --layers`);
+}
 
 /** What can be swept: one config field per key, several values. */
 export const SWEEP_KEYS = ['layers', 'untie', 'share', 'hidden', 'steps', 'batch-size'] as const;
@@ -187,6 +206,8 @@ export function variantConfig(base: RunConfig, variant: Variant, seed: number, o
   const L = cfg.model.layers;
   const tiedShare = sweep?.key === 'share' && variant !== 'baseline' && variant !== 'baseline-half' ? cfg.sharing.share : `1x${L}`;
   const untieSweep = sweep?.key === 'untie' ? sweep.value : null;
+  cfg.sharing.grow = '';
+  cfg.sharing.growTied = false;
   switch (variant) {
     case 'baseline':
     case 'baseline-half':
@@ -208,6 +229,14 @@ export function variantConfig(base: RunConfig, variant: Variant, seed: number, o
     case 'swe-m':
       cfg.sharing.share = tiedShare;
       cfg.sharing.untie = 'multi';
+      break;
+    case 'stack':
+    case 'stack-swe':
+      // Untied at the first depth; stack-swe ties each growth's copies to their source until SWE-A unties them.
+      cfg.sharing.share = `${L}x1`;
+      cfg.sharing.grow = stackSchedule(L);
+      cfg.sharing.growTied = variant === 'stack-swe';
+      cfg.sharing.untie = variant === 'stack-swe' ? untieSweep ?? 'adaptive' : 'never';
       break;
   }
   if (cfg.train.budget > 0) {
@@ -493,9 +522,9 @@ export function runRecordFrom(records: MetricRecord[], meta: { runDir: string; p
       if (typeof r.unigram_val_acc === 'number') unigramValAcc = r.unigram_val_acc;
     } else if (r.type === 'train') {
       if (typeof r.elapsed === 'number') seconds = Math.max(seconds, r.elapsed);
-    } else if (r.type === 'untie' || r.type === 'split') {
+    } else if (r.type === 'untie' || r.type === 'split' || r.type === 'grow') {
       events.push({ step: r.step, type: r.type, reason: r.reason as string | undefined, description: r.description as string | undefined });
-      untiedAt = r.step;
+      if (r.type !== 'grow') untiedAt = r.step;
     } else if (r.type === 'sharing_check') {
       const pairs = (r.pairs as { a: number; b: number; cosine: number; perTensor?: Record<string, number> }[]) ?? [];
       checks.push({ step: r.step, cosines: pairs.map((p) => p.cosine), pairs: pairs.map((p) => [p.a, p.b]), perTensor: pairs.map((p) => p.perTensor ?? {}) });

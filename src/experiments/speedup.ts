@@ -74,7 +74,7 @@ export function valueAt(points: readonly [number, number][], x: number): number 
 /** The fractions of the baseline's run whose losses serve as targets. */
 export const LEVELS = [0.25, 0.5, 0.75, 1] as const;
 
-/** One phase of a run at one cost per step: `kind` names the cost ("untied", "tied") and `depth` the layers it ran. */
+/** One phase of a run at one cost per step: `kind` names the cost ("untied", "tied", "tied-3x2": see study.ts, phaseKind) and `depth` the layers it ran. */
 export interface Phase {
   fromStep: number;
   kind: string;

@@ -16,7 +16,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { UntieError } from '../errors.js';
 import { readMetrics, type MetricRecord } from '../train/metrics.js';
-import { runConfigOf, type RunConfig } from '../train/config.js';
+import { growthOf, runConfigOf, type RunConfig } from '../train/config.js';
+import { parseShare, planGroups } from '../sharing/plan.js';
 import { runRecordFrom, summarize, type CompareResults, type DownstreamScores, type RunRecord, type Variant } from './compare.js';
 import { costKey, modelledSeconds, type Phase } from './speedup.js';
 
@@ -42,29 +43,74 @@ export function shapeOf(cfg: RunConfig): string {
 }
 
 /**
+ * The cost kind of a tying plan: "untied" (every layer its own group),
+ * "tied" (one group), else "tied-AxB" (a unit of A layers repeated B times,
+ * as a --grow-tied growth makes it: group j holds j, j + A, ...).
+ */
+export function phaseKind(groups: number[][]): string {
+  if (groups.every((g) => g.length === 1)) return 'untied';
+  if (groups.length === 1) return 'tied';
+  const size = groups[0].length;
+  // Splits (SWE-M) leave uneven groups: priced as tied, as before their last split.
+  return groups.every((g) => g.length === size) ? `tied-${groups.length}x${size}` : 'tied';
+}
+
+/**
  * A run's phases from its records: tied until its untie (or last split), then
- * untied; a growth step starts a phase at the new depth. Untied runs are one
- * phase.
+ * untied; a growth step starts a phase at the new depth, tied as its copies
+ * are (--grow-tied: "tied-AxB") until their untie. Untied runs are one phase.
+ * Events at the same step (an untie, then a growth) leave the last plan.
  */
 export function phasesOf(cfg: RunConfig, records: MetricRecord[]): Phase[] {
   const share = cfg.sharing.share || `1x${cfg.model.layers}`;
-  const tiedFromStart = share !== `${cfg.model.layers}x1`;
   const grows = records.filter((r) => r.type === 'grow');
+  const tiedFromStart = !cfg.sharing.grow && share !== `${cfg.model.layers}x1`;
   let depth = grows.length > 0 ? Number(grows[0].from) : cfg.model.layers;
   let kind = tiedFromStart ? 'tied' : 'untied';
   const phases: Phase[] = [{ fromStep: 0, kind, depth }];
-  const untieSteps = records.filter((r) => r.type === 'untie' || r.type === 'split').map((r) => r.step);
-  const lastUntie = untieSteps.length > 0 ? Math.max(...untieSteps) : null;
-  const changes = [
-    ...grows.map((r) => ({ step: r.step, depth: Number(r.to), kind: null as string | null })),
-    ...(lastUntie !== null ? [{ step: lastUntie, depth: null as number | null, kind: 'untied' }] : []),
-  ].sort((a, b) => a.step - b.step);
-  for (const c of changes) {
-    depth = c.depth ?? depth;
-    kind = c.kind ?? kind;
-    phases.push({ fromStep: c.step, kind, depth });
+  const splits = records.filter((r) => r.type === 'split').map((r) => r.step);
+  const lastSplit = splits.length > 0 ? Math.max(...splits) : null;
+  // Record order is event order within a step (untie before growth); the sort is stable.
+  const changes = records.filter((r) => r.type === 'grow' || r.type === 'untie' || (r.type === 'split' && r.step === lastSplit)).sort((a, b) => a.step - b.step);
+  for (const r of changes) {
+    if (r.type === 'grow') {
+      depth = Number(r.to);
+      kind = Array.isArray(r.groups) ? phaseKind(r.groups as number[][]) : 'untied';
+    } else kind = 'untied';
+    const last = phases[phases.length - 1];
+    if (last.fromStep === r.step) phases[phases.length - 1] = { fromStep: r.step, kind, depth };
+    else phases.push({ fromStep: r.step, kind, depth });
   }
   return phases;
+}
+
+/**
+ * Every phase a run of `cfg` can pass through, with the --layers and --share
+ * that time it alone (an `untie train` of that plan, never untied): the
+ * untied and all-tied stack, or each depth of a --grow schedule untied and,
+ * with --grow-tied, each growth's copies tied to their source (also to the
+ * source of an earlier growth, when the run grows again before it unties).
+ */
+export function phasePlans(cfg: RunConfig): { kind: string; depth: number; layers: number; share: string }[] {
+  const L = cfg.model.layers;
+  const growth = growthOf(cfg);
+  const untied = (d: number) => ({ kind: 'untied', depth: d, layers: d, share: `${d}x1` });
+  if (!growth) {
+    const tied = (cfg.sharing.share || `1x${L}`) !== `${L}x1`;
+    const all = { kind: 'tied', depth: L, layers: L, share: `1x${L}` };
+    return tied ? (cfg.sharing.untie === 'never' ? [all] : [all, untied(L)]) : [untied(L)];
+  }
+  const depths = growth.stages.map((s) => s.depth);
+  const plans = depths.map(untied);
+  if (growth.tied) {
+    for (let i = 1; i < depths.length; i++) {
+      for (let j = i - 1; j >= 0; j--) {
+        const share = `${depths[j]}x${depths[i] / depths[j]}`;
+        plans.push({ kind: phaseKind(planGroups(parseShare(share, depths[i]))), depth: depths[i], layers: depths[i], share });
+      }
+    }
+  }
+  return plans;
 }
 
 /** True when a run's records hold its final evaluation. */

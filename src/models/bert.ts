@@ -167,8 +167,11 @@ export class BertLayer extends Module {
 class Encoder extends Module {
   readonly layer: BertLayer[] = [];
   readonly finalNorm: LayerNorm | null;
+  /** Layers the forward pass runs: all of them, or the first few of a stack that grows (progressive stacking). */
+  depth: number;
   constructor(c: BertConfig, rng: Rng, dropRng: Rng) {
     super();
+    this.depth = c.layers;
     for (let i = 0; i < c.layers; i++) this.layer.push(this.child(`layer.${i}`, new BertLayer(c, rng, dropRng)));
     this.finalNorm = c.norm === 'pre' ? this.child('final_layer_norm', new LayerNorm(c.hidden, c.layerNormEps)) : null;
   }
@@ -208,7 +211,7 @@ export class BertModel extends Module {
     for (let i = 0; i < keyMask.length; i++) keyMask[i] = b.attentionMask[i] > 0 ? 0 : -1e9;
     // anomalyScope names the part of the model in --detect-anomaly's messages (free when it is off).
     let x = anomalyScope('bert.embeddings', () => this.embeddings.forward(b));
-    this.encoder.layer.forEach((layer, i) => {
+    this.encoder.layer.slice(0, this.encoder.depth).forEach((layer, i) => {
       x = anomalyScope(`bert.encoder.layer.${i}`, () => layer.forward(x, keyMask));
     });
     const finalNorm = this.encoder.finalNorm;
@@ -227,6 +230,10 @@ export class BertModel extends Module {
     return {
       layers: this.encoder.layer.map((l) => l.namedParameters()),
       prefix: (i) => `bert.encoder.layer.${i}.`,
+      setDepth: (depth) => {
+        if (!Number.isInteger(depth) || depth < 1 || depth > this.config.layers) throw new UntieError(`the encoder has ${this.config.layers} layers; it cannot run ${depth}`);
+        this.encoder.depth = depth;
+      },
     };
   }
 }

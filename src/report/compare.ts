@@ -25,6 +25,7 @@ import { pairedVerdict, type PairedDiff } from '../experiments/speedup.js';
 
 const VARIANT_COLOR: Record<Variant, string> = {
   baseline: PALETTE[0], albert: PALETTE[6], 'swe-f': PALETTE[1], 'swe-a': PALETTE[2], 'swe-m': PALETTE[3], 'baseline-half': PALETTE[5],
+  stack: PALETTE[4], 'stack-swe': PALETTE[7],
 };
 
 const fmt = (s: Stat | null | undefined, digits: number, scale = 1): string => {

@@ -118,18 +118,19 @@ function buildClock(run: RunData): (step: number) => number | null {
 
 export interface SharingEventRecord {
   step: number;
-  type: 'untie' | 'split';
+  /** 'grow': a growth step of a --grow run (progressive stacking), with the groups after it. */
+  type: 'untie' | 'split' | 'grow';
   reason: string | null;
   description: string;
   groups: Groups | null;
 }
 
 export function sharingEvents(run: RunData): SharingEventRecord[] {
-  return memo(run, 'events', () => [...recordsOf(run, 'untie'), ...recordsOf(run, 'split')]
+  return memo(run, 'events', () => [...recordsOf(run, 'untie'), ...recordsOf(run, 'split'), ...recordsOf(run, 'grow')]
     .sort((a, b) => a.step - b.step)
     .map((r) => ({
       step: r.step,
-      type: r.type as 'untie' | 'split',
+      type: r.type as SharingEventRecord['type'],
       reason: typeof r.reason === 'string' ? r.reason : null,
       description: typeof r.description === 'string' ? r.description : '',
       groups: Array.isArray(r.groups) ? (r.groups as Groups) : null,
@@ -362,6 +363,12 @@ export function cosineChart(run: RunData, id = 'cosine-lines'): LineChart {
 export function initialGroups(run: RunData): Groups | null {
   const layers = configNumber(run, 'model', 'layers');
   if (layers === undefined) return null;
+  // A --grow run starts untied at its schedule's first depth.
+  const grow = configValue(run, 'sharing', 'grow');
+  if (typeof grow === 'string' && grow !== '') {
+    const depth = Number(/^\s*(\d+)@/.exec(grow)?.[1]);
+    return depth > 0 ? Array.from({ length: depth }, (_, i) => [i]) : null;
+  }
   const share = configValue(run, 'sharing', 'share');
   try {
     return planGroups(parseShare(typeof share === 'string' && share !== '' ? share : `1x${layers}`, layers));
@@ -467,11 +474,13 @@ export function summaryCells(run: RunData, now?: number): { status: RunStatus; c
   const steps = Math.max(0, extent(train.map((r) => r.step))[1]);
   const planned = plannedLength(run);
   const elapsed = lastOf(run, 'train', 'elapsed');
-  const events = sharingEvents(run);
+  const all = sharingEvents(run);
+  const events = all.filter((e) => e.type !== 'grow'), grown = all.filter((e) => e.type === 'grow');
   const untie = events.find((e) => e.type === 'untie');
-  const tying = untie ? `untied @${untie.step}${untie.reason ? ` (${untie.reason})` : ''}`
+  const everTied = initialGroups(run)?.some((g) => g.length > 1) || grown.some((e) => e.groups?.some((g) => g.length > 1));
+  const tying = (untie ? `untied @${untie.step}${untie.reason ? ` (${untie.reason})` : ''}`
     : events.length > 0 ? `${events.length} split${events.length > 1 ? 's' : ''}, last @${events[events.length - 1].step}`
-      : (initialGroups(run)?.some((g) => g.length > 1) ? 'tied' : 'never tied');
+      : (everTied ? 'tied' : 'never tied')) + (grown.length > 0 ? `; grown @${grown.map((e) => e.step).join(', @')}` : '');
   const status = runStatus(run, now);
   return {
     status,
@@ -565,6 +574,7 @@ function describeRun(run: RunData): string {
     `${String(c('preset'))} preset: ${String(layers)} layers, hidden ${String(hidden)}`,
     `share ${String(share)}`,
     `untie ${untie}${rho !== undefined ? ` (ρ = ${formatNumber(rho)})` : ''}`,
+    ...(c('sharing', 'grow') ? [`grow ${String(c('sharing', 'grow'))}${c('sharing', 'growTied') === true ? ' (copies tied)' : ''}`] : []),
     `${(configNumber(run, 'train', 'budget') ?? 0) > 0 ? `a budget of ${formatSeconds(configNumber(run, 'train', 'budget')!)}` : `${String(c('train', 'steps'))} steps`}, batch ${String(c('train', 'batchSize'))} × ${String(c('data', 'seqLen'))} tokens, lr ${String(c('train', 'lr'))}`,
     `corpus ${corpusOf(run)}`,
   ];
@@ -583,7 +593,7 @@ export function runView(run: RunData, opts: { now?: number } = {}): View {
   if (finetunes) blocks.push({ kind: 'section', title: 'Fine-tuning', blocks: [{ kind: 'html', html: finetunes }] });
   const checks = recordsOf(run, 'sharing_check').length;
   const plan = initialGroups(run);
-  const tied = plan?.some((g) => g.length > 1) ?? false;
+  const tied = (plan?.some((g) => g.length > 1) ?? false) || sharingEvents(run).some((e) => e.groups?.some((g) => g.length > 1));
   if (checks > 0 || sharingEvents(run).length > 0 || tied) {
     const rho = thresholdOf(run);
     const sharing: Block[] = [{

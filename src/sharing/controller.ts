@@ -17,15 +17,22 @@
  *      that copy rescaled to the new group's gradient scale, 'rescale'; or a
  *      fresh state, 'reset'). Groups that do not split keep their state.
  *
+ * With a growth schedule (progressive stacking, growth.ts) the stack runs at
+ * an active depth: the first `depth` positions take part, the others hold no
+ * group, no gradient and no optimizer state until a growth step, after an
+ * update, copies the stack on top of itself (`grow`).
+ *
  * Steps are 0-based update indices: afterUpdate(step) runs after update
  * `step`, so `step + 1` updates are complete. The criterion is also asked once
  * before the first update (as decide(-1, ...)), so `step:0` never updates tied.
  */
 import { kernels } from '../backend/index.js';
 import { UntieError } from '../errors.js';
-import type { Optimizer, ParamState } from '../optim/optimizers.js';
+import type { Optimizer } from '../optim/optimizers.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { CheckStats, Criterion, Decision, PairStat } from './criteria.js';
+import { copyLayer, scaleMoments } from './copy.js';
+import { growthDue, growthSource, SinceGrowth, type GrowthOptions } from './growth.js';
 import { describeGroups, splitGroup, untieAll, validateGroups, type Groups } from './plan.js';
 
 /** What a model declares: its repeated layers, each as (name within layer, tensor) pairs. */
@@ -34,6 +41,8 @@ export interface RepeatedStack {
   layers: [string, Tensor][][];
   /** Prefix that turns a name within layer i into the model's full name, e.g. i => `bert.encoder.layer.${i}.`. */
   prefix(position: number): string;
+  /** Runs the model on the first `depth` layers only (a stack that can grow: see growth.ts). */
+  setDepth?(depth: number): void;
 }
 
 /**
@@ -54,7 +63,10 @@ export interface SharingOptions {
   criterion: Criterion;
   /** 'mean' (the paper) or 'sum' (ALBERT's autograd). */
   sharedGrad: 'mean' | 'sum';
+  /** At untying, and at a growth step that makes untied copies: what each copy's optimizer state is. */
   untieOptimizer: UntieOptimizer;
+  /** Progressive stacking: `groups` are of the first stage's depth, and the stack grows on this schedule. */
+  growth?: GrowthOptions;
 }
 
 /**
@@ -67,11 +79,17 @@ export type SharingEvent =
       /** With an alternative statistic: its name and the per-pair values compared with the threshold. */
       statistic?: string; values?: number[];
     }
-  | { type: 'untie' | 'split'; step: number; groups: Groups; description: string; reason?: string };
+  | { type: 'untie' | 'split'; step: number; groups: Groups; description: string; reason?: string }
+  /** A growth step from `from` to `to` layers; `reason` says when the copies are tied. */
+  | { type: 'grow'; step: number; from: number; to: number; groups: Groups; description: string; reason?: string };
 
 export interface SharingState {
   groups: Groups;
   criterion: Record<string, unknown>;
+  /** With growth: the stack's active depth. */
+  depth?: number;
+  /** With growth and 'rescale': the (source, copy) layers of the growth step just made, whose copies' moments the next update rescales. */
+  pendingRescale?: [number, number][];
 }
 
 /** The two norms of one step's gradient (see `gradNorms`). */
@@ -96,10 +114,18 @@ export class SharingController {
   private sharedSquares = new Map<Tensor, number>();
   /** With 'rescale': each tied representative's own gradient, kept before the reduction overwrites it. */
   private repOwnGrads = new Map<Tensor, Float32Array>();
+  /** Positions in the stack, active or not. */
   readonly n: number;
+  /** Positions that take part: the first `depth` (all n without growth). */
+  depth: number;
+  readonly criterion: Criterion;
+  /** With growth and 'rescale': see SharingState.pendingRescale. */
+  private pendingRescale: [number, number][] = [];
 
   constructor(readonly stack: RepeatedStack, readonly options: SharingOptions) {
     this.n = stack.layers.length;
+    const growth = options.growth;
+    this.depth = growth ? growth.stages[0].depth : this.n;
     if (this.n === 0) throw new UntieError('a repeated stack needs at least one layer');
     const names = stack.layers[0].map(([name]) => name).join('|');
     for (const layer of stack.layers) {
@@ -109,16 +135,20 @@ export class SharingController {
         if (t.shape.join() !== ref.shape.join()) throw new UntieError(`parameter ${name} differs in shape across the stack`);
       });
     }
-    validateGroups(options.groups, this.n);
+    if (growth) {
+      const depths = growth.stages.map((s) => s.depth);
+      if (depths[depths.length - 1] !== this.n) throw new UntieError(`a growth schedule ends at ${depths[depths.length - 1]} layers, but the stack has ${this.n}`);
+      if (!stack.setDepth) throw new UntieError('this model\'s stack cannot run at a depth below its own, so it cannot grow');
+      stack.setDepth(this.depth);
+    }
+    validateGroups(options.groups, this.depth);
+    // With tied growth the criterion counts from the latest growth step.
+    this.criterion = growth?.tied ? new SinceGrowth(options.criterion) : options.criterion;
     if (options.sharedGrad !== 'mean' && options.sharedGrad !== 'sum') throw new UntieError(`sharedGrad must be "mean" or "sum", got "${String(options.sharedGrad)}"`);
     if (!['copy', 'rescale', 'reset'].includes(options.untieOptimizer)) {
       throw new UntieError(`untieOptimizer must be "copy", "rescale" or "reset", got "${String(options.untieOptimizer)}"`);
     }
     this.groups = options.groups.map((g) => [...g]);
-  }
-
-  get criterion(): Criterion {
-    return this.options.criterion;
   }
 
   /** True while some group has more than one member. */
@@ -128,10 +158,7 @@ export class SharingController {
 
   /** Makes every member hold its representative's weights (the "one random draw, copied" init). */
   tieWeights(): void {
-    for (const g of this.groups) {
-      const rep = this.stack.layers[g[0]];
-      for (const pos of g.slice(1)) this.stack.layers[pos].forEach(([, t], j) => t.data.set(rep[j][1].data));
-    }
+    for (const g of this.groups) for (const pos of g.slice(1)) copyLayer(this.stack, g[0], pos);
   }
 
   /** Positions whose tensors the optimizer updates: each group's first member. */
@@ -162,8 +189,9 @@ export class SharingController {
    * `step` (0-based). Before the first update, asks the criterion whether to
    * untie at once (step:0). Measures the pair statistics when the criterion
    * asks, then reduces each group's gradients into its representative.
+   * `optimizer`: needed by the update after a growth step with 'rescale'.
    */
-  beforeUpdate(step: number, progress?: number): void {
+  beforeUpdate(step: number, progress?: number, optimizer?: Optimizer): void {
     if (step === 0 && this.tied) this.untieBeforeFirstUpdate(progress);
     this.ownSquares.clear();
     this.sharedSquares.clear();
@@ -185,6 +213,30 @@ export class SharingController {
         this.sharedSquares.set(t, K.sumSquares(repGrad));
       });
     }
+    if (this.pendingRescale.length > 0) this.rescaleGrown(optimizer);
+  }
+
+  /**
+   * 'rescale' after a growth step: each copy's moments (a copy of its
+   * source's) are rescaled, per tensor, by the ratio of the copy's own
+   * gradient to the gradient its source's state describes (the source
+   * group's reduced one), both of this, the first update at the new depth:
+   * the analogue of untying's rescale, which a growth step itself cannot make
+   * (the copies have no gradient before they first run).
+   */
+  private rescaleGrown(optimizer: Optimizer | undefined): void {
+    if (!optimizer) throw new UntieError('the update after a growth step with untieOptimizer \'rescale\' needs the optimizer: pass it to beforeUpdate');
+    const K = kernels();
+    for (const [source, copy] of this.pendingRescale) {
+      const rep = this.stack.layers[this.groups.find((g) => g.includes(source))![0]];
+      this.stack.layers[copy].forEach(([name, t], j) => {
+        const own = K.sumSquares(this.requireGrad(t, name, copy));
+        const repTensor = rep[j][1];
+        const described = this.sharedSquares.get(repTensor) ?? K.sumSquares(this.requireGrad(repTensor, name, source));
+        scaleMoments(optimizer, t, own > 0 && described > 0 ? Math.sqrt(own / described) : 1);
+      });
+    }
+    this.pendingRescale = [];
   }
 
   /**
@@ -264,15 +316,19 @@ export class SharingController {
    * members, asks the criterion, and unties or splits. Returns what happened.
    */
   afterUpdate(step: number, optimizer: Optimizer, progress?: number): SharingEvent[] {
-    for (const g of this.groups) {
-      const rep = this.stack.layers[g[0]];
-      for (const pos of g.slice(1)) this.stack.layers[pos].forEach(([, t], j) => t.data.set(rep[j][1].data));
-    }
+    this.tieWeights();
     const stats = this.pendingStats;
     this.pendingStats = null;
     const events = this.pendingEvents;
     this.pendingEvents = [];
-    if (!this.tied) return events;
+    if (this.tied) this.decide(step, optimizer, stats, events, progress);
+    const grown = this.options.growth ? this.growIfDue(step, optimizer, progress) : null;
+    if (grown) events.push(grown);
+    return events;
+  }
+
+  /** Asks the criterion about update `step` and unties or splits as it says, logging into `events`. */
+  private decide(step: number, optimizer: Optimizer, stats: CheckStats | null, events: SharingEvent[], progress?: number): void {
     const decision = this.criterion.decide(step, this.groups, stats, progress);
     if (stats) {
       const threshold = this.criterion.threshold;
@@ -294,7 +350,49 @@ export class SharingController {
       this.regroup(next, optimizer);
       events.push({ type: 'split', step, groups: this.groups, description: describeGroups(this.groups), reason: 'correlation' });
     }
-    return events;
+  }
+
+  /** After update `step`: grows the stack to the next stage of the growth schedule if it is due. */
+  private growIfDue(step: number, optimizer: Optimizer, progress?: number): SharingEvent | null {
+    const next = this.options.growth!.stages.find((s) => s.depth > this.depth);
+    if (!next || !growthDue(next, step, progress)) return null;
+    const from = this.depth;
+    this.grow(next.depth, optimizer);
+    if (this.criterion instanceof SinceGrowth) this.criterion.restart(step + 1, progress);
+    const tied = this.options.growth!.tied;
+    return { type: 'grow', step, from, to: this.depth, groups: this.groups, description: `${this.depth} layers: ${describeGroups(this.groups)}`, ...(tied ? { reason: 'tied copies' } : {}) };
+  }
+
+  /**
+   * A growth step to `depth` layers (a multiple of the current depth k): new
+   * layer i takes layer (i mod k)'s tensors (copyLayer). Tied growth puts it
+   * in its source's group, whose state serves it; untied growth makes it its
+   * own group with a copy of the source group's state ('copy'; 'rescale':
+   * the same, rescaled at the next update, see rescaleGrown; 'reset': none).
+   */
+  grow(depth: number, optimizer: Optimizer): void {
+    const from = this.depth;
+    if (!Number.isInteger(depth) || depth <= from || depth > this.n || depth % from !== 0) {
+      throw new UntieError(`the stack cannot grow from ${from} to ${depth} layers: the new depth must be a multiple of ${from}, at most ${this.n}`);
+    }
+    const groups = this.groups.map((g) => [...g]);
+    const groupOf = (pos: number) => groups.find((g) => g.includes(pos))!;
+    const rule = this.options.untieOptimizer;
+    for (let pos = from; pos < depth; pos++) {
+      const source = growthSource(pos, from);
+      if (this.options.growth?.tied) {
+        copyLayer(this.stack, source, pos);
+        groupOf(source).push(pos);
+        continue;
+      }
+      copyLayer(this.stack, source, pos, { optimizer, rule: rule === 'reset' ? 'reset' : 'copy', stateFrom: groupOf(source)[0] });
+      groups.push([pos]);
+      if (rule === 'rescale') this.pendingRescale.push([source, pos]);
+    }
+    validateGroups(groups, depth);
+    this.groups = groups.sort((a, b) => a[0] - b[0]);
+    this.depth = depth;
+    this.stack.setDepth?.(depth);
   }
 
   /**
@@ -305,37 +403,23 @@ export class SharingController {
    * beforeUpdate of that step, as afterUpdate does).
    */
   regroup(next: Groups, optimizer: Optimizer): void {
-    validateGroups(next, this.n);
+    validateGroups(next, this.depth);
     const oldGroupOf = new Map<number, number[]>();
     for (const g of this.groups) for (const p of g) oldGroupOf.set(p, g);
-    // Snapshot every splitting group's state first: its representative is
-    // also the first part's, and handing out must not see a half-updated state.
-    const handed = new Map<Tensor, ParamState | null>();
+    const parts: { part: number[]; old: number[] }[] = [];
     for (const g of next) {
       const old = oldGroupOf.get(g[0])!;
       for (const p of g) if (oldGroupOf.get(p) !== old) throw new UntieError('a regrouping may only split groups, not merge them');
-      if (old.length === g.length) continue; // the same group: same representative, same state
-      for (const [, src] of this.stack.layers[old[0]]) {
-        if (!handed.has(src)) handed.set(src, optimizer.hasState(src) ? optimizer.stateOf(src) : null);
-      }
+      if (old.length !== g.length) parts.push({ part: g, old }); // else the same group: same representative, same state
     }
-    for (const g of next) {
-      const old = oldGroupOf.get(g[0])!;
-      if (old.length === g.length) continue;
-      this.stack.layers[g[0]].forEach(([name, t], j) => {
-        const s = handed.get(this.stack.layers[old[0]][j][1]) ?? null;
-        if (s === null || this.options.untieOptimizer === 'reset') {
-          optimizer.deleteState(t);
-          return;
-        }
-        const r = this.options.untieOptimizer === 'rescale' ? this.rescaleRatio(old, g, j, name) : 1;
-        const m = s.m.slice(), v = s.v.slice();
-        if (r !== 1) {
-          const K = kernels();
-          K.scale(m, r, m);
-          K.scale(v, r * r, v);
-        }
-        optimizer.setState(t, { step: s.step, m, v });
+    // A splitting group's representative is also its first part's: hand the
+    // state to the other parts first, so every copy reads it as it was.
+    parts.sort((a, b) => Number(a.part[0] === a.old[0]) - Number(b.part[0] === b.old[0]));
+    const rule = this.options.untieOptimizer;
+    for (const { part, old } of parts) {
+      copyLayer(this.stack, old[0], part[0], {
+        optimizer, rule: rule === 'reset' ? 'reset' : 'copy',
+        scale: rule === 'rescale' ? (j, name) => this.rescaleRatio(old, part, j, name) : undefined,
       });
     }
     this.groups = next.map((g) => [...g]);
@@ -370,13 +454,32 @@ export class SharingController {
   }
 
   getState(): SharingState {
-    return { groups: this.groups.map((g) => [...g]), criterion: this.criterion.getState() };
+    return {
+      groups: this.groups.map((g) => [...g]), criterion: this.criterion.getState(),
+      ...(this.options.growth ? { depth: this.depth } : {}),
+      ...(this.pendingRescale.length > 0 ? { pendingRescale: this.pendingRescale.map(([a, b]) => [a, b] as [number, number]) } : {}),
+    };
   }
 
   setState(state: SharingState): void {
-    validateGroups(state.groups, this.n);
+    const growth = this.options.growth;
+    const depth = state.depth ?? this.n;
+    if (growth ? !growth.stages.some((s) => s.depth === depth) : depth !== this.n) {
+      const depths = growth ? growth.stages.map((s) => s.depth).join(', ') : String(this.n);
+      throw new UntieError(`the saved sharing state is at depth ${JSON.stringify(state.depth)}, which this run's stack never has (${depths} layers): the state belongs to another run`);
+    }
+    validateGroups(state.groups, depth);
+    const pending = state.pendingRescale ?? [];
+    for (const pair of pending) {
+      if (!Array.isArray(pair) || pair.length !== 2 || !pair.every((p) => Number.isSafeInteger(p) && p >= 0 && p < depth)) {
+        throw new UntieError(`the saved sharing state's pendingRescale holds ${JSON.stringify(pair)?.slice(0, 40)}, not a pair of layer positions below ${depth}`);
+      }
+    }
     this.groups = state.groups.map((g) => [...g]);
     this.criterion.setState(state.criterion);
+    this.depth = depth;
+    this.pendingRescale = pending.map(([a, b]) => [a, b]);
+    if (growth) this.stack.setDepth?.(depth);
   }
 }
 

@@ -81,3 +81,15 @@ export function splitGroup(group: number[], cuts: number[]): number[][] {
 export function describeGroups(groups: Groups): string {
   return groups.map((g) => `[${g.join(',')}]`).join(' ');
 }
+
+/**
+ * A plan's depth and shape, in the AxB notation when it has one (A groups of
+ * B members each): "12 layers 12x1" untied, "12 layers 1x12" all tied,
+ * "12 layers 3x4" a 3-layer unit repeated 4 times, as tied growth makes it;
+ * else its groups.
+ */
+export function describePlan(groups: Groups): string {
+  const size = groups[0]?.length ?? 0;
+  const shape = groups.every((g) => g.length === size) ? `${groups.length}x${size}` : describeGroups(groups);
+  return `${groups.flat().length} layers ${shape}`;
+}

@@ -206,9 +206,11 @@ export function hfLayoutOf(c: BertConfig): HfLayout {
  * without Linear biases gets explicit zero biases, so Hugging Face's BERT
  * (which always has them) loads it and computes the same function. With
  * `layout: 'roberta-prelayernorm'` (a Pre-LN model only), the folder is a
- * RoBERTa-PreLayerNorm one (see roberta-prelayernorm.ts).
+ * RoBERTa-PreLayerNorm one (see roberta-prelayernorm.ts). With `layers`,
+ * only the first that many encoder layers are written, and config.json says
+ * so: the model a growing stack (progressive stacking) is at its depth.
  */
-export function saveModelWeights(dir: string, model: SavableModel | GptLMHeadModel, opts: { hfBiases?: boolean; layout?: HfLayout } = {}): void {
+export function saveModelWeights(dir: string, model: SavableModel | GptLMHeadModel, opts: { hfBiases?: boolean; layout?: HfLayout; layers?: number } = {}): void {
   if (model instanceof GptLMHeadModel) {
     // Always GPT2LMHeadModel's layout (with zero biases where the model has none), so no option applies.
     writeSafetensors(path.join(dir, CHECKPOINT_FILES.model), parametersAsGpt2(model.namedParameters(), model.config), { format: 'pt' });
@@ -217,20 +219,21 @@ export function saveModelWeights(dir: string, model: SavableModel | GptLMHeadMod
   }
   const layout = opts.layout ?? 'bert';
   if (layout === ROBERTA_PRELN_TYPE && model.config.norm !== 'pre') throw new UntieError(`only a Pre-LN model has the ${ROBERTA_PRELN_TYPE} layout; this one is Post-LN`);
+  const c: BertConfig = { ...model.config, layers: opts.layers ?? model.config.layers };
   let tensors: Record<string, WritableTensor> = {};
-  for (const [name, t] of model.namedParameters()) tensors[name] = f32(t);
-  if (opts.hfBiases && !model.config.bias) {
-    for (const [name, shape] of linearBiasShapes(model.config)) {
+  for (const [name, t] of model.namedParameters()) if (encoderLayerOf(name) < c.layers) tensors[name] = f32(t);
+  if (opts.hfBiases && !c.bias) {
+    for (const [name, shape] of linearBiasShapes(c)) {
       // Only for the Linear layers this model has (a classifier has no MLM transform; only a sequence classifier has a pooler).
       if (tensors[name.replace(/bias$/, 'weight')]) tensors[name] ??= { dtype: 'F32', shape, data: new Float32Array(shape[0]) };
     }
   }
   const head = model.architecture && model.labels ? { architecture: model.architecture, labels: model.labels } : undefined;
-  let config = hfConfig(model.config, head);
+  let config = hfConfig(c, head);
   if (layout === ROBERTA_PRELN_TYPE) {
-    tensors = toRobertaPreLn(tensors, model.config, /SequenceClassification$/.test(model.architecture ?? ''));
-    config = robertaPreLnConfig(config, model.config);
-  } else if (model.config.norm === 'pre') config = untiePreLnConfig(config);
+    tensors = toRobertaPreLn(tensors, c, /SequenceClassification$/.test(model.architecture ?? ''));
+    config = robertaPreLnConfig(config, c);
+  } else if (c.norm === 'pre') config = untiePreLnConfig(config);
   writeSafetensors(path.join(dir, CHECKPOINT_FILES.model), tensors, { format: 'pt' });
   writeFileAtomic(path.join(dir, CHECKPOINT_FILES.config), JSON.stringify(config, null, 2) + '\n');
 }
@@ -259,6 +262,12 @@ export function loadModelWeights(
     }
     t.data.set(src.data);
   }
+}
+
+/** The encoder layer a parameter belongs to (-1: none). */
+function encoderLayerOf(name: string): number {
+  const m = /^bert\.encoder\.layer\.(\d+)\./.exec(name);
+  return m ? Number(m[1]) : -1;
 }
 
 /** Names and shapes of the Linear biases Hugging Face's BERT models hold (BertForMaskedLM's, and the pooler's). */
@@ -309,7 +318,7 @@ export function saveCheckpoint(runDir: string, c: CheckpointContents, options: S
   try {
     fs.rmSync(tmp, { recursive: true, force: true });
     fs.mkdirSync(tmp);
-    saveModelWeights(tmp, c.model);
+    saveModelWeights(tmp, c.model, { layers: c.state.sharing.depth }); // a growing stack: the layers it has
     writeSafetensors(path.join(tmp, CHECKPOINT_FILES.optimizer), moments, { format: 'pt' });
     const state: TrainerState = { ...c.state, optimizerSteps: steps };
     writeFileAtomic(path.join(tmp, CHECKPOINT_FILES.state), JSON.stringify(state, null, 1) + '\n');
@@ -445,6 +454,9 @@ export function parseTrainerState(raw: unknown, source: string, expectedStep?: n
   for (const g of s.sharing.groups) {
     if (!Array.isArray(g) || !g.every((p) => Number.isSafeInteger(p))) throw bad(`"sharing.groups" must be lists of layer positions, got ${JSON.stringify(g)?.slice(0, 80)}`);
   }
+  if (s.sharing.depth !== undefined && !(Number.isSafeInteger(s.sharing.depth) && (s.sharing.depth as number) >= 1)) {
+    throw bad(`"sharing.depth" must be a whole number of layers >= 1, got ${JSON.stringify(s.sharing.depth)}`);
+  }
   if (!isObject(s.optimizerSteps)) throw bad('"optimizerSteps" must be an object');
   for (const [name, n] of Object.entries(s.optimizerSteps)) {
     if (!Number.isSafeInteger(n) || (n as number) < 1 || (n as number) > step) throw bad(`"optimizerSteps.${name}" must be a whole number in [1, ${step}], got ${JSON.stringify(n)}`);
@@ -500,7 +512,7 @@ export function loadOptimizerState(dir: string, optimizer: Optimizer, trainable:
 }
 
 /** Refuses a checkpoint whose config.json describes another model than the run's (another kind, or another shape). */
-function checkSameModel(hfConfigFile: string, model: BertForMaskedLM | GptLMHeadModel): void {
+function checkSameModel(hfConfigFile: string, model: BertForMaskedLM | GptLMHeadModel, layers = model.config.layers): void {
   let raw: Record<string, unknown>;
   try {
     raw = JSON.parse(fs.readFileSync(hfConfigFile, 'utf8')) as Record<string, unknown>;
@@ -513,7 +525,7 @@ function checkSameModel(hfConfigFile: string, model: BertForMaskedLM | GptLMHead
     throw new UntieError(`${hfConfigFile} describes ${kindOf(savedDecoder)}, but the run's config.json trains ${kindOf(!savedDecoder)}: the checkpoint belongs to another run`);
   }
   const saved: Record<string, unknown> = savedDecoder ? { ...gptConfigFromHf(raw, hfConfigFile) } : { ...bertConfigFromHf(raw, hfConfigFile) };
-  const expected: Record<string, unknown> = { ...model.config };
+  const expected: Record<string, unknown> = { ...model.config, layers };
   const keys = ['vocabSize', 'hidden', 'layers', 'heads', 'intermediate', 'maxPositions', ...(savedDecoder ? [] : ['typeVocabSize', 'norm'])];
   for (const key of keys) {
     if (saved[key] !== expected[key]) {
@@ -598,10 +610,12 @@ export function restoreCheckpoint(dir: string, step: number, t: RestoreTargets, 
     );
   }
   const hfConfigFile = path.join(dir, CHECKPOINT_FILES.config);
-  if (fs.existsSync(hfConfigFile)) checkSameModel(hfConfigFile, t.model);
+  // A growing stack's checkpoint holds the layers it had (trainer_state's sharing.depth).
+  const depth = state.sharing.depth ?? t.model.config.layers;
+  if (fs.existsSync(hfConfigFile)) checkSameModel(hfConfigFile, t.model, depth);
   const weightsFile = path.join(dir, CHECKPOINT_FILES.model);
   const decoder = t.model instanceof GptLMHeadModel ? t.model : null;
-  loadModelWeights(weightsFile, t.model, decoder ? { tensors: fromGpt2(readSafetensors(weightsFile).tensors, decoder.config, weightsFile) } : {});
+  loadModelWeights(weightsFile, t.model, decoder ? { tensors: fromGpt2(readSafetensors(weightsFile).tensors, decoder.config, weightsFile) } : { wanted: (name) => encoderLayerOf(name) < depth });
   t.sharing.setState(state.sharing);
   loadOptimizerState(dir, t.optimizer, t.sharing.trainable(t.named), state.optimizerSteps);
   t.model.dropoutRng.setState(state.dropoutRng);

@@ -11,7 +11,8 @@ import { MODEL_KINDS, type ModelKind } from '../models/lm.js';
 import type { UntieOptimizer } from '../sharing/controller.js';
 import { AdaptiveCriterion, FixedCriterion, MultiCriterion, parseCriterion, type Criterion } from '../sharing/criteria.js';
 import { parseStatistic } from '../sharing/statistics.js';
-import { parseShare } from '../sharing/plan.js';
+import { parseGrowth, type GrowthOptions } from '../sharing/growth.js';
+import { parseShare, planGroups, type Groups } from '../sharing/plan.js';
 
 export interface DataConfig {
   /** "brown" (the built-in corpus) or a path to a text file or folder. */
@@ -88,6 +89,10 @@ export interface SharingConfig {
   untieBy: number;
   /** What SWE-A/SWE-M compare with rho: cosine (the paper's) | ema | relative | tensor-median. */
   statistic: string;
+  /** Progressive stacking: DEPTH@WHEN,... ("" = the full stack from the start; see sharing/growth.ts). */
+  grow: string;
+  /** With grow: the copies a growth step makes stay tied to their source layer until `untie` unties them. */
+  growTied: boolean;
 }
 
 export interface RunConfig {
@@ -142,7 +147,7 @@ export function defaultRunConfig(preset = 'tiny'): RunConfig {
       weightDecay: 0.01, beta1: 0.9, beta2: 0.999, eps: 1e-6, clip: 1.0, clipBasis: 'update', seed: 0, threads: 0,
       logEvery: 10, evalEvery: 200, evalPoints: 0, saveEvery: 500, keepLast: 2, probe: '', ...p.train,
     },
-    sharing: { share: '', untie: 'adaptive', sharedGrad: 'mean', untieOptimizer: 'copy', threshold: 0.5, patience: 3, checkEvery: 0, untieBy: 0.2, statistic: 'cosine' },
+    sharing: { share: '', untie: 'adaptive', sharedGrad: 'mean', untieOptimizer: 'copy', threshold: 0.5, patience: 3, checkEvery: 0, untieBy: 0.2, statistic: 'cosine', grow: '', growTied: false },
   };
 }
 
@@ -283,6 +288,7 @@ export function validateRunConfig(cfg: RunConfig): void {
   if (!(d.validationFraction > 0 && d.validationFraction < 1)) throw new UntieError(`data.validationFraction must be in (0, 1), got ${d.validationFraction}`);
   parseShare(shareOf(cfg), cfg.model.layers);
   criterionOf(cfg);
+  validateGrowth(cfg);
   if (cfg.sharing.sharedGrad !== 'mean' && cfg.sharing.sharedGrad !== 'sum') throw new UntieError(`--shared-grad must be "mean" or "sum", got "${cfg.sharing.sharedGrad}"`);
   if (!['copy', 'rescale', 'reset'].includes(cfg.sharing.untieOptimizer)) throw new UntieError(`--untie-optimizer must be "copy", "rescale" or "reset", got "${cfg.sharing.untieOptimizer}"`);
   if (t.clipBasis !== 'update' && t.clipBasis !== 'layers') throw new UntieError(`--clip-basis must be "update" or "layers", got "${t.clipBasis}"`);
@@ -306,6 +312,43 @@ export function validateDecoderSettings(cfg: RunConfig): void {
   if (cfg.data.maskProb !== DEFAULT_MASK_PROB) throw encoderOnlyError('mask-prob');
   if (cfg.model.norm !== 'pre') throw encoderOnlyError('norm', `--norm ${cfg.model.norm}`);
   if (cfg.train.probe !== '') throw encoderOnlyError('probe');
+}
+
+/**
+ * A --grow run starts untied at its first depth (--grow-tied ties only the
+ * copies growth makes), so a tying plan does not apply to it; and untying
+ * tied copies at their growth step is growth without --grow-tied.
+ */
+function validateGrowth(cfg: RunConfig): void {
+  const s = cfg.sharing;
+  if (!s.grow) {
+    if (s.growTied) throw new UntieError('--grow-tied keeps the copies of a growth step tied: add a --grow schedule, e.g. --grow 3@0,6@0.125,12@0.3');
+    return;
+  }
+  growthOf(cfg);
+  const L = cfg.model.layers;
+  if (s.share && s.share.replace(/\s/g, '') !== `${L}x1`) {
+    throw new UntieError(`--share ${s.share} with --grow: a growing stack starts untied at its first depth, and --grow-tied ties the copies each growth step makes; drop --share`);
+  }
+  if (s.growTied) {
+    const untie = s.untie.trim();
+    if (/^step:0+$/.test(untie) || /^fraction:0*\.?0*$/.test(untie)) {
+      throw new UntieError(`--untie ${untie} with --grow-tied unties the copies at their growth step, which is --grow without --grow-tied; drop --grow-tied, or untie later (e.g. --untie adaptive)`);
+    }
+  }
+}
+
+/** The growth schedule of a --grow run (null without one), a step-count run's resolved to steps of `schedule`. */
+export function growthOf(cfg: RunConfig, schedule: ResolvedSchedule = resolveSchedule(cfg)): GrowthOptions | null {
+  if (!cfg.sharing.grow) return null;
+  const stages = parseGrowth(cfg.sharing.grow, cfg.model.layers, { totalSteps: schedule.steps, budget: cfg.train.budget > 0 });
+  return { stages, tied: cfg.sharing.growTied };
+}
+
+/** The tying plan a run starts with: --share's, or (a --grow run) every layer of its first depth on its own. */
+export function initialGroups(cfg: RunConfig, growth: GrowthOptions | null = growthOf(cfg)): Groups {
+  if (growth) return Array.from({ length: growth.stages[0].depth }, (_, i) => [i]);
+  return planGroups(parseShare(shareOf(cfg), cfg.model.layers));
 }
 
 /** "AxB" of the config, defaulting to all layers tied. */

@@ -60,6 +60,9 @@ export function sharingSource(target: string): { checkpoint: string; runDir: str
   if (cfg.model.kind === 'gpt') {
     throw new UntieError(`--sharing exports BERT runs, whose names untie_torch loads; ${runDir} is a GPT decoder (--model gpt). Export only its weights (drop --sharing).`);
   }
+  if (cfg.sharing.grow) {
+    throw new UntieError(`--sharing exports runs of a fixed depth; ${runDir} grows its stack (--grow ${cfg.sharing.grow}), which untie_torch does not. Export only its weights (drop --sharing).`);
+  }
   // A Pre-LN export is RoBERTa-PreLayerNorm's (other names, a padding row in the position table), which untie_torch's mapping does not follow.
   if (cfg.model.norm !== 'post') {
     throw new UntieError(

@@ -252,6 +252,14 @@ export interface ExportResult {
   architecture: string;
   /** config.json's model_type: "bert" (a Post-LN model), "roberta-prelayernorm" (Pre-LN) or "gpt2" (a decoder). */
   modelType: HfLayout | typeof GPT2_TYPE;
+  /** Encoder layers written. */
+  layers: number;
+  /**
+   * The layers of the run the checkpoint belongs to (null: not a run's): a
+   * growing run's (--grow) checkpoint from before its last growth step has
+   * fewer, and is exported at the depth it has.
+   */
+  runLayers: number | null;
   /** The model folder exported: the checkpoint itself, or a run's newest checkpoint. */
   source: string;
 }
@@ -273,9 +281,10 @@ export function exportModel(target: string, outDir: string): ExportResult {
     makeDirectory(outDir);
     saveModelWeights(outDir, decoder.model);
     decoder.tokenizer.save(outDir, { modelMaxLength: decoder.model.config.maxPositions });
-    return { files: fs.readdirSync(outDir).sort(), architecture: GPT2_ARCHITECTURE, modelType: GPT2_TYPE, source: decoder.modelDir };
+    return { files: fs.readdirSync(outDir).sort(), architecture: GPT2_ARCHITECTURE, modelType: GPT2_TYPE, source: decoder.modelDir, layers: decoder.model.config.layers, runLayers: null };
   }
-  const isClassifier = openCheckpoint(target).head !== null;
+  const info = openCheckpoint(target);
+  const isClassifier = info.head !== null;
   const loaded = isClassifier ? loadClassifier(target) : load(target);
   const modelType = hfLayoutOf(loaded.model.config);
   makeDirectory(outDir);
@@ -283,5 +292,8 @@ export function exportModel(target: string, outDir: string): ExportResult {
   loaded.tokenizer.save(outDir, { modelMaxLength: loaded.model.config.maxPositions });
   const bertArchitecture = 'architecture' in loaded.model ? loaded.model.architecture : 'BertForMaskedLM';
   const architecture = modelType === ROBERTA_PRELN_TYPE ? robertaArchitecture(bertArchitecture) : bertArchitecture;
-  return { files: fs.readdirSync(outDir).sort(), architecture, modelType, source: loaded.modelDir };
+  return {
+    files: fs.readdirSync(outDir).sort(), architecture, modelType, source: loaded.modelDir,
+    layers: loaded.model.config.layers, runLayers: info.runConfig?.model.layers ?? null,
+  };
 }

@@ -16,10 +16,10 @@ import type { LanguageModel, LmBatch } from '../models/lm.js';
 import { Optimizer, clipGradNorm } from '../optim/optimizers.js';
 import { learningRate, learningRateAt } from '../optim/schedule.js';
 import { SharingController, type GradNorms, type SharingEvent } from '../sharing/controller.js';
-import { parseShare, planGroups } from '../sharing/plan.js';
+import { describeGrowth } from '../sharing/growth.js';
 import { AnomalyError, checkParameters, setDetectAnomaly } from '../tensor/anomaly.js';
 import { backward, clearTape, noGrad, tidy, type Tensor } from '../tensor/tensor.js';
-import { criterionOf, modelOf, resolveSchedule, shareOf, validateRunConfig, type ResolvedSchedule, type RunConfig } from './config.js';
+import { bertConfigOf, criterionOf, growthOf, initialGroups, modelOf, resolveSchedule, shareOf, validateRunConfig, type ResolvedSchedule, type RunConfig } from './config.js';
 import { firstNonFiniteParameter, listCheckpoints, openCheckpoint, pruneCheckpoints, restoreCheckpoint, saveCheckpoint, type TrainerState } from './checkpoint.js';
 import { describeData, prepareData, type PreparedData } from './data.js';
 import { finishedRun } from './finished.js';
@@ -189,9 +189,10 @@ async function setUpRun(cfg: RunConfig, runDir: string, resumeFrom: { step: numb
   const named = model.namedParameters();
   const optimizer = new Optimizer({ kind: t.optimizer, beta1: t.beta1, beta2: t.beta2, eps: t.eps, weightDecay: t.weightDecay });
   const criterion = criterionOf(cfg, schedule);
+  const growth = growthOf(cfg, schedule); // progressive stacking: the controller grows the stack on this schedule
   const sharing = new SharingController(model.stack(), {
-    groups: planGroups(parseShare(shareOf(cfg), cfg.model.layers)),
-    criterion, sharedGrad: cfg.sharing.sharedGrad, untieOptimizer: cfg.sharing.untieOptimizer,
+    groups: initialGroups(cfg, growth),
+    criterion, sharedGrad: cfg.sharing.sharedGrad, untieOptimizer: cfg.sharing.untieOptimizer, ...(growth ? { growth } : {}),
   });
   sharing.tieWeights();
 
@@ -267,8 +268,10 @@ async function runTraining(cfg: RunConfig, runDir: string, run: RunSetup, opts: 
 
   try {
     const length = budget ? `for ${formatSeconds(budget)} of training` : `for ${totalSteps} steps`;
+    const growth = sharing.options.growth;
+    const shape = growth ? `BERT grown ${describeGrowth(growth.stages)}${growth.tied ? ` (copies tied, untie ${cfg.sharing.untie})` : ''}` : `${cfg.model.layers}-layer ${decoder ? 'GPT decoder' : 'BERT'} (${shareOf(cfg)}, untie ${cfg.sharing.untie})`;
     const resumed = state.step > 0 ? `resuming from checkpoint-${state.step} (${budget ? `${formatSeconds(state.elapsed)} trained` : `step ${state.step} of ${totalSteps}`}): ` : '';
-    progress.start(state.step, `${resumed}training ${cfg.model.layers}-layer ${decoder ? 'GPT decoder' : 'BERT'} (${shareOf(cfg)}, untie ${cfg.sharing.untie}) ${length} in ${runDir}`);
+    progress.start(state.step, `${resumed}training ${shape} ${length} in ${runDir}`);
     const about = describeData(cfg.data, data, budget ? null : totalSteps, t.batchSize * t.gradAccum, cfg.model.kind);
     progress.note(about.summary);
     for (const w of about.warnings) warn(w);
@@ -304,7 +307,7 @@ async function runTraining(cfg: RunConfig, runDir: string, run: RunSetup, opts: 
         loss += value / t.gradAccum;
       }
 
-      sharing.beforeUpdate(step, fractionDone()); // the method: measure layer agreement, tie the gradients
+      sharing.beforeUpdate(step, fractionDone(), optimizer); // the method: measure layer agreement, tie the gradients
       const trainable = sharing.trainable(named);
       const norms = checkedGradNorms(sharing, trainable, runDir, step);
       clipGradNorm(trainable.map(([, p]) => p), t.clip, t.clipBasis === 'layers' ? norms.layers : norms.update);
@@ -313,7 +316,7 @@ async function runTraining(cfg: RunConfig, runDir: string, run: RunSetup, opts: 
       state.step = step + 1;
       const seconds = (performance.now() - stepStart) / 1000;
       state.elapsed += seconds;
-      const events = sharing.afterUpdate(step, optimizer, fractionDone()); // ...and untie when the criterion says so
+      const events = sharing.afterUpdate(step, optimizer, fractionDone()); // ...and untie when the criterion says so, grow when the schedule does
       const last = finished();
       for (const e of events) {
         metrics.write(sharingRecord(e));
