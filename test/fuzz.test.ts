@@ -25,7 +25,6 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { loadBrown, loadTextCorpus, sentenceText, splitDocuments } from '../src/data/corpus.js';
-import type { MlmDataset } from '../src/data/mlm.js';
 import { loadTokenizer } from '../src/data/tokenizer.js';
 import { countWords, learnWordPieceVocab } from '../src/data/wordpiece.js';
 import { UntieError } from '../src/errors.js';
@@ -35,7 +34,7 @@ import { SharingController } from '../src/sharing/controller.js';
 import { Rng } from '../src/tensor/rng.js';
 import { bertConfigFromHf, restoreCheckpoint, verifyChecksums, CHECKPOINT_FILES } from '../src/train/checkpoint.js';
 import { criterionOf, defaultRunConfig, mergeConfig, readConfigFile, runConfigOf, type RunConfig } from '../src/train/config.js';
-import { prepareData } from '../src/train/data.js';
+import { prepareData, type PreparedData } from '../src/train/data.js';
 import { load } from '../src/train/load.js';
 import { decodeSafetensors } from '../src/train/safetensors.js';
 import { train } from '../src/train/trainer.js';
@@ -238,7 +237,7 @@ function caseFolder(name: string, bytes: Buffer): string {
   return dir;
 }
 
-let dataset: MlmDataset;
+let dataset: PreparedData['train'];
 
 function restoreInto(dir: string): void {
   const model = freshModel();

@@ -263,6 +263,8 @@ export interface MlmOutput {
   /** Masked positions predicted correctly, and how many there were. */
   correct: number;
   count: number;
+  /** Per masked position, in flat position order: 1 where predicted correctly (all 0 without `accuracy`). */
+  hits: Uint8Array;
 }
 
 /** BertForMaskedLM: encoder plus the MLM head, decoder tied to the word embeddings. */
@@ -322,11 +324,15 @@ export class BertForMaskedLM extends Module {
     const loss = anomalyScope('the MLM loss', () => ops.crossEntropy(logits, targets));
     const V = this.config.vocabSize;
     let correct = 0;
+    const hits = new Uint8Array(targets.length);
     for (let r = 0; opts.accuracy !== false && r < targets.length; r++) {
       let best = 0;
       for (let v = 1; v < V; v++) if (logits.data[r * V + v] > logits.data[r * V + best]) best = v;
-      if (best === targets[r]) correct++;
+      if (best === targets[r]) {
+        correct++;
+        hits[r] = 1;
+      }
     }
-    return { loss, correct, count: targets.length };
+    return { loss, correct, count: targets.length, hits };
   }
 }

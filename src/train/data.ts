@@ -1,20 +1,30 @@
 /**
  * From a run's data config to training and validation batches: load the
  * corpus, split by document, train (or reuse) the tokenizer in the run
- * folder, tokenize, pack, and build the dataset and the fixed validation set.
+ * folder, tokenize, pack, and build the dataset and the fixed validation set;
+ * or, for `--corpus synthetic:NAME`, generate them (src/data/synthetic).
  */
+import path from 'node:path';
 import { loadBrown, loadTextCorpus, sentenceText, splitDocuments, type Document } from '../data/corpus.js';
 import { MlmDataset, buildValidationBatches, maskingConfig, packSequences, tokenizeDocuments, type MlmBatch } from '../data/mlm.js';
-import { loadOrTrainTokenizer, type WordPieceTokenizer } from '../data/tokenizer.js';
+import {
+  SyntheticDataset, answerSample, isSyntheticCorpus, parseSyntheticCorpus, syntheticTokenizer, syntheticValidation, type SyntheticTask,
+} from '../data/synthetic/index.js';
+import { hasTokenizer, loadOrTrainTokenizer, loadTokenizer, TOKENIZER_FILES, type WordPieceTokenizer } from '../data/tokenizer.js';
 import { unigramModel, unigramScore, type UnigramScore } from '../data/unigram.js';
+import { UntieError } from '../errors.js';
 import type { DataConfig } from './config.js';
 
 export interface PreparedData {
   tokenizer: WordPieceTokenizer;
   /** True when the tokenizer was trained now (saved into runDir unless `save: false`). */
   tokenizerTrained: boolean;
-  train: MlmDataset;
+  /** Text corpora: packed sequences, masked at random; generated ones: a fresh sequence per draw, its answers masked. */
+  train: MlmDataset | SyntheticDataset;
   validation: MlmBatch[];
+  /** The generated corpus's task (null for text): what its targets' difficulties count. */
+  task: SyntheticTask | null;
+  /** Text corpora's training documents and packed sequences (0 for a generated corpus: its stream has no end). */
   trainDocuments: number;
   trainSequences: number;
   validationSequences: number;
@@ -52,7 +62,7 @@ async function corpusAndTokenizer(cfg: DataConfig, runDir: string, given?: WordP
  * every run folder, so all its runs share one vocabulary.
  */
 export async function prepareTokenizer(cfg: DataConfig, dir: string): Promise<WordPieceTokenizer> {
-  const { tokenizer, trained } = await corpusAndTokenizer(cfg, dir);
+  const { tokenizer, trained } = isSyntheticCorpus(cfg.corpus) ? taskAndTokenizer(cfg, dir) : await corpusAndTokenizer(cfg, dir);
   if (trained) tokenizer.save(dir, { modelMaxLength: cfg.seqLen });
   return tokenizer;
 }
@@ -68,6 +78,7 @@ function validationBatches(cfg: DataConfig, sequences: Int32Array[], tokenizer: 
  * of its inputs have been checked, so that a failed start writes nothing).
  */
 export async function prepareData(cfg: DataConfig, seed: number, runDir: string, batchSize: number, options: { save?: boolean } = {}): Promise<PreparedData> {
+  if (isSyntheticCorpus(cfg.corpus)) return prepareSynthetic(cfg, seed, runDir, batchSize, options);
   const { tokenizer, trained, train, validation, pack } = await corpusAndTokenizer(cfg, runDir);
   if (trained && (options.save ?? true)) tokenizer.save(runDir, { modelMaxLength: cfg.seqLen });
   const trainSeqs = await pack(train);
@@ -79,6 +90,7 @@ export async function prepareData(cfg: DataConfig, seed: number, runDir: string,
     // Training may mask more than 15% (data.maskProb); validation always masks 15%, so losses compare across runs.
     train: new MlmDataset(trainSeqs, { seqLen: cfg.seqLen, seed, masking: { ...maskingConfig(tokenizer), maskProbability: cfg.maskProb } }),
     validation: valBatches,
+    task: null,
     trainDocuments: train.length,
     trainSequences: trainSeqs.length,
     validationSequences: valBatches.reduce((n, b) => n + b.batchSize, 0),
@@ -91,6 +103,50 @@ export async function prepareData(cfg: DataConfig, seed: number, runDir: string,
  * is not tokenized. `tokenizer` (the checkpoint's) defaults to runDir's.
  */
 export async function prepareValidation(cfg: DataConfig, runDir: string, batchSize: number, tokenizer?: WordPieceTokenizer): Promise<MlmBatch[]> {
+  if (isSyntheticCorpus(cfg.corpus)) {
+    const { task } = taskAndTokenizer(cfg, runDir, tokenizer);
+    return syntheticValidation(task, { seqLen: cfg.seqLen, batchSize, count: validationCount(cfg, batchSize), splitSeed: cfg.splitSeed });
+  }
   const { tokenizer: used, validation, pack } = await corpusAndTokenizer(cfg, runDir, tokenizer);
   return validationBatches(cfg, await pack(validation), used, batchSize);
+}
+
+/** Validation sequences of a generated corpus when data.evalBatches is 0 ("all"): it has no end, so a fixed number. */
+export const SYNTHETIC_VALIDATION_SEQUENCES = 1024;
+/** Sequences whose answers make a generated corpus's unigram line. */
+const UNIGRAM_SAMPLE = 2048;
+
+function validationCount(cfg: DataConfig, batchSize: number): number {
+  return cfg.evalBatches > 0 ? cfg.evalBatches * batchSize : SYNTHETIC_VALIDATION_SEQUENCES;
+}
+
+/**
+ * A generated corpus's task and its vocabulary: `given`, else runDir's saved
+ * tokenizer (which must be this task's), else built now (`trained`: the
+ * caller saves it).
+ */
+function taskAndTokenizer(cfg: DataConfig, runDir: string, given?: WordPieceTokenizer): { task: SyntheticTask; tokenizer: WordPieceTokenizer; trained: boolean } {
+  const task = parseSyntheticCorpus(cfg.corpus);
+  const own = syntheticTokenizer(task);
+  const saved = given ?? (hasTokenizer(runDir) ? loadTokenizer(runDir) : null);
+  if (saved && saved.vocab.join('\n') !== own.vocab.join('\n')) {
+    const where = given ? 'the checkpoint\'s tokenizer' : path.join(runDir, TOKENIZER_FILES.tokenizer);
+    throw new UntieError(`${where} is not the vocabulary of ${task.spec} (${saved.vocabSize} tokens, not ${own.vocabSize}): the run was made with other data. Use that data, or another run folder.`);
+  }
+  return { task, tokenizer: saved ?? own, trained: saved === null };
+}
+
+/** prepareData for `--corpus synthetic:...`: the training stream, the validation set and the unigram line, all generated. */
+function prepareSynthetic(cfg: DataConfig, seed: number, runDir: string, batchSize: number, options: { save?: boolean }): PreparedData {
+  const { task, tokenizer, trained } = taskAndTokenizer(cfg, runDir);
+  if (trained && (options.save ?? true)) tokenizer.save(runDir, { modelMaxLength: cfg.seqLen });
+  const train = new SyntheticDataset(task, cfg.seqLen, seed);
+  const validation = syntheticValidation(task, { seqLen: cfg.seqLen, batchSize, count: validationCount(cfg, batchSize), splitSeed: cfg.splitSeed });
+  const unigram = unigramScore(unigramModel(answerSample(task, cfg.seqLen, cfg.splitSeed, UNIGRAM_SAMPLE), tokenizer.vocabSize, tokenizer.specialIds), validation);
+  return {
+    tokenizer, tokenizerTrained: trained, train, validation, task,
+    trainDocuments: 0, trainSequences: 0,
+    validationSequences: validation.reduce((n, b) => n + b.batchSize, 0),
+    unigram,
+  };
 }
