@@ -39,6 +39,7 @@ import { renderPage } from '../src/report/page.js';
 import { checkPage } from './chromium.js';
 import { TOKENIZER_FILES } from '../src/data/tokenizer.js';
 import { readMetrics } from '../src/train/metrics.js';
+import { DEPTH_CORPUS, DEPTH_LR, DEPTH_SEQ_LEN, DEPTH_STEPS, DEPTH_VARIANTS, TARGET, depthBlocks, depthTable, runName, summarizeDepth, variantFlags } from './depth-study.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const cli = path.join(root, 'bin', 'untie.js');
@@ -47,6 +48,8 @@ interface Plan {
   about: string;
   common: string[];
   variants: Record<string, string[]>;
+  /** A plan's own analysis of all its runs (printed, kept in results.json, drawn in the report). */
+  summarize?: (runs: RunResult[]) => { text: string; json: unknown; blocks: Block[] };
 }
 
 const PRE = ['--norm', 'pre'];
@@ -87,6 +90,9 @@ const PLANS: Record<string, Plan> = {
   get 'recipe-confirm'() {
     return recipeConfirm();
   },
+  get depth() {
+    return depthPlan();
+  },
 };
 
 /**
@@ -113,6 +119,35 @@ function recipeConfirm(): Plan {
   };
 }
 
+/**
+ * Issue 21: a language that needs depth. Depths 4, 8 and 16 at hidden 64,
+ * baseline, albert, swe-f and swe-a, on the generated corpus `hops`
+ * (scripts/depth-study.ts reads the answer from the runs). Listed seed by
+ * seed, depth 8 first: a partial study still compares every variant. Seeds 3
+ * and 4 are for the points where the first three leave the difference within
+ * two standard errors (`--only`).
+ */
+function depthPlan(): Plan {
+  const variants: Record<string, string[]> = {};
+  for (const seed of [0, 1, 2, 3, 4]) {
+    for (const layers of [8, 4, 16]) {
+      for (const variant of DEPTH_VARIANTS) variants[runName(layers, variant, seed)] = ['--layers', String(layers), '--seed', String(seed), ...variantFlags(variant, layers)];
+    }
+  }
+  return {
+    about: `${DEPTH_CORPUS}, sequences of ${DEPTH_SEQ_LEN} tokens, hidden 64 (4 heads, FFN 256), batch 32, lr ${DEPTH_LR}, ${DEPTH_STEPS} steps; target: ${100 * TARGET}% validation accuracy on the hardest hop count every baseline seed learns`,
+    common: [
+      '--corpus', DEPTH_CORPUS, '--seq-len', String(DEPTH_SEQ_LEN), '--max-positions', String(DEPTH_SEQ_LEN), '--hidden', '64', '--heads', '4', '--intermediate', '256',
+      '--batch-size', '32', '--lr', DEPTH_LR, '--steps', String(DEPTH_STEPS), '--eval-every', String(DEPTH_STEPS / 40), '--eval-batches', '4', '--save-every', String(DEPTH_STEPS / 4),
+    ],
+    variants,
+    summarize: (runs) => {
+      const points = summarizeDepth(runs);
+      return { text: depthTable(points), json: { target: TARGET, points }, blocks: depthBlocks(points, runs) };
+    },
+  };
+}
+
 interface EvalPoint {
   step: number;
   val_loss: number;
@@ -127,6 +162,8 @@ interface RunResult {
   evals: EvalPoint[];
   untiedAt: number | null;
   secondsPerStep?: number;
+  /** Adjacent-layer gradient checks of a tied run: step, mean and smallest cosine over the pairs. */
+  checks?: { step: number; mean: number; min: number }[];
 }
 
 function parseArgs(argv: string[]) {
@@ -161,6 +198,11 @@ function flagValue(flags: string[], name: string): string | undefined {
 function seedTokenizer(out: string, runDir: string, flags: string[]): void {
   const vocab = flagValue(flags, 'vocab-size') ?? '8192';
   const corpus = flagValue(flags, 'corpus') ?? 'brown';
+  // A generated corpus brings its own vocabulary: every run builds the same one.
+  if (corpus.startsWith('synthetic:')) {
+    fs.mkdirSync(runDir, { recursive: true });
+    return;
+  }
   const source = path.join(out, `_tokenizer-${vocab}`);
   if (!fs.existsSync(path.join(source, 'tokenizer.json'))) {
     const res = spawnSync(process.execPath, [cli, 'train', '--steps', '1', '--eval-every', '0', '--save-every', '0', '--vocab-size', vocab, '--corpus', corpus,
@@ -171,11 +213,15 @@ function seedTokenizer(out: string, runDir: string, flags: string[]): void {
   for (const f of Object.values(TOKENIZER_FILES)) if (!fs.existsSync(path.join(runDir, f))) fs.copyFileSync(path.join(source, f), path.join(runDir, f));
 }
 
-function readRun(runDir: string): { evals: EvalPoint[]; untiedAt: number | null } {
+function readRun(runDir: string): { evals: EvalPoint[]; untiedAt: number | null; checks: RunResult['checks'] } {
   const records = readMetrics(path.join(runDir, 'metrics.jsonl'));
   const evals = records.filter((r) => r.type === 'eval') as unknown as EvalPoint[];
   const untie = records.find((r) => r.type === 'untie');
-  return { evals, untiedAt: untie ? untie.step : null };
+  const checks = records.filter((r) => r.type === 'sharing_check' && Array.isArray(r.pairs)).map((r) => {
+    const cosines = (r.pairs as { cosine: number }[]).map((p) => p.cosine);
+    return { step: r.step, mean: cosines.reduce((a, b) => a + b, 0) / cosines.length, min: Math.min(...cosines) };
+  });
+  return { evals, untiedAt: untie ? untie.step : null, checks };
 }
 
 /** A finished run's committed records: its config and metrics, no checkpoints. */
@@ -277,9 +323,9 @@ async function main() {
   const resultsFile = path.join(args.records, 'results.json');
   const previous = fs.existsSync(resultsFile) ? (JSON.parse(fs.readFileSync(resultsFile, 'utf8')) as { runs: RunResult[] }) : { runs: [] };
   const runs: RunResult[] = names.map((variant) => {
-    const { evals, untiedAt } = readRun(recordsOf(args, variant));
+    const { evals, untiedAt, checks } = readRun(recordsOf(args, variant));
     const old = previous.runs.find((r) => r.variant === variant);
-    return { variant, flags: flagsOf(variant), evals, untiedAt, secondsPerStep: old?.secondsPerStep };
+    return { variant, flags: flagsOf(variant), evals, untiedAt, secondsPerStep: old?.secondsPerStep, ...(checks && checks.length > 0 ? { checks } : {}) };
   });
   if (args.time) {
     for (const r of runs) {
@@ -290,7 +336,8 @@ async function main() {
   const machine = `${os.cpus()[0]?.model ?? 'unknown CPU'}, ${os.availableParallelism()} cores`;
   // Runs this call did not name (--only) stay in results.json as they were.
   const kept = previous.runs.filter((r) => !names.includes(r.variant));
-  fs.writeFileSync(resultsFile, JSON.stringify({ plan: args.plan, about: plan.about, common: plan.common, machine, runs: [...kept, ...runs] }, null, 1) + '\n');
+  const summary = plan.summarize?.([...kept, ...runs]);
+  fs.writeFileSync(resultsFile, JSON.stringify({ plan: args.plan, about: plan.about, common: plan.common, machine, ...(summary ? { summary: summary.json } : {}), runs: [...kept, ...runs] }, null, 1) + '\n');
 
   // The summary: the last eval of each run, its distance to the unigram line, and s/step where timed.
   const rows = runs.map((r) => {
@@ -302,12 +349,12 @@ async function main() {
     const sps = r.secondsPerStep !== undefined ? r.secondsPerStep.toFixed(3) : '-';
     return `${r.variant.padEnd(28)} step ${String(last.step).padStart(5)}  loss ${last.val_loss.toFixed(3)}  acc ${(100 * last.val_acc).toFixed(2)}%  unigram-gap ${gap}  acc/unigram ${ratio}  s/step ${sps}  curve ${curve}`;
   });
-  console.log(`${args.plan}: ${plan.about}\n${machine}\n${rows.join('\n')}`);
-  if (args.report) await drawReport(args.records, args.plan, plan, machine, runs);
+  console.log(`${args.plan}: ${plan.about}\n${machine}\n${rows.join('\n')}${summary ? `\n\n${summary.text}` : ''}`);
+  if (args.report) await drawReport(args.records, args.plan, plan, machine, [...kept, ...runs], summary?.blocks ?? []);
 }
 
 /** DIR/report.html: the study's curves, checked in Chromium, with a screenshot beside it. */
-async function drawReport(out: string, name: string, plan: Plan, machine: string, runs: RunResult[]): Promise<void> {
+async function drawReport(out: string, name: string, plan: Plan, machine: string, runs: RunResult[], planBlocks: Block[]): Promise<void> {
   const withEvals = runs.filter((r) => r.evals.length > 0);
   const unigram = withEvals.find((r) => r.evals[0].unigram_val_loss !== undefined)?.evals[0].unigram_val_loss;
   const refLines = unigram !== undefined ? [{ y: unigram, label: `unigram ${unigram.toFixed(3)}` }] : [];
@@ -329,6 +376,7 @@ async function drawReport(out: string, name: string, plan: Plan, machine: string
       + `<td>${last.val_loss.toFixed(3)}</td><td>${(100 * last.val_acc).toFixed(2)}%</td><td>${r.secondsPerStep?.toFixed(3) ?? '-'}</td></tr>`;
   });
   blocks.push({ kind: 'html', html: `<table><tr><th>variant</th><th>flags</th><th>step</th><th>val loss</th><th>val acc</th><th>s/step</th></tr>${rows.join('')}</table>` });
+  blocks.splice(1, 0, ...planBlocks);
   const file = path.join(out, 'report.html');
   fs.writeFileSync(file, renderPage({ title: `untie study: ${name}`, blocks }));
   await checkPage(file, path.join(out, 'report.png'), { waitFor: '[data-chart="loss-step"] canvas' });

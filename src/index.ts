@@ -20,7 +20,12 @@ export {
 } from './sharing/criteria.js';
 export { SharingController, type GradNorms, type RepeatedStack, type SharingEvent, type SharingOptions, type UntieOptimizer } from './sharing/controller.js';
 export { BertForMaskedLM, bertParameterCount, defaultBertConfig, type BertConfig, type MlmBatch } from './models/bert.js';
-export { trainTokenizer, loadTokenizer, type WordPieceTokenizer } from './data/tokenizer.js';
+export { trainTokenizer, loadTokenizer, tokenizerFromVocabulary, type WordPieceTokenizer } from './data/tokenizer.js';
+export { makeTargetBatch, type TargetSequence } from './data/mlm.js';
+export {
+  SYNTHETIC_TASKS, SyntheticDataset, parseSyntheticCorpus, isSyntheticCorpus, syntheticTokenizer, syntheticValidation, solveHops, solveExpr,
+  type SyntheticExample, type SyntheticTask,
+} from './data/synthetic/index.js';
 export { bertPreTokenize, learnWordPieceVocab } from './data/wordpiece.js';
 export { BertForTokenClassification, BertForSequenceClassification, BertClassifier, newClassifier } from './models/heads.js';
 export { DeepLinearNetwork } from './models/linear.js';
@@ -40,7 +45,7 @@ export { PALETTE, escapeHtml, raw, table, formatNumber, formatSeconds, type Cell
 export { renderPage, viewOfPage } from './report/page.js';
 export { readRun, isRunDir, listRunDirs, MetricsFollower, type RunData } from './report/read.js';
 export {
-  runView, runReportHtml, writeRunReport, runsIndexView, lossChart, accuracyChart, learningRateChart, gradNormChart, throughputChart,
+  runView, runReportHtml, writeRunReport, runsIndexView, lossChart, accuracyChart, difficultyChart, learningRateChart, gradNormChart, throughputChart,
   cosineHeatmap, cosineChart, groupBands, eventMarkers, summaryTable, eventsTable, configTable, secondsClock, sharingEvents, type XAxis,
 } from './report/run.js';
 export { startServer, type ServeOptions, type RunningServer } from './serve/server.js';

@@ -19,6 +19,8 @@ import { readMetrics } from '../src/train/metrics.js';
 import { evaluate, train } from '../src/train/trainer.js';
 import { load } from '../src/train/load.js';
 import { main } from '../src/cli/main.js';
+import { readRun } from '../src/report/read.js';
+import { difficultyChart, round } from '../src/report/run.js';
 
 let root: string;
 before(() => {
@@ -195,7 +197,11 @@ test('a small model learns one hop: it looks the start symbol up among the pairs
   const evals = readMetrics(path.join(result.runDir, 'metrics.jsonl')).filter((r) => r.type === 'eval');
   assert.deepEqual(evals.map((e) => e.step), [200, 400, 600]);
   for (const e of evals) assert.deepEqual(e.val_acc_by_difficulty, { 1: e.val_acc });
-  // The run folder works like a text run's: its tokenizer loads with the model, and fill-mask reads the pairs.
+  // The run report draws the curve of each hop count.
+  const chart = difficultyChart([readRun(result.runDir, 'report')], 'step')!;
+  assert.equal(chart.title, 'Validation accuracy by hops against step');
+  assert.deepEqual(chart.series.map((s) => [s.label, s.x, s.y]), [['hops 1', [200, 400, 600], evals.map((e) => round(100 * (e.val_acc as number)))]]);
+  // The run folder works like a text run's: its tokenizer loads with the model.
   const loaded = load(result.runDir);
   assert.equal(loaded.tokenizer.vocabSize, syntheticTokenizer(parseSyntheticCorpus(cfg.data.corpus)).vocabSize);
 });
