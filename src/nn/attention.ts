@@ -29,6 +29,8 @@ export class MultiHeadSelfAttention extends Module {
   readonly output: DenseLayerNorm;
   private readonly attnDropout: Dropout;
   readonly headDim: number;
+  /** Called with each forward's attention probabilities (B, H, T, T), for analysis (what a layer looks at); null in training. */
+  watch: ((probs: Tensor) => void) | null = null;
 
   constructor(readonly hidden: number, readonly heads: number, dropoutP: number, rng: Rng, opts: { std?: number; eps?: number; dropoutRng?: Rng; bias?: boolean } = {}) {
     super();
@@ -53,6 +55,7 @@ export class MultiHeadSelfAttention extends Module {
     const [q, k, v] = ops.linearHeads(x, [query.weight, key.weight, value.weight], [query.bias, key.bias, value.bias], H);
     const scores = ops.matmul(q, k, { transB: true }); // (B, H, T, T)
     const probs = this.attnDropout.forward(ops.softmax(scores, { scale: 1 / Math.sqrt(D), mask: keyMask, maskGroup: H * T }));
+    this.watch?.(probs);
     const context = ops.matmul(probs, v); // (B, H, T, D)
     const merged = ops.reshape(ops.permute(context, [0, 2, 1, 3]), [B, T, C]);
     return this.output.dense.forward(merged);

@@ -1,0 +1,111 @@
+/**
+ * What the layers of a model trained on `synthetic:hops` look at: for each
+ * query of K hops, the attention (averaged over the validation queries) from
+ * the answer's [MASK] position, layer by layer, onto the start symbol just
+ * before it and onto the pair of each step of the chain (the pair that starts
+ * at x, at f(x), at f(f(x)), ...). A model that follows pointers one layer
+ * at a time shows step j's pair lighting up at a later layer than step j-1's.
+ *
+ *   node --import tsx scripts/depth-attention.ts RUN_DIR [RUN_DIR ...] [--out FILE.json]
+ *
+ * Reads each run's newest checkpoint (its model and tokenizer) and its
+ * config's corpus; prints one table per run and hop count (rows: layers;
+ * columns: the start symbol, then step 1..K's pair; cells: the head-averaged
+ * attention and, in brackets, the best head's).
+ */
+import fs from 'node:fs';
+import { parseSyntheticCorpus, syntheticValidation } from '../src/data/synthetic/index.js';
+import { IGNORE_INDEX } from '../src/data/mlm.js';
+import { load } from '../src/train/load.js';
+import { noGrad, tidy, type Tensor } from '../src/tensor/tensor.js';
+
+interface HopAttention {
+  hops: number;
+  queries: number;
+  /** [layer][column]: column 0 the start symbol, column j the pair of step j. */
+  meanHead: number[][];
+  bestHead: number[][];
+}
+
+function analyse(runDir: string): { run: string; corpus: string; layers: number; byHops: HopAttention[] } {
+  const { model, tokenizer, runConfig } = load(runDir);
+  if (!runConfig) throw new Error(`${runDir}: no run config beside the checkpoint`);
+  const corpus = runConfig.data.corpus;
+  const task = parseSyntheticCorpus(corpus);
+  if (task.name !== 'hops') throw new Error(`${runDir} trained on ${corpus}, not on synthetic:hops`);
+  const vocab = tokenizer.vocab;
+  const layers = model.bert.encoder.layer;
+  const L = layers.length, H = model.config.heads;
+  const seqLen = runConfig.data.seqLen;
+  const batches = syntheticValidation(task, { seqLen, batchSize: 32, count: 256, splitSeed: runConfig.data.splitSeed });
+  const sums = new Map<number, { n: number; mean: number[][]; best: number[][] }>();
+  model.eval();
+  for (const b of batches) {
+    const probs: Float32Array[] = [];
+    layers.forEach((layer, l) => (layer.attention.watch = (p: Tensor) => (probs[l] = p.data.slice())));
+    noGrad(() => tidy(() => void model.encode(b)));
+    for (let r = 0; r < b.batchSize; r++) {
+      const row = r * seqLen;
+      // The pairs, read as text: a two-letter token "ab" at position t says f(a) = b.
+      const pairAt = new Map<string, number>(), next = new Map<string, string>();
+      for (let t = 1; t < seqLen && vocab[b.inputIds[row + t]].length === 2 && !/\d/.test(vocab[b.inputIds[row + t]]); t++) {
+        const tok = vocab[b.inputIds[row + t]];
+        pairAt.set(tok[0], t);
+        next.set(tok[0], tok[1]);
+      }
+      for (let p = 0; p < seqLen; p++) {
+        if (b.labels[row + p] === IGNORE_INDEX) continue;
+        const k = b.difficulty![row + p];
+        const columns = [p - 1];
+        let at = vocab[b.inputIds[row + p - 1]];
+        for (let j = 0; j < k; j++) {
+          columns.push(pairAt.get(at)!);
+          at = next.get(at)!;
+        }
+        if (!sums.has(k)) sums.set(k, { n: 0, mean: Array.from({ length: L }, () => new Array(k + 1).fill(0)), best: Array.from({ length: L }, () => new Array(k + 1).fill(0)) });
+        const s = sums.get(k)!;
+        s.n++;
+        for (let l = 0; l < L; l++) {
+          columns.forEach((c, j) => {
+            let sum = 0, best = 0;
+            for (let h = 0; h < H; h++) {
+              const a = probs[l][((r * H + h) * seqLen + p) * seqLen + c];
+              sum += a;
+              best = Math.max(best, a);
+            }
+            s.mean[l][j] += sum / H;
+            s.best[l][j] += best;
+          });
+        }
+      }
+    }
+  }
+  layers.forEach((layer) => (layer.attention.watch = null));
+  const byHops = [...sums.entries()].sort((a, b) => a[0] - b[0]).map(([hops, s]) => ({
+    hops, queries: s.n, meanHead: s.mean.map((row) => row.map((v) => v / s.n)), bestHead: s.best.map((row) => row.map((v) => v / s.n)),
+  }));
+  return { run: runDir, corpus, layers: L, byHops };
+}
+
+function main(): void {
+  const argv = process.argv.slice(2);
+  const o = argv.indexOf('--out');
+  const out = o >= 0 ? argv[o + 1] : undefined;
+  const runs = argv.filter((_, i) => o < 0 || (i !== o && i !== o + 1));
+  if (runs.length === 0) {
+    console.error('usage: node --import tsx scripts/depth-attention.ts RUN_DIR [RUN_DIR ...] [--out FILE.json]');
+    process.exitCode = 2;
+    return;
+  }
+  const results = runs.map(analyse);
+  for (const r of results) {
+    console.log(`${r.run} (${r.corpus})`);
+    for (const h of r.byHops) {
+      console.log(`  ${h.hops} hop${h.hops > 1 ? 's' : ''} (${h.queries} queries): attention from the answer onto [start, step 1..${h.hops}] — head mean (best head)`);
+      h.meanHead.forEach((row, l) => console.log(`    layer ${String(l).padStart(2)}: ${row.map((v, j) => `${v.toFixed(2)} (${h.bestHead[l][j].toFixed(2)})`).join('  ')}`));
+    }
+  }
+  if (out) fs.writeFileSync(out, JSON.stringify(results, null, 1) + '\n');
+}
+
+main();
