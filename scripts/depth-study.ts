@@ -13,9 +13,9 @@ import { escapeHtml } from '../src/report/html.js';
 
 /** The task and run length, chosen by the pilot (docs/depth.md): the untied baseline at depth 8 learns its hardest hop count well within the run. */
 export const DEPTH_CORPUS = 'synthetic:hops:symbols=6,hops=3';
-export const DEPTH_SEQ_LEN = 48;
+export const DEPTH_SEQ_LEN = 32;
 export const DEPTH_LR = '2e-3';
-export const DEPTH_STEPS = 4000;
+export const DEPTH_STEPS = 3000;
 
 /** The accuracy a hop count must reach to count as learned. */
 export const TARGET = 0.9;

@@ -167,13 +167,16 @@ export interface TargetSequence {
   targets: Int32Array;
   /** Each target's difficulty (>= 1), in the order of `targets`. */
   difficulty: Int32Array;
+  /** The token shown at each target instead of [MASK] (a query token that says what is asked); default [MASK]. */
+  shown?: Int32Array;
 }
 
 /**
  * Pads `sequences` into one batch of seqLen and masks exactly their target
- * positions: each becomes [MASK] (never a random or the same token, which
- * would give the answer away or teach that it is sometimes shown), its label
- * the answer, its difficulty recorded.
+ * positions: each becomes [MASK] or the sequence's own query token there
+ * (never a random token or the answer itself, which would give the answer
+ * away or teach that it is sometimes shown), its label the answer, its
+ * difficulty recorded.
  */
 export function makeTargetBatch(sequences: readonly TargetSequence[], seqLen: number, ids: { maskId: number; padId: number }): MlmBatch {
   const batchSize = sequences.length;
@@ -192,7 +195,7 @@ export function makeTargetBatch(sequences: readonly TargetSequence[], seqLen: nu
     seq.targets.forEach((t, i) => {
       check(t >= 0 && t < seq.ids.length, `A target position ${t} lies outside its sequence of ${seq.ids.length} tokens.`);
       labels[row + t] = seq.ids[t];
-      inputIds[row + t] = ids.maskId;
+      inputIds[row + t] = seq.shown ? seq.shown[i] : ids.maskId;
       difficulty[row + t] = seq.difficulty[i];
     });
   }

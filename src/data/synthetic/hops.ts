@@ -44,29 +44,30 @@ export const hopsTask: TaskDefinition = {
     const symbols = params.symbols as number, hops = params.hops as number, map = params.map as 'cycle' | 'permutation' | 'function';
     const symbolId = (s: number) => tokenId(s);
     const pairId = (a: number, b: number) => tokenId(symbols + a * symbols + b);
-    const hopId = (k: number) => tokenId(symbols + symbols * symbols + k - 1);
-    // The pairs take one token each; a round of queries (one per hop count) 3 per query.
-    const fixed = symbols, round = 3 * hops;
-    const pairTokens: string[] = [];
+    const queryId = (x: number, k: number) => tokenId(symbols + symbols * symbols + x * hops + k - 1);
+    // One token per pair, one per query; a round asks one query of every hop count.
+    const fixed = symbols, round = hops;
+    const pairTokens: string[] = [], queryTokens: string[] = [];
     for (let a = 0; a < symbols; a++) for (let b = 0; b < symbols; b++) pairTokens.push(LETTERS[a] + LETTERS[b]);
+    for (let x = 0; x < symbols; x++) for (let k = 1; k <= hops; k++) queryTokens.push(`${LETTERS[x]}${k}`);
     const task: SyntheticTask = {
       name: 'hops', params, spec: '', difficulty: 'hops', levels: hops,
-      tokens: [...LETTERS.slice(0, symbols), ...pairTokens, ...Array.from({ length: hops }, (_, k) => `h${k + 1}`)],
+      tokens: [...LETTERS.slice(0, symbols), ...pairTokens, ...queryTokens],
       minLength: 2 + fixed + round,
       tooLong(seqLen) {
         const maxSymbols = seqLen - 2 - round;
-        const maxHops = Math.floor((seqLen - 2 - 2) / 3);
+        const maxHops = seqLen - 2 - 2;
         const fits = maxSymbols >= 2 ? `keep symbols in 2..${Math.min(maxSymbols, LETTERS.length)} (at hops=${hops})`
           : maxHops >= 1 ? `keep hops in 1..${maxHops} (at symbols=2)` : 'no task of this kind fits';
-        return `synthetic:hops: symbols=${symbols} and hops=${hops} need sequences of ${this.minLength} tokens (one per pair, 3 per query, one query per hop count, [CLS] and [SEP]), ` +
+        return `synthetic:hops: symbols=${symbols} and hops=${hops} need sequences of ${this.minLength} tokens (one per pair, one query per hop count, [CLS] and [SEP]), ` +
           `more than the sequence length ${seqLen}: raise --seq-len to ${this.minLength}, or ${fits}`;
       },
       generate(rng: Rng, seqLen: number): SyntheticExample {
         const f = drawMap(rng, symbols, map);
         const order = rng.shuffle(Array.from({ length: symbols }, (_, i) => i));
         const levels = shuffledLevels(rng, hops, roundsThatFit(seqLen, fixed, round));
-        const ids = new Int32Array(2 + fixed + 3 * levels.length);
-        const targets = new Int32Array(levels.length), difficulty = new Int32Array(levels.length);
+        const ids = new Int32Array(2 + fixed + levels.length);
+        const targets = new Int32Array(levels.length), difficulty = new Int32Array(levels.length), shown = new Int32Array(levels.length);
         let t = 0;
         ids[t++] = CLS_ID;
         for (const a of order) ids[t++] = pairId(a, f[a]);
@@ -74,14 +75,13 @@ export const hopsTask: TaskDefinition = {
           const start = rng.int(symbols);
           let at = start;
           for (let step = 0; step < k; step++) at = f[at];
-          ids[t++] = hopId(k);
-          ids[t++] = symbolId(start);
           targets[q] = t;
           difficulty[q] = k;
+          shown[q] = queryId(start, k);
           ids[t++] = symbolId(at);
         });
         ids[t++] = SEP_ID;
-        return { ids, targets, difficulty };
+        return { ids, targets, difficulty, shown };
       },
     };
     return task;
@@ -112,25 +112,22 @@ function drawMap(rng: Rng, n: number, map: 'cycle' | 'permutation' | 'function')
  * position where its answer stands, the hop count and the answer.
  */
 export function solveHops(tokens: readonly string[]): { position: number; hops: number; answer: string }[] {
-  const isHop = (token: string) => /^h\d+$/.test(token);
   const next = new Map<string, string>();
-  let i = 1; // after [CLS]
-  for (; !isHop(tokens[i]) && tokens[i] !== '[SEP]'; i++) {
-    const [from, to] = [...tokens[i]];
-    if (tokens[i].length !== 2 || next.has(from)) throw new Error(`${tokens[i]} is not a new pair`);
-    next.set(from, to);
-  }
   const out: { position: number; hops: number; answer: string }[] = [];
-  for (; tokens[i] !== '[SEP]'; i += 3) {
-    if (!isHop(tokens[i])) throw new Error(`a query starts with ${tokens[i]}, not a hop count`);
-    const hops = Number(tokens[i].slice(1));
-    let at = tokens[i + 1];
-    for (let k = 0; k < hops; k++) {
-      const to = next.get(at);
-      if (to === undefined) throw new Error(`no pair starts with ${at}`);
-      at = to;
-    }
-    out.push({ position: i + 2, hops, answer: at });
+  for (let i = 1; tokens[i] !== '[SEP]'; i++) {
+    const pair = /^([a-z])([a-z])$/.exec(tokens[i]), query = /^([a-z])(\d+)$/.exec(tokens[i]);
+    if (pair) {
+      if (next.has(pair[1]) || out.length > 0) throw new Error(`${tokens[i]} is not a new pair before the queries`);
+      next.set(pair[1], pair[2]);
+    } else if (query) {
+      let at = query[1];
+      for (let k = 0; k < Number(query[2]); k++) {
+        const to = next.get(at);
+        if (to === undefined) throw new Error(`no pair starts with ${at}`);
+        at = to;
+      }
+      out.push({ position: i, hops: Number(query[2]), answer: at });
+    } else throw new Error(`${tokens[i]} is neither a pair nor a query`);
   }
   return out;
 }

@@ -18,6 +18,8 @@ export interface SyntheticExample {
   targets: Int32Array;
   /** The difficulty of each target (1 .. levels), in the order of `targets`. */
   difficulty: Int32Array;
+  /** The token shown at each target in place of its answer (default [MASK]): a query that says what is asked. */
+  shown?: Int32Array;
 }
 
 export interface SyntheticTask {
