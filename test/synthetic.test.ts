@@ -28,15 +28,16 @@ before(() => {
 });
 after(() => fs.rmSync(root, { recursive: true, force: true }));
 
-/** The generated sequence as text tokens, the answers in place (from the batch's labels). */
-function rowTokens(task: SyntheticTask, b: MlmBatch, row: number): string[] {
+/** Row `row` of a batch as text: as the model sees it (`shown`), and with the answers in place (`filled`). */
+function rowTokens(task: SyntheticTask, b: MlmBatch, row: number): { shown: string[]; filled: string[] } {
   const vocab = syntheticTokenizer(task).vocab;
-  const out: string[] = [];
+  const shown: string[] = [], filled: string[] = [];
   for (let t = row * b.seqLen; t < (row + 1) * b.seqLen; t++) {
     if (b.attentionMask[t] === 0) break;
-    out.push(vocab[b.labels[t] !== IGNORE_INDEX ? b.labels[t] : b.inputIds[t]]);
+    shown.push(vocab[b.inputIds[t]]);
+    filled.push(vocab[b.labels[t] !== IGNORE_INDEX ? b.labels[t] : b.inputIds[t]]);
   }
-  return out;
+  return { shown, filled };
 }
 
 /** Every target of row `row`: position, label and difficulty. */
@@ -47,7 +48,7 @@ function rowTargets(b: MlmBatch, row: number): { position: number; answer: numbe
       assert.equal(b.difficulty![t], 0, 'no difficulty where there is no target');
       continue;
     }
-    assert.equal(b.inputIds[t], MASK_ID, 'every target is shown as [MASK]');
+    assert.notEqual(b.inputIds[t], b.labels[t], 'no target shows its answer');
     out.push({ position: t - row * b.seqLen, answer: b.labels[t], difficulty: b.difficulty![t] });
   }
   return out;
@@ -63,7 +64,8 @@ test('hops: every masked answer is where k steps of the listed function lead (an
     const batch = new SyntheticDataset(task, seqLen, 3).nextBatch(50);
     const perLevel = new Array<number>(task.levels + 1).fill(0);
     for (let r = 0; r < batch.batchSize; r++) {
-      const tokens = rowTokens(task, batch, r);
+      // The solver reads the sequence as shown: the pairs, then a query token "xK" at each answer's place.
+      const tokens = rowTokens(task, batch, r).shown;
       assert.ok(tokens.length <= seqLen && tokens[0] === '[CLS]' && tokens[tokens.length - 1] === '[SEP]');
       const solved = solveHops(tokens);
       const targets = rowTargets(batch, r);
@@ -76,7 +78,7 @@ test('hops: every masked answer is where k steps of the listed function lead (an
       for (const s of solved) {
         perLevel[s.hops]++;
         // On a cycle through n symbols, k < n steps never come back to the start.
-        if (task.params.map === 'cycle' && s.hops % (task.params.symbols as number) !== 0) assert.notEqual(s.answer, tokens[s.position - 1]);
+        if (task.params.map === 'cycle' && s.hops % (task.params.symbols as number) !== 0) assert.notEqual(s.answer, tokens[s.position][0]);
       }
     }
     assert.ok(perLevel[1] > 0 && perLevel.slice(1).every((n) => n === perLevel[1]), `${spec}: targets per hop count ${perLevel.slice(1)}`);
@@ -91,7 +93,8 @@ test('expr: every masked answer is the left-to-right value modulo the prime (an 
     const perLevel = new Array<number>(task.levels + 1).fill(0);
     const answers = new Set<string>();
     for (let r = 0; r < batch.batchSize; r++) {
-      const tokens = rowTokens(task, batch, r);
+      const { shown, filled: tokens } = rowTokens(task, batch, r);
+      assert.ok(rowTargets(batch, r).every((t) => shown[t.position] === '[MASK]'), 'expr asks with [MASK]');
       const solved = solveExpr(tokens, task.params.modulus as number);
       assert.deepEqual(rowTargets(batch, r).map((t) => [t.position, vocab[t.answer], t.difficulty]), solved.map((s) => [s.position, s.answer, s.depth]), `${spec}, row ${r}: ${tokens.join(' ')}`);
       for (const s of solved) (perLevel[s.depth]++, answers.add(s.answer));
@@ -136,8 +139,12 @@ test('the vocabulary is a real tokenizer: a sequence written as text encodes bac
     const task = parseSyntheticCorpus(spec);
     const tokenizer = syntheticTokenizer(task);
     const ex = task.generate(new Rng(2), 128);
-    const text = Array.from(ex.ids.slice(1, -1), (id) => tokenizer.vocab[id]).join(' ');
-    assert.deepEqual(await tokenizer.encode(text), Array.from(ex.ids), text);
+    const asked = ex.ids.slice();
+    ex.targets.forEach((t, i) => (asked[t] = ex.shown?.[i] ?? MASK_ID));
+    for (const ids of [ex.ids, asked]) {
+      const text = Array.from(ids.slice(1, -1), (id) => tokenizer.vocab[id]).join(' ');
+      assert.deepEqual(await tokenizer.encode(text), Array.from(ids), text);
+    }
   }
 });
 
@@ -152,7 +159,7 @@ test('bad specs are one-line errors naming the key and its range, before anythin
     ['synthetic:hops:symbols=3,symbols=4', 64, /key "symbols" is given twice/],
     ['synthetic:hops:symbols', 64, /key "symbols" has no value/],
     ['synthetic:expr:modulus=9', 64, /modulus=9 is out of range: modulus must be a prime in 2\.\.97/],
-    ['synthetic:hops:symbols=20,hops=16', 64, /symbols=20 and hops=16 need sequences of 70 tokens .* more than the sequence length 64: raise --seq-len to 70, or keep symbols in 2\.\.14 \(at hops=16\)/],
+    ['synthetic:hops:symbols=26,hops=16', 40, /symbols=26 and hops=16 need sequences of 44 tokens .* more than the sequence length 40: raise --seq-len to 44, or keep symbols in 2\.\.22 \(at hops=16\)/],
     ['synthetic:expr:depth=8', 64, /depth=8 needs sequences of 98 tokens .* raise --seq-len to 98, or keep depth in 1\.\.6/],
   ];
   for (const [corpus, seqLen, pattern] of cases) {
@@ -170,16 +177,16 @@ test('bad specs are one-line errors naming the key and its range, before anythin
   }
   assert.match(errs.join('\n'), /hops=99 is out of range: hops must be a whole number in 1\.\.16/);
   assert.ok(!fs.existsSync(path.join(root, 'bad')));
-  assert.throws(() => checkFits(parseSyntheticCorpus('synthetic:hops:symbols=2,hops=1'), 6), /raise --seq-len to 7/);
+  assert.throws(() => checkFits(parseSyntheticCorpus('synthetic:hops:symbols=2,hops=1'), 4), /raise --seq-len to 5/);
 });
 
-/** A run config on a generated corpus: hidden 64, 2 layers, untied, no checkpoints. */
+/** A run config on a generated corpus: hidden 32, 2 layers, untied, no checkpoints. */
 function syntheticConfig(name: string, corpus: string, patch: object = {}): RunConfig {
   const cfg = mergeConfig(defaultRunConfig('tiny'), {
     name, outDir: root,
-    model: { layers: 2, hidden: 64, heads: 4, intermediate: 128, maxPositions: 32 },
-    data: { corpus, seqLen: 32, evalBatches: 4 },
-    train: { steps: 600, batchSize: 32, lr: 2e-3, threads: 1, logEvery: 50, evalEvery: 200, saveEvery: 0, seed: 0 },
+    model: { layers: 2, hidden: 32, heads: 2, intermediate: 64, maxPositions: 24 },
+    data: { corpus, seqLen: 24, evalBatches: 4 },
+    train: { steps: 400, batchSize: 32, lr: 3e-3, threads: 1, logEvery: 50, evalEvery: 200, saveEvery: 0, seed: 0 },
     sharing: { share: '2x1', untie: 'never' },
   }, 'config');
   return mergeConfig(cfg, patch, 'config');
@@ -188,6 +195,7 @@ function syntheticConfig(name: string, corpus: string, patch: object = {}): RunC
 test('a small model learns one hop: it looks the start symbol up among the pairs (accuracy logged per hop count)', async () => {
   // Four symbols on a cycle: a model that ignores the pairs can at best rule out the start
   // symbol itself (1 in 3); only reading the pair that starts with it gives the answer.
+  // (Measured: 100% by step 200-300 with seeds 0-3.)
   const cfg = syntheticConfig('one-hop', 'synthetic:hops:symbols=4,hops=1');
   const result = await train({ config: cfg, progress: false });
   assert.ok(result.unigramValAcc < 0.35, `unigram ${result.unigramValAcc}`);
@@ -195,12 +203,12 @@ test('a small model learns one hop: it looks the start symbol up among the pairs
   assert.equal(result.difficulty, 'hops');
   assert.deepEqual(result.finalValAccByDifficulty, { 1: result.finalValAcc });
   const evals = readMetrics(path.join(result.runDir, 'metrics.jsonl')).filter((r) => r.type === 'eval');
-  assert.deepEqual(evals.map((e) => e.step), [200, 400, 600]);
+  assert.deepEqual(evals.map((e) => e.step), [200, 400]);
   for (const e of evals) assert.deepEqual(e.val_acc_by_difficulty, { 1: e.val_acc });
   // The run report draws the curve of each hop count.
   const chart = difficultyChart([readRun(result.runDir, 'report')], 'step')!;
   assert.equal(chart.title, 'Validation accuracy by hops against step');
-  assert.deepEqual(chart.series.map((s) => [s.label, s.x, s.y]), [['hops 1', [200, 400, 600], evals.map((e) => round(100 * (e.val_acc as number)))]]);
+  assert.deepEqual(chart.series.map((s) => [s.label, s.x, s.y]), [['hops 1', [200, 400], evals.map((e) => round(100 * (e.val_acc as number)))]]);
   // The run folder works like a text run's: its tokenizer loads with the model.
   const loaded = load(result.runDir);
   assert.equal(loaded.tokenizer.vocabSize, syntheticTokenizer(parseSyntheticCorpus(cfg.data.corpus)).vocabSize);
@@ -211,7 +219,7 @@ test('accuracy by difficulty: each target counted under its own hop count (recom
   const result = await train({ config: cfg, progress: false });
   const { model } = load(result.runDir);
   const task = parseSyntheticCorpus(cfg.data.corpus);
-  const batches = syntheticValidation(task, { seqLen: 32, batchSize: 16, count: 64, splitSeed: 0 });
+  const batches = syntheticValidation(task, { seqLen: cfg.data.seqLen, batchSize: 16, count: 64, splitSeed: 0 });
   const hit = [0, 0, 0, 0], seen = [0, 0, 0, 0];
   for (const b of batches) {
     const positions: number[] = [];
