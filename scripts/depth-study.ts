@@ -15,7 +15,7 @@ import { escapeHtml } from '../src/report/html.js';
 export const DEPTH_CORPUS = 'synthetic:hops:symbols=6,hops=3';
 export const DEPTH_SEQ_LEN = 32;
 export const DEPTH_LR = '2e-3';
-export const DEPTH_STEPS = 3000;
+export const DEPTH_STEPS = 2000;
 
 /** The accuracy a hop count must reach to count as learned. */
 export const TARGET = 0.9;
@@ -31,7 +31,7 @@ export function variantFlags(variant: DepthVariant, layers: number): string[] {
     case 'albert':
       // Tied to the end. The adaptive criterion with rho just above -1 and no deadline never unties,
       // but logs the adjacent-layer cosines all run long: the tied stack's agreement, for free.
-      return [...tied, '--untie', 'adaptive', '--untie-threshold', '-0.999', '--untie-by', '0'];
+      return [...tied, '--untie', 'adaptive', '--untie-threshold=-0.999', '--untie-by', '0'];
     case 'swe-f':
       return [...tied, '--untie', 'fraction:0.1'];
     case 'swe-a':
