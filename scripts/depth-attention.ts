@@ -1,16 +1,17 @@
 /**
  * What the layers of a model trained on `synthetic:hops` look at: for each
- * query of K hops, the attention (averaged over the validation queries) from
- * the answer's [MASK] position, layer by layer, onto the start symbol just
- * before it and onto the pair of each step of the chain (the pair that starts
- * at x, at f(x), at f(f(x)), ...). A model that follows pointers one layer
- * at a time shows step j's pair lighting up at a later layer than step j-1's.
+ * query "xK" (K hops from x), the attention (averaged over the validation
+ * queries) from the query's position, layer by layer, onto the pair of each
+ * step of the chain (the pair that starts at x, at f(x), at f(f(x)), ...),
+ * and onto all the pairs together. A model that follows pointers one layer
+ * at a time shows step j's pair lighting up at a later layer than step
+ * j-1's.
  *
  *   node --import tsx scripts/depth-attention.ts RUN_DIR [RUN_DIR ...] [--out FILE.json]
  *
  * Reads each run's newest checkpoint (its model and tokenizer) and its
  * config's corpus; prints one table per run and hop count (rows: layers;
- * columns: the start symbol, then step 1..K's pair; cells: the head-averaged
+ * columns: step 1..K's pair, then all pairs; cells: the head-averaged
  * attention and, in brackets, the best head's).
  */
 import fs from 'node:fs';
@@ -22,12 +23,20 @@ import { noGrad, tidy, type Tensor } from '../src/tensor/tensor.js';
 interface HopAttention {
   hops: number;
   queries: number;
-  /** [layer][column]: column 0 the start symbol, column j the pair of step j. */
+  /** [layer][column]: column j-1 the pair of step j (j = 1..hops), the last column all the pairs together. */
   meanHead: number[][];
   bestHead: number[][];
 }
 
-function analyse(runDir: string): { run: string; corpus: string; layers: number; byHops: HopAttention[] } {
+/** Attention from each pair "ab" onto the pair that starts at b (its successor) and the one after: composing f with itself. */
+interface PairAttention {
+  pairs: number;
+  /** [layer]: onto the successor, onto the successor's successor (head mean, and best head). */
+  meanHead: number[][];
+  bestHead: number[][];
+}
+
+function analyse(runDir: string): { run: string; corpus: string; layers: number; byHops: HopAttention[]; pairs: PairAttention } {
   const { model, tokenizer, runConfig } = load(runDir);
   if (!runConfig) throw new Error(`${runDir}: no run config beside the checkpoint`);
   const corpus = runConfig.data.corpus;
@@ -39,6 +48,7 @@ function analyse(runDir: string): { run: string; corpus: string; layers: number;
   const seqLen = runConfig.data.seqLen;
   const batches = syntheticValidation(task, { seqLen, batchSize: 32, count: 256, splitSeed: runConfig.data.splitSeed });
   const sums = new Map<number, { n: number; mean: number[][]; best: number[][] }>();
+  const pairSums = { n: 0, mean: Array.from({ length: L }, () => [0, 0]), best: Array.from({ length: L }, () => [0, 0]) };
   model.eval();
   for (const b of batches) {
     const probs: Float32Array[] = [];
@@ -48,28 +58,46 @@ function analyse(runDir: string): { run: string; corpus: string; layers: number;
       const row = r * seqLen;
       // The pairs, read as text: a two-letter token "ab" at position t says f(a) = b.
       const pairAt = new Map<string, number>(), next = new Map<string, string>();
-      for (let t = 1; t < seqLen && vocab[b.inputIds[row + t]].length === 2 && !/\d/.test(vocab[b.inputIds[row + t]]); t++) {
+      for (let t = 1; /^[a-z][a-z]$/.test(vocab[b.inputIds[row + t]]); t++) {
         const tok = vocab[b.inputIds[row + t]];
         pairAt.set(tok[0], t);
         next.set(tok[0], tok[1]);
       }
+      for (const [a, t] of pairAt) {
+        const succ = pairAt.get(next.get(a)!)!, succ2 = pairAt.get(next.get(next.get(a)!)!)!;
+        pairSums.n++;
+        for (let l = 0; l < L; l++) {
+          [succ, succ2].forEach((c, j) => {
+            let sum = 0, best = 0;
+            for (let h = 0; h < H; h++) {
+              const v = probs[l][((r * H + h) * seqLen + t) * seqLen + c];
+              sum += v;
+              best = Math.max(best, v);
+            }
+            pairSums.mean[l][j] += sum / H;
+            pairSums.best[l][j] += best;
+          });
+        }
+      }
       for (let p = 0; p < seqLen; p++) {
         if (b.labels[row + p] === IGNORE_INDEX) continue;
         const k = b.difficulty![row + p];
-        const columns = [p - 1];
-        let at = vocab[b.inputIds[row + p - 1]];
+        const columns: number[][] = [];
+        let at = vocab[b.inputIds[row + p]][0]; // the query token "xK" starts at x
         for (let j = 0; j < k; j++) {
-          columns.push(pairAt.get(at)!);
+          columns.push([pairAt.get(at)!]);
           at = next.get(at)!;
         }
+        columns.push([...pairAt.values()]);
         if (!sums.has(k)) sums.set(k, { n: 0, mean: Array.from({ length: L }, () => new Array(k + 1).fill(0)), best: Array.from({ length: L }, () => new Array(k + 1).fill(0)) });
         const s = sums.get(k)!;
         s.n++;
         for (let l = 0; l < L; l++) {
-          columns.forEach((c, j) => {
+          columns.forEach((cs, j) => {
             let sum = 0, best = 0;
             for (let h = 0; h < H; h++) {
-              const a = probs[l][((r * H + h) * seqLen + p) * seqLen + c];
+              let a = 0;
+              for (const c of cs) a += probs[l][((r * H + h) * seqLen + p) * seqLen + c];
               sum += a;
               best = Math.max(best, a);
             }
@@ -84,7 +112,8 @@ function analyse(runDir: string): { run: string; corpus: string; layers: number;
   const byHops = [...sums.entries()].sort((a, b) => a[0] - b[0]).map(([hops, s]) => ({
     hops, queries: s.n, meanHead: s.mean.map((row) => row.map((v) => v / s.n)), bestHead: s.best.map((row) => row.map((v) => v / s.n)),
   }));
-  return { run: runDir, corpus, layers: L, byHops };
+  const pairs = { pairs: pairSums.n, meanHead: pairSums.mean.map((row) => row.map((v) => v / pairSums.n)), bestHead: pairSums.best.map((row) => row.map((v) => v / pairSums.n)) };
+  return { run: runDir, corpus, layers: L, byHops, pairs };
 }
 
 function main(): void {
@@ -101,9 +130,13 @@ function main(): void {
   for (const r of results) {
     console.log(`${r.run} (${r.corpus})`);
     for (const h of r.byHops) {
-      console.log(`  ${h.hops} hop${h.hops > 1 ? 's' : ''} (${h.queries} queries): attention from the answer onto [start, step 1..${h.hops}] — head mean (best head)`);
+      console.log(`  ${h.hops} hop${h.hops > 1 ? 's' : ''} (${h.queries} queries): attention from the query onto [step 1..${h.hops}'s pair, all pairs] — head mean (best head)`);
       h.meanHead.forEach((row, l) => console.log(`    layer ${String(l).padStart(2)}: ${row.map((v, j) => `${v.toFixed(2)} (${h.bestHead[l][j].toFixed(2)})`).join('  ')}`));
     }
+  }
+  for (const r of results) {
+    console.log(`${r.run}: attention from each pair onto [its successor pair, the one after] — head mean (best head)`);
+    r.pairs.meanHead.forEach((row, l) => console.log(`    layer ${String(l).padStart(2)}: ${row.map((v, j) => `${v.toFixed(2)} (${r.pairs.bestHead[l][j].toFixed(2)})`).join('  ')}`));
   }
   if (out) fs.writeFileSync(out, JSON.stringify(results, null, 1) + '\n');
 }
