@@ -39,114 +39,16 @@ import { renderPage } from '../src/report/page.js';
 import { checkPage } from './chromium.js';
 import { TOKENIZER_FILES } from '../src/data/tokenizer.js';
 import { readMetrics } from '../src/train/metrics.js';
-import { DEPTH_CORPUS, DEPTH_LR, DEPTH_SEQ_LEN, DEPTH_STEPS, DEPTH_VARIANTS, TARGET, depthBlocks, depthTable, runName, summarizeDepth, variantFlags } from './depth-study.js';
+import { PLANS, type Plan } from './study-plans.js';
+import { recordFinished, shapeOf, studyResults, type StudyTiming } from '../src/experiments/study.js';
+import { writeCompareReport } from '../src/report/compare.js';
+import { formatSummary } from '../src/cli/compare.js';
+import { configFromFlags, trainFlags } from '../src/cli/train.js';
+import { parse } from '../src/cli/args.js';
+import { runConfigOf, type RunConfig } from '../src/train/config.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const cli = path.join(root, 'bin', 'untie.js');
-
-interface Plan {
-  about: string;
-  common: string[];
-  variants: Record<string, string[]>;
-  /** A plan's own analysis of all its runs (printed, kept in results.json, drawn in the report). */
-  summarize?: (runs: RunResult[]) => { text: string; json: unknown; blocks: Block[] };
-}
-
-const PRE = ['--norm', 'pre'];
-const NODROP = ['--dropout', '0'];
-// The old default, spelled out, so the plan means the same whatever the presets' defaults are now.
-const OLD = ['--norm', 'post', '--dropout', '0.1'];
-
-/** The recipe study of issue 8: what the tiny preset's minutes buy. */
-const PLANS: Record<string, Plan> = {
-  'recipe-pilot': {
-    about: 'tiny preset, 500 steps, one change at a time from the old default (Post-LN, dropout 0.1, lr 1e-3, 10% warmup, clip 1)',
-    common: ['--preset', 'tiny', '--steps', '500', '--eval-every', '100', '--save-every', '0', '--seed', '0', '--untie', 'never', '--share', '6x1'],
-    variants: {
-      'old-default': [...OLD],
-      'pre-ln': [...PRE, '--dropout', '0.1'],
-      'pre-ln-nodrop': [...PRE, ...NODROP],
-      'post-ln-nodrop': ['--norm', 'post', ...NODROP],
-      'pre-nodrop-lr2e-3': [...PRE, ...NODROP, '--lr', '2e-3'],
-      'pre-nodrop-lr4e-3': [...PRE, ...NODROP, '--lr', '4e-3'],
-      'post-nodrop-lr2e-3': ['--norm', 'post', ...NODROP, '--lr', '2e-3'],
-      'pre-nodrop-vocab4096': [...PRE, ...NODROP, '--vocab-size', '4096'],
-      'pre-nodrop-lr4e-3-mask0.3': [...PRE, ...NODROP, '--lr', '4e-3', '--mask-prob', '0.3'],
-      'pre-nodrop-lr8e-3': [...PRE, ...NODROP, '--lr', '8e-3'],
-      // Half the batch, twice the steps: about the same seconds as 500 steps of batch 32.
-      'pre-nodrop-lr4e-3-batch16': [...PRE, ...NODROP, '--lr', '4e-3', '--batch-size', '16', '--steps', '1000', '--eval-every', '200'],
-      'pre-nodrop-batch16': [...PRE, ...NODROP, '--batch-size', '16', '--steps', '1000', '--eval-every', '200'],
-      'pre-nodrop-mask0.3': [...PRE, ...NODROP, '--mask-prob', '0.3'],
-      // Same tokens per step, half the sequence length: cheaper attention, more (shorter) sequences.
-      'pre-nodrop-seq64': [...PRE, ...NODROP, '--seq-len', '64', '--batch-size', '64'],
-      'pre-nodrop-sinpos': [...PRE, ...NODROP, '--position-init', 'sinusoidal'],
-      'pre-nodrop-sinpos-lr2e-3': [...PRE, ...NODROP, '--position-init', 'sinusoidal', '--lr', '2e-3'],
-      // A second seed of the three that matter, for the spread between seeds (a later --seed wins).
-      'old-default-seed1': [...OLD, '--seed', '1'],
-      'pre-ln-nodrop-seed1': [...PRE, ...NODROP, '--seed', '1'],
-      'pre-nodrop-sinpos-lr2e-3-seed1': [...PRE, ...NODROP, '--position-init', 'sinusoidal', '--lr', '2e-3', '--seed', '1'],
-    },
-  },
-  get 'recipe-confirm'() {
-    return recipeConfirm();
-  },
-  get depth() {
-    return depthPlan();
-  },
-};
-
-/**
- * Issue 20, part 1: the recipe study's winner (sinusoidal position start, lr
- * 2e-3; measured at 500 steps only) against the default (learned positions
- * from a normal start, lr 1e-3), untied, at 1,000 and 3,000 steps on 6 and
- * 12 layers (hidden 128), 2 seeds. Listed most useful first: a partial study
- * still answers the 12-layer, 3,000-step question.
- */
-function recipeConfirm(): Plan {
-  const variants: Record<string, string[]> = {};
-  const recipes: Record<string, string[]> = { default: [], sinpos: ['--position-init', 'sinusoidal', '--lr', '2e-3'] };
-  for (const [layers, steps, seed] of [[12, 3000, 0], [12, 3000, 1], [6, 3000, 0], [6, 3000, 1], [12, 1000, 0], [12, 1000, 1], [6, 1000, 0], [6, 1000, 1]]) {
-    for (const [recipe, flags] of Object.entries(recipes)) {
-      variants[`L${layers}-${steps}-${recipe}-seed${seed}`] = [
-        '--layers', String(layers), '--share', `${layers}x1`, '--steps', String(steps), '--eval-every', String(steps / 30), '--seed', String(seed), ...flags,
-      ];
-    }
-  }
-  return {
-    about: 'untied, hidden 128, batch 32 x 128, vocabulary 8,192: the default recipe (learned positions, lr 1e-3) against sinusoidal positions with lr 2e-3, at 1,000 and 3,000 steps, 6 and 12 layers, 2 seeds',
-    common: ['--preset', 'tiny', '--hidden', '128', '--save-every', '500', '--untie', 'never'],
-    variants,
-  };
-}
-
-/**
- * Issue 21: a language that needs depth. Depths 4, 8 and 16 at hidden 64,
- * baseline, albert, swe-f and swe-a, on the generated corpus `hops`
- * (scripts/depth-study.ts reads the answer from the runs). Listed seed by
- * seed, depth 8 first: a partial study still compares every variant. Seeds 3
- * and 4 are for the points where the first three leave the difference within
- * two standard errors (`--only`).
- */
-function depthPlan(): Plan {
-  const variants: Record<string, string[]> = {};
-  for (const seed of [0, 1, 2, 3, 4]) {
-    for (const layers of [8, 4, 16]) {
-      for (const variant of DEPTH_VARIANTS) variants[runName(layers, variant, seed)] = ['--layers', String(layers), '--seed', String(seed), ...variantFlags(variant, layers)];
-    }
-  }
-  return {
-    about: `${DEPTH_CORPUS}, sequences of ${DEPTH_SEQ_LEN} tokens, hidden 64 (4 heads, FFN 256), batch 32, lr ${DEPTH_LR}, ${DEPTH_STEPS} steps; target: ${100 * TARGET}% validation accuracy on the hardest hop count every baseline seed learns`,
-    common: [
-      '--corpus', DEPTH_CORPUS, '--seq-len', String(DEPTH_SEQ_LEN), '--max-positions', String(DEPTH_SEQ_LEN), '--hidden', '64', '--heads', '4', '--intermediate', '256',
-      '--batch-size', '32', '--lr', DEPTH_LR, '--steps', String(DEPTH_STEPS), '--eval-every', String(DEPTH_STEPS / 40), '--eval-batches', '4', '--save-every', String(DEPTH_STEPS / 4),
-    ],
-    variants,
-    summarize: (runs) => {
-      const points = summarizeDepth(runs);
-      return { text: depthTable(points), json: { target: TARGET, points }, blocks: depthBlocks(points, runs) };
-    },
-  };
-}
 
 interface EvalPoint {
   step: number;
@@ -179,7 +81,7 @@ function parseArgs(argv: string[]) {
   return {
     plan,
     out: opt('out') ?? path.join(root, 'runs', 'studies', plan),
-    records: path.join(root, 'studies', plan),
+    records: opt('records') ? path.resolve(opt('records')!) : path.join(root, 'studies', plan),
     jobs: Number(opt('jobs') ?? 2),
     only: opt('only')?.split(','),
     time: rest.includes('--time'),
@@ -249,6 +151,15 @@ function runOne(out: string, records: string, name: string, flags: string[]): Pr
   };
   // Finished in the work folder but not yet recorded (a copy that failed, an older layout).
   if (isDone(runDir, steps)) return Promise.resolve(keep());
+  // The same run, finished in another study (same config but its name): its records serve.
+  const same = sameFinishedRun(flags);
+  if (same) {
+    fs.mkdirSync(recordDir, { recursive: true });
+    for (const f of RECORD_FILES) fs.copyFileSync(path.join(same, f), path.join(recordDir, f));
+    fs.writeFileSync(path.join(recordDir, 'same-as.txt'), `${path.relative(root, same)}\n`);
+    console.error(`[study] ${name}: the same run finished as ${path.relative(root, same)}; its records are copied`);
+    return Promise.resolve();
+  }
   const hasCheckpoint = fs.existsSync(runDir) && fs.readdirSync(runDir).some((f) => /^checkpoint-\d+$/.test(f));
   const args = hasCheckpoint
     ? [cli, 'train', '--resume', runDir, '--threads', '1', '--quiet']
@@ -270,6 +181,39 @@ function runOne(out: string, records: string, name: string, flags: string[]): Pr
       } else reject(new Error(`${name} failed (exit ${code}):\n${err.slice(-2000)}`));
     });
   });
+}
+
+/** A run's config as `untie train` would resolve these flags, without its folder and threads: what makes two runs the same. */
+function resolvedConfig(flags: string[]): string {
+  const { values } = parse('train', flags, trainFlags());
+  return comparable(configFromFlags(values));
+}
+
+function comparable(cfg: RunConfig): string {
+  return JSON.stringify({ ...cfg, name: '', outDir: '', train: { ...cfg.train, threads: 1 } });
+}
+
+/** A finished run with the same resolved config in any study's committed records, or null. */
+function sameFinishedRun(flags: string[]): string | null {
+  const want = resolvedConfig(flags);
+  const studies = path.join(root, 'studies');
+  if (!fs.existsSync(studies)) return null;
+  for (const plan of fs.readdirSync(studies)) {
+    const runsDir = path.join(studies, plan, 'runs');
+    if (!fs.existsSync(runsDir)) continue;
+    for (const run of fs.readdirSync(runsDir)) {
+      const dir = path.join(runsDir, run);
+      if (fs.existsSync(path.join(dir, 'same-as.txt')) || !recordFinished(dir)) continue;
+      try {
+        // Merged over today's defaults: a record written before a config field existed still compares.
+        const cfg = runConfigOf(JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8')), dir);
+        if (comparable(cfg) === want) return dir;
+      } catch {
+        // not a run's config
+      }
+    }
+  }
+  return null;
 }
 
 /** Seconds per training step of a variant, alone on all cores: a short run's train records, warm-up dropped. */
@@ -320,6 +264,7 @@ async function main() {
   await Promise.all(workers);
 
   fs.mkdirSync(args.records, { recursive: true });
+  if (plan.cells) return compareStudy(args, plan, names, flagsOf);
   const resultsFile = path.join(args.records, 'results.json');
   const previous = fs.existsSync(resultsFile) ? (JSON.parse(fs.readFileSync(resultsFile, 'utf8')) as { runs: RunResult[] }) : { runs: [] };
   const runs: RunResult[] = names.map((variant) => {
@@ -351,6 +296,69 @@ async function main() {
   });
   console.log(`${args.plan}: ${plan.about}\n${machine}\n${rows.join('\n')}${summary ? `\n\n${summary.text}` : ''}`);
   if (args.report) await drawReport(args.records, args.plan, plan, machine, [...kept, ...runs], summary?.blocks ?? []);
+}
+
+/**
+ * A comparison study's results: `untie compare`'s analysis and report, from
+ * the committed records alone; seconds from each phase's cost per step
+ * measured alone (`--time`, kept in timing.json), since the runs went side by
+ * side.
+ */
+async function compareStudy(args: ReturnType<typeof parseArgs>, plan: Plan, names: string[], flagsOf: (n: string) => string[]): Promise<void> {
+  const machine = `${os.cpus()[0]?.model?.trim() ?? 'unknown CPU'}, ${os.availableParallelism()} cores`;
+  const timingFile = path.join(args.records, 'timing.json');
+  let timing = fs.existsSync(timingFile) ? (JSON.parse(fs.readFileSync(timingFile, 'utf8')) as StudyTiming) : null;
+  if (args.time) {
+    timing = timeStudy(args, plan, names, flagsOf, machine, timing);
+    fs.writeFileSync(timingFile, JSON.stringify(timing, null, 1) + '\n');
+  }
+  const res = studyResults({
+    recordsDir: args.records, cells: plan.cells!, variants: plan.order ?? ['baseline', 'swe-f'],
+    createdBy: `node --import tsx scripts/study.ts ${args.plan}`, machine, timing,
+  });
+  const { missing, ...results } = res;
+  fs.writeFileSync(path.join(args.records, 'results.json'), JSON.stringify({ plan: args.plan, about: plan.about, missing, ...results }, null, 1) + '\n');
+  console.log(`${args.plan}: ${plan.about}\n${formatSummary(res.summary, machine, res.threads)}`);
+  if (!timing) console.log('seconds: as logged by runs that went side by side (not comparable); run with --time to measure each phase\'s cost alone');
+  if (missing.length > 0) console.log(`not finished yet (${missing.length}): ${[...new Set(missing)].join(', ')}\nrun the same command again to continue them`);
+  if (args.report) {
+    // Paths relative to the repository: the page shows no folder of the machine that made it.
+    const file = writeCompareReport(results, args.records, path.relative(root, args.records));
+    await checkPage(file, path.join(args.records, 'report.png'), { waitFor: 'canvas' });
+    console.log(`report: ${path.relative(root, file)} (checked in Chromium; screenshot ${path.relative(root, path.join(args.records, 'report.png'))})`);
+  }
+}
+
+/**
+ * Each (shape, phase, depth) the study's runs went through, timed alone on
+ * all cores: a short run of one of its cells' flags, tied (1xL, never untied)
+ * or untied (Lx1), median seconds per step after warm-up. Costs already in
+ * `previous` are kept unless their shape and key come up again.
+ */
+function timeStudy(args: ReturnType<typeof parseArgs>, plan: Plan, names: string[], flagsOf: (n: string) => string[], machine: string, previous: StudyTiming | null): StudyTiming {
+  const costs: Record<string, Record<string, number>> = structuredClone(previous?.costs ?? {});
+  const loads: number[] = [];
+  const done = new Set<string>();
+  for (const name of names) {
+    const flags = flagsOf(name);
+    const cfg = configFromFlags(parse('train', flags, trainFlags()).values);
+    const shape = shapeOf(cfg), L = cfg.model.layers;
+    const tied = cfg.sharing.share !== `${L}x1`;
+    const kinds = tied ? (cfg.sharing.untie === 'never' ? ['tied'] : ['tied', 'untied']) : ['untied'];
+    for (const kind of kinds) {
+      const key = `${shape}/${kind}@${L}`;
+      if (done.has(key)) continue;
+      done.add(key);
+      loads.push(os.loadavg()[0]);
+      console.error(`[study] timing ${kind} ${L} layers, ${shape} ...`);
+      const timed = [...flags, '--share', kind === 'tied' ? `1x${L}` : `${L}x1`, '--untie', 'never'];
+      (costs[shape] ??= {})[`${kind}@${L}`] = timeOne(args.out, `${shape}-${kind}-${L}`, timed, args.timeSteps);
+      loads.push(os.loadavg()[0]);
+    }
+  }
+  const how = `median seconds per step of ${args.timeSteps} steps (the first 2 dropped) of each phase alone on all ${os.availableParallelism()} cores, `
+    + `evaluation excluded; load average ${Math.min(...loads).toFixed(1)}-${Math.max(...loads).toFixed(1)} while timing`;
+  return { machine, how, costs };
 }
 
 /** DIR/report.html: the study's curves, checked in Chromium, with a screenshot beside it. */

@@ -1,6 +1,6 @@
 /**
  * The measurement behind the defaults of --untie-optimizer, --shared-grad and
- * --clip-basis (README, "The method's settings"): short runs of the tiny
+ * --clip-basis (docs/training.md, "The method's settings"): short runs of the tiny
  * preset on the Brown corpus that untie at a fixed step, one per setting, and
  * a table of the losses after the untie.
  *

@@ -4,37 +4,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
-import path from 'node:path';
 import { CHROMIUM, launchChromium } from '../scripts/chromium.js';
 import { buildBrowserExample } from '../scripts/build-browser.js';
+import { serveFolder } from '../scripts/static-server.js';
 
 // CI (.ci/run) installs Chromium and sets UNTIE_REQUIRE_CHROMIUM, so there a missing browser fails instead of skipping.
 const chromiumMissing = fs.existsSync(CHROMIUM) || process.env.UNTIE_REQUIRE_CHROMIUM ? false : `no Chromium at ${CHROMIUM} (apt-get install chromium to run this test)`;
 
-const TYPES: Record<string, string> = { '.html': 'text/html', '.js': 'text/javascript', '.wasm': 'application/wasm' };
-
-/** A static server for `dir` on a free port of 127.0.0.1. */
-async function serve(dir: string): Promise<{ url: string; close(): Promise<void> }> {
-  const server = http.createServer((req, res) => {
-    const rel = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname).replace(/^\/+/, '') || 'index.html';
-    const file = path.resolve(dir, rel);
-    if (!file.startsWith(dir + path.sep) || !fs.existsSync(file) || !fs.statSync(file).isFile()) {
-      res.writeHead(404).end();
-      return;
-    }
-    res.writeHead(200, { 'content-type': TYPES[path.extname(file)] ?? 'application/octet-stream' });
-    fs.createReadStream(file).pipe(res);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  return { url: `http://127.0.0.1:${port}/`, close: () => new Promise((resolve) => server.close(() => resolve())) };
-}
-
 test('in Chromium: the browser example trains a tiny BERT on the wasm kernels and its loss falls', { skip: chromiumMissing }, async () => {
   const dir = await buildBrowserExample();
-  const server = await serve(dir);
+  const server = await serveFolder(dir);
   const { browser, close } = await launchChromium();
   const pageErrors: string[] = [];
   try {

@@ -17,7 +17,7 @@ import { BertForMaskedLM, bertParameterCount, defaultBertConfig } from '../src/m
 import { commandAsRun } from '../src/cli/args.js';
 import { main } from '../src/cli/main.js';
 import { saveModelWeights } from '../src/train/checkpoint.js';
-import { defaultRunConfig, mergeConfig, type RunConfig } from '../src/train/config.js';
+import type { RunConfig } from '../src/train/config.js';
 import { checkCreatable, makeDirectory } from '../src/train/fsutil.js';
 import { load } from '../src/train/load.js';
 import { RunLock } from '../src/train/runlock.js';
@@ -27,6 +27,7 @@ import { Rng } from '../src/tensor/rng.js';
 import { parseCriterion } from '../src/sharing/criteria.js';
 import * as ops from '../src/tensor/ops.js';
 import { backward, parameter, clearTape } from '../src/tensor/tensor.js';
+import { assertSameFolder, binShim, snapshot, tinyRunConfig } from './helpers.js';
 
 const execFileAsync = promisify(execFile);
 const repo = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
@@ -49,34 +50,7 @@ before(async () => {
 after(() => fs.rmSync(root, { recursive: true, force: true }));
 
 function tinyConfig(name: string, patch: object = {}): RunConfig {
-  const cfg = mergeConfig(defaultRunConfig('tiny'), {
-    name, outDir: root,
-    model: { layers: 2, hidden: 16, heads: 2, intermediate: 32, maxPositions: 32 },
-    data: { corpus, seqLen: 32, vocabSize: 600, evalBatches: 1 },
-    train: { steps: 8, batchSize: 2, lr: 3e-3, threads: 1, logEvery: 1, evalEvery: 4, saveEvery: 4, keepLast: 5 },
-    sharing: { share: '1x2', untie: 'step:3' },
-  }, 'config');
-  return mergeConfig(cfg, patch, 'config');
-}
-
-/** Every file under dir (relative path -> bytes), to show a folder is byte-identical before and after. */
-function snapshot(dir: string): Map<string, Buffer> {
-  const out = new Map<string, Buffer>();
-  const walk = (d: string) => {
-    for (const e of fs.readdirSync(d, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1))) {
-      const full = path.join(d, e.name);
-      if (e.isDirectory()) walk(full);
-      else out.set(path.relative(dir, full), fs.readFileSync(full));
-    }
-  };
-  walk(dir);
-  return out;
-}
-
-function assertSameFolder(before: Map<string, Buffer>, dir: string, what: string): void {
-  const now = snapshot(dir);
-  assert.deepEqual([...now.keys()], [...before.keys()], `${what}: the files of the run folder changed`);
-  for (const [f, bytes] of before) assert.ok(bytes.equals(now.get(f)!), `${what}: ${f} changed`);
+  return tinyRunConfig(root, corpus, name, patch);
 }
 
 /** A copy of the finished run to damage. */
@@ -109,17 +83,8 @@ async function cli(args: string[]): Promise<{ code: number; out: string; err: st
   }
 }
 
-/** bin/untie.js as shipped, running this source tree's CLI (dist/ may be stale while developing); run it with `node --import tsx`. */
 function shimBin(): string {
-  const shim = path.join(root, 'shim');
-  const bin = path.join(shim, 'bin', 'untie.js');
-  if (fs.existsSync(bin)) return bin;
-  fs.mkdirSync(path.join(shim, 'bin'), { recursive: true });
-  fs.mkdirSync(path.join(shim, 'dist', 'cli'), { recursive: true });
-  fs.copyFileSync(path.join(repo, 'bin', 'untie.js'), bin);
-  fs.writeFileSync(path.join(shim, 'dist', 'cli', 'main.js'), `export { main } from ${JSON.stringify(path.join(repo, 'src', 'cli', 'main.ts'))};\n`);
-  fs.writeFileSync(path.join(shim, 'package.json'), '{"type": "module"}\n');
-  return bin;
+  return binShim(root);
 }
 
 // ---- same seed, same run

@@ -11,7 +11,7 @@ import { defaultRunConfig, mergeConfig, validateRunConfig, type RunConfig } from
 import { readMetrics, type MetricRecord } from '../src/train/metrics.js';
 import { train, evaluate } from '../src/train/trainer.js';
 import { exportModel, load } from '../src/train/load.js';
-import { fillMask } from '../src/train/inference.js';
+import { fillMask, topIndices } from '../src/train/inference.js';
 import { readSafetensors, writeSafetensors, type WritableTensor } from '../src/train/safetensors.js';
 import { Rng } from '../src/tensor/rng.js';
 import { prepareData, prepareValidation } from '../src/train/data.js';
@@ -158,6 +158,16 @@ test('fill-mask returns the top-k tokens per mask, most likely first', async () 
   for (let i = 1; i < 4; i++) assert.ok(preds[0][i - 1].score >= preds[0][i].score);
   assert.ok(preds[0].reduce((s, p) => s + p.score, 0) <= 1 + 1e-6);
   await assert.rejects(fillMask(load(path.join(root, 'whole')), 'no mask here'), /no \[MASK\]/);
+});
+
+test('topIndices picks what a stable sort of the whole row puts first, ties in index order', () => {
+  const rng = new Rng(5);
+  for (const [n, k, levels] of [[8192, 5, 0], [50, 7, 4], [3, 5, 0], [10, 1, 2]] as const) {
+    // levels > 0: values drawn from a few levels, so that ties are common
+    const row = Float32Array.from({ length: n }, () => (levels > 0 ? Math.floor(rng.uniform() * levels) : rng.normal()));
+    const sorted = Array.from(row.keys()).sort((a, b) => row[b] - row[a]).slice(0, k);
+    assert.deepEqual(topIndices(row, k), sorted, `n ${n}, k ${k}`);
+  }
 });
 
 test('validation loss of a tiny model falls over a short run', async () => {
@@ -309,7 +319,11 @@ test('a tiny model learns what only context can tell: runs of one word, of rando
   const cfg = tinyConfig('context', {
     model: { layers: 2, hidden: 32, heads: 2, intermediate: 64, maxPositions: 16, dropout: 0, attentionDropout: 0 },
     data: { corpus: dir, seqLen: 16, vocabSize: 100, evalBatches: 4 },
-    train: { steps: 250, batchSize: 16, lr: 3e-3, logEvery: 50, evalEvery: 0, saveEvery: 0 },
+    // The model sits on a plateau (~0.43: its own token and the ".") until it learns to read its neighbours,
+    // then jumps to ~1.0; the jump comes between steps 150 and 400 depending on the seed and the position
+    // start (scripts/context-probe.ts, 5 seeds each: at 250 steps 3/5 learned and 2/5 sinusoidal starts
+    // had jumped; at 500 steps all 10 reached >= 0.985). 500 steps test the learning, not the seed's luck.
+    train: { steps: 500, batchSize: 16, lr: 3e-3, logEvery: 50, evalEvery: 0, saveEvery: 0 },
     sharing: { share: '1x2', untie: 'step:100' },
   });
   const result = await train({ config: cfg, progress: false });
@@ -363,7 +377,7 @@ test('the CLI: --help lists every flag with its default, and --json prints the s
     }
     assert.match(errs[0], /unknown preset "huge"/);
     assert.match(errs[1], /Unknown option '--stepz'/);
-    assert.match(errs[2], /not a run folder/);
+    assert.match(errs[2], /nope does not exist/);
   } finally {
     console.log = orig;
   }

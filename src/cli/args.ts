@@ -23,13 +23,43 @@ export interface Parsed {
 export function parse(command: string, argv: string[], flags: Flags): Parsed {
   const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = { help: { type: 'boolean', short: 'h' } };
   for (const [k, f] of Object.entries(flags)) options[k] = { type: f.type, ...(f.short ? { short: f.short } : {}) };
+  // `--steps -1`: parseArgs takes "-1" for a flag; a number is the flag's value (checked, with its range, by numberFlag).
+  const args = [...argv];
+  for (let i = args.length - 1; i > 0; i--) {
+    if (/^-\.?\d/.test(args[i]) && /^--[^=]+$/.test(args[i - 1]) && options[args[i - 1].slice(2)]?.type === 'string') args.splice(i - 1, 2, `${args[i - 1]}=${args[i]}`);
+  }
   try {
-    const { values, positionals } = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+    const { values, positionals } = parseArgs({ args, options, allowPositionals: true, strict: true });
     return { values: values as Parsed['values'], positionals };
   } catch (err) {
     const msg = err instanceof Error ? err.message : String(err);
-    throw new UntieError(`${msg.replace(/\. To specify a positional.*$/s, '').replace(/\.+$/, '')}. Run \`untie ${command} --help\` for the options.`);
+    const unknown = /^Unknown option '(-{1,2})([^']*)'/.exec(msg);
+    const guess = unknown ? closest(unknown[2], Object.keys(options)) : null;
+    const hint = guess ? ` (did you mean --${guess}?)` : '';
+    throw new UntieError(`${msg.replace(/\. To specify a positional.*$/s, '').replace(/\.+$/, '')}${hint}. Run \`untie ${command} --help\` for the options.`);
   }
+}
+
+/** Edit distance (insertions, deletions, substitutions, swaps of neighbours) between two words. */
+export function editDistance(a: string, b: string): number {
+  const d = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1);
+    }
+  }
+  return d[a.length][b.length];
+}
+
+/** The known name nearest to a misspelt one ("stesp" -> "steps"), or null when none is near (at most a third of its letters off). */
+export function closest(word: string, known: readonly string[]): string | null {
+  let best: string | null = null, bestDistance = Infinity;
+  for (const k of known) {
+    const dist = editDistance(word.toLowerCase(), k.toLowerCase());
+    if (dist < bestDistance) [best, bestDistance] = [k, dist];
+  }
+  return best !== null && bestDistance <= Math.max(1, Math.floor(word.length / 3)) ? best : null;
 }
 
 export function helpText(command: string, synopsis: string, flags: Flags, description = ''): string {

@@ -2,11 +2,12 @@
 import path from 'node:path';
 import { UntieError } from '../errors.js';
 import {
-  VARIANTS, VARIANT_ABOUT, parseSweep, parseVariants, runCompare,
+  VARIANTS, VARIANT_ABOUT, majorityMark, parseSweep, parseVariants, runCompare, targetWarning, taskHeading,
   type CompareOptions, type PointSummary, type Stat, type Variant,
 } from '../experiments/compare.js';
 import { finetune } from '../experiments/finetune.js';
 import type { DownstreamJudge } from '../experiments/compare.js';
+import type { PairedDiff } from '../experiments/speedup.js';
 import { writeCompareReport } from '../report/compare.js';
 import { helpText, numberFlag, parse, type Flags } from './args.js';
 import { configFromFlags, trainFlags } from './train.js';
@@ -81,7 +82,7 @@ export async function run(argv: string[]): Promise<number> {
     const scores: Awaited<ReturnType<DownstreamJudge>> = {};
     for (const task of tasks) {
       const r = await finetune({ checkpoint: runDir, task: task as 'pos' | 'spam', seeds: 1, frozen: mode === 'probe', outDir: null, progress: false });
-      scores[task] = { metric: r.metric, score: r.score, seconds: r.seconds };
+      scores[task] = { metric: r.metric, score: r.score, seconds: r.seconds, majority: r.baseline.score };
     }
     return scores;
   };
@@ -113,8 +114,10 @@ export function formatSummary(points: PointSummary[], machine: string, threads: 
   for (const p of points) {
     lines.push('');
     lines.push(`${p.point ? `${p.point}: ` : ''}target (baseline final val loss) ${fmt(p.target, 4)}; unigram ${p.unigramValLoss?.toFixed(4) ?? '-'} / ${p.unigramValAcc !== null ? (100 * p.unigramValAcc).toFixed(2) + '%' : '-'}`);
+    const warning = targetWarning(p);
+    if (warning) lines.push(`warning: ${warning}`);
     const tasks = [...new Set(p.variants.flatMap((v) => Object.keys(v.downstream)))];
-    const head = ['variant', 'steps to target', 'ratio', 'seconds to target', 'ratio', 'final val loss', 'val acc %', 'untied at', ...tasks];
+    const head = ['variant', 'steps to target', 'ratio', 'seconds to target', 'ratio', 'final val loss', 'val acc %', 'untied at', ...tasks.map((t) => taskHeading(p, t))];
     const rows = p.variants.map((v) => [
       v.variant,
       v.stepsToTarget ? fmt(v.stepsToTarget, 0) + (v.missed ? ` (${v.missed} missed)` : '') : v.missed ? `never${gap(v.finalValLoss, p.target)}` : '-',
@@ -124,11 +127,35 @@ export function formatSummary(points: PointSummary[], machine: string, threads: 
       fmt(v.finalValLoss, 4),
       fmt(v.finalValAcc, 2, 100),
       v.untiedAt.map((u) => (u === null ? '-' : String(u))).join(','),
-      ...tasks.map((t) => fmt(v.downstream[t] ?? null, 4)),
+      ...tasks.map((t) => fmt(v.downstream[t] ?? null, 4) + majorityMark(p, t, v.downstream[t])),
     ]);
-    const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-    lines.push(head.map((h, i) => h.padEnd(widths[i])).join('  '));
-    for (const r of rows) lines.push(r.map((c, i) => c.padEnd(widths[i])).join('  '));
+    lines.push(...columns(head, rows));
+    const others = p.variants.filter((v) => v.variant !== 'baseline');
+    if (others.length > 0 && p.variants.some((v) => v.variant === 'baseline')) {
+      lines.push('speed-up curve: steps to the baseline\'s loss at 25/50/75/100% of its run, as a ratio to the baseline\'s (mean ±sd over seeds; "k missed": seeds that never got there);');
+      lines.push('final differences from the baseline paired by seed, with a 95% t-interval');
+      const levelHead = ['variant', ...others[0].levels.map((l) => `@${Math.round(100 * l.fraction)}%`), 'Δ final val loss', 'Δ val acc (points)'];
+      const levelRows = others.map((v) => [
+        v.variant,
+        ...v.levels.map((l) => (l.ratio ? fmt(l.ratio, 2) : '-') + (l.missed ? ` (${l.missed} missed)` : '')),
+        formatPaired(v.paired.val_loss, 4),
+        formatPaired(v.paired.val_acc, 2, 100),
+      ]);
+      lines.push(...columns(levelHead, levelRows));
+    }
   }
   return lines.join('\n');
+}
+
+/** Left-aligned columns, two spaces apart. */
+function columns(head: string[], rows: string[][]): string[] {
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  return [head, ...rows].map((r) => r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd());
+}
+
+/** "+0.0120 [+0.0050, +0.0190]" (one seed: no interval). */
+export function formatPaired(d: PairedDiff | null | undefined, digits: number, scale = 1): string {
+  if (!d) return '-';
+  const f = (x: number) => `${x * scale >= 0 ? '+' : ''}${(x * scale).toFixed(digits)}`;
+  return d.low === null || d.high === null ? `${f(d.mean)} (1 seed)` : `${f(d.mean)} [${f(d.low)}, ${f(d.high)}]`;
 }

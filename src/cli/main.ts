@@ -3,7 +3,9 @@
  * lives in its own file exporting `run(argv)` and `summary`; all they do is
  * parse arguments, call the library, and print.
  */
+import fs from 'node:fs';
 import { UntieError } from '../errors.js';
+import { closest } from './args.js';
 
 interface Command {
   summary: string;
@@ -20,6 +22,7 @@ const commands: Record<string, () => Promise<Command>> = {
   compare: () => import('./compare.js'),
   report: () => import('./report.js'),
   serve: () => import('./serve.js'),
+  runs: () => import('./runs.js'),
 };
 
 const summaries: Record<string, string> = {
@@ -32,6 +35,7 @@ const summaries: Record<string, string> = {
   compare: 'the headline experiment: baseline vs ALBERT-style vs SWE-F/A/M, in steps and seconds',
   report: 'write a run\'s charts and tables as one self-contained report.html',
   serve: 'a local page that follows the runs in a folder live (127.0.0.1)',
+  runs: 'list the runs in a folder: status, steps, corpus, last validation loss',
 };
 
 function usage(): string {
@@ -42,8 +46,14 @@ function usage(): string {
     'commands:',
     ...Object.entries(summaries).map(([k, s]) => `  ${k.padEnd(width)}  ${s}`),
     '',
-    'Run `untie <command> --help` for a command\'s options.',
+    'Run `untie <command> --help` for a command\'s options; `untie --version` prints the version.',
   ].join('\n');
+}
+
+/** The package's version, from its package.json (two folders up from src/cli or dist/cli). */
+export function version(): string {
+  const pkg = JSON.parse(fs.readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -52,9 +62,14 @@ export async function main(argv: string[]): Promise<number> {
     console.log(usage());
     return name ? 0 : 1;
   }
+  if (name === '--version' || name === '-v' || name === 'version') {
+    console.log(`untie ${version()}`);
+    return 0;
+  }
   const load = commands[name];
   if (!load) {
-    console.error(`untie: unknown command "${name}"\n\n${usage()}`);
+    const guess = closest(name, Object.keys(commands));
+    console.error(`untie: unknown command "${name}"${guess ? `: did you mean "untie ${guess}"?` : ''}\n\n${usage()}`);
     return 2;
   }
   try {

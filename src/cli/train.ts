@@ -3,7 +3,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { kernels } from '../backend/index.js';
 import { UntieError } from '../errors.js';
-import { defaultRunConfig, mergeConfig, parseDuration, readConfigFile, runConfigOf, PRESETS, type RunConfig } from '../train/config.js';
+import { defaultRunConfig, mergeConfig, parseDuration, readConfigFile, runConfigOf, validateRunConfig, PRESETS, type RunConfig } from '../train/config.js';
+import { finishedRun } from '../train/finished.js';
+import { listRunDirs } from '../report/read.js';
 import { checkCreatable } from '../train/fsutil.js';
 import { runDirOf, train } from '../train/trainer.js';
 import { startServer, type RunningServer } from '../serve/server.js';
@@ -127,13 +129,35 @@ export function configFromFlags(values: Record<string, string | boolean | undefi
     else (cfg as unknown as Record<string, unknown>)[key] = v;
   }
   if (!cfg.name) cfg.name = `${cfg.preset}-${new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19)}`;
+  try {
+    validateRunConfig(cfg);
+  } catch (err) {
+    // The check names config fields (train.steps); a value the user gave as a flag is named as the flag (--steps).
+    if (!(err instanceof UntieError)) throw err;
+    let message = err.message;
+    for (const [flag, [section, key]] of [...Object.entries(NUMERIC), ...Object.entries(STRINGS)]) {
+      if (section && values[flag] !== undefined) message = message.replaceAll(`${section}.${key}`, `--${flag}`);
+    }
+    throw new UntieError(message);
+  }
   return cfg;
 }
 
 /** The config of an existing run, with the few settings a resume may change. */
 function resumeConfig(dir: string, values: Record<string, string | boolean | undefined>): RunConfig {
   const file = path.join(dir, 'config.json');
-  if (!fs.existsSync(file)) throw new UntieError(`${dir} is not a run folder (no config.json). Pass the folder that \`untie train\` created.`);
+  if (!fs.existsSync(dir)) throw new UntieError(`${dir} does not exist. Pass the folder of the run to continue (runs/NAME; \`untie runs\` lists them).`);
+  if (/^checkpoint-\d+$/.test(path.basename(path.resolve(dir)))) {
+    throw new UntieError(`${dir} is a checkpoint; --resume takes its run folder, and continues from the newest checkpoint: ${commandAsRun('train')} --resume ${path.dirname(dir)}`);
+  }
+  if (!fs.existsSync(file)) {
+    const inside = listRunDirs(dir).map((p) => path.basename(p));
+    if (inside.length > 0) {
+      const shown = inside.slice(0, 5).join(', ') + (inside.length > 5 ? `, ... (${inside.length} in all; \`untie runs ${dir}\` lists them)` : '');
+      throw new UntieError(`${dir} is a folder of runs, not a run: it holds ${shown}. Resume one of them: ${commandAsRun('train')} --resume ${path.join(dir, inside[inside.length - 1])}`);
+    }
+    throw new UntieError(`${dir} is not a run folder (no config.json). Pass the folder that \`untie train\` created.`);
+  }
   const cfg = runConfigOf(readConfigFile(file), dir);
   cfg.outDir = path.dirname(dir);
   cfg.name = path.basename(dir);
@@ -175,6 +199,17 @@ export async function run(argv: string[]): Promise<number> {
   const config = resumeDir ? resumeConfig(resumeDir, values) : configFromFlags(values);
   if (!resumeDir) checkCreatable(runDirOf(config)); // an odd --out fails now, before the data is read
   const extendTo = numberFlag('extend-to', values['extend-to'], { integer: true });
+  const done = resumeDir && extendTo === undefined ? finishedRun(config, resumeDir, commandAsRun('train')) : null;
+  if (done) {
+    // Not an error: the run is complete. Say so, and touch nothing.
+    if (values.json) {
+      console.log(JSON.stringify({
+        run_dir: resumeDir, steps: done.step, finished: true, final_val_loss: done.lastEval?.valLoss ?? null, final_val_acc: done.lastEval?.valAcc ?? null,
+        unigram_val_loss: done.lastEval?.unigramValLoss ?? null, unigram_val_acc: done.lastEval?.unigramValAcc ?? null, seconds: done.elapsed,
+      }));
+    } else console.log(done.message);
+    return 0;
+  }
   const server = values.ui ? await startLivePage(config, values) : null;
   let result;
   try {

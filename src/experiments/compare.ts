@@ -23,6 +23,8 @@ import { prepareTokenizer } from '../train/data.js';
 import { train } from '../train/trainer.js';
 import { writeFileAtomic } from '../train/fsutil.js';
 import { replayStatistics, type StatisticReplay } from './statistics.js';
+import type { StudyTiming } from './study.js';
+import { LEVELS, pairedDifference, valueAt, type PairedDiff } from './speedup.js';
 
 export const VARIANTS = ['baseline', 'albert', 'swe-f', 'swe-a', 'swe-m', 'baseline-half'] as const;
 export type Variant = (typeof VARIANTS)[number];
@@ -61,8 +63,8 @@ export interface CompareOptions {
   progress?: boolean;
 }
 
-/** Downstream scores of one checkpoint, from `untie finetune` (task -> score record). */
-export type DownstreamScores = Record<string, { metric: string; score: number; std?: number; seconds?: number }>;
+/** Downstream scores of one checkpoint, from `untie finetune` (task -> score record; majority: the majority class's score on the same test split). */
+export type DownstreamScores = Record<string, { metric: string; score: number; std?: number; seconds?: number; majority?: number }>;
 
 /** Runs the downstream judge on a finished run; injected by the caller (the CLI wires `untie finetune`). */
 export type DownstreamJudge = (runDir: string, seed: number) => Promise<DownstreamScores>;
@@ -125,9 +127,27 @@ export interface VariantSummary {
   downstream: Record<string, Stat>;
   /** Difference from the baseline (variant - baseline) and whether it exceeds twice its standard error. */
   vsBaseline: Record<string, { diff: number; se: number | null; exceedsSpread: boolean | null }>;
+  /** The same differences paired by seed (variant - baseline on the same seed), with a 95% t-interval: val_loss, val_acc, downstream tasks. */
+  paired: Record<string, PairedDiff | null>;
+  /** Steps (and seconds) to the baseline's loss at 25/50/75/100% of its run: the speed-up as a curve. */
+  levels: LevelSummary[];
   untiedAt: (number | null)[];
   /** When each alternative untie statistic would have fired, replayed from this variant's logged checks (per seed). */
   statistics: StatisticReplay[][];
+}
+
+/** Reaching the baseline's validation loss at `fraction` of its run, seed by seed. */
+export interface LevelSummary {
+  fraction: number;
+  /** The baseline's loss there (per seed: the target). */
+  target: Stat;
+  /** The variant's steps to each seed's target, and their ratio to the baseline's own steps to it (< 1: sooner). */
+  steps: Stat | null;
+  ratio: Stat | null;
+  seconds: Stat | null;
+  secondsRatio: Stat | null;
+  /** Seeds whose run never reached the target. */
+  missed: number;
 }
 
 export interface PointSummary {
@@ -136,6 +156,8 @@ export interface PointSummary {
   unigramValLoss: number | null;
   unigramValAcc: number | null;
   variants: VariantSummary[];
+  /** Each downstream task's metric ("accuracy", "f1") and the majority class's score on its test split (null when not recorded). */
+  tasks?: Record<string, { metric: string; majority: number | null }>;
 }
 
 export interface CompareResults {
@@ -147,6 +169,14 @@ export interface CompareResults {
   base: RunConfig;
   runs: RunRecord[];
   summary: PointSummary[];
+  /**
+   * A study's runs went side by side (one thread each) and its seconds are
+   * modelled from costs per step measured alone (see experiments/study.ts);
+   * absent for `untie compare`, whose runs go one after another on all threads.
+   */
+  timing?: StudyTiming | null;
+  /** Untimed steps this process trained before the first run of each model shape (see WARMUP_STEPS); absent in older results. */
+  warmupSteps?: number;
 }
 
 // ------------------------------------------------------------------ configs
@@ -280,6 +310,39 @@ function safeName(s: string): string {
 
 // ------------------------------------------------------------------ running
 
+/**
+ * Untimed training steps before the first run of each model shape in a
+ * process: a process's first step pays once for compiling the code, filling
+ * the buffer pool and starting the kernel threads (bench/warmup.ts: 6.8 s
+ * against 1.2-1.5 s for the tiny preset on one thread). Without this warm-up,
+ * whichever variant ran first would carry that cost in its seconds.
+ */
+export const WARMUP_STEPS = 3;
+
+/** Trains WARMUP_STEPS of `config`'s shape in OUT/.warmup, then removes it; returns whether it was interrupted. */
+async function warmUp(config: RunConfig, out: string, tokDir: string): Promise<boolean> {
+  const dir = path.join(out, '.warmup');
+  fs.rmSync(dir, { recursive: true, force: true });
+  fs.mkdirSync(dir, { recursive: true });
+  for (const f of Object.values(TOKENIZER_FILES)) fs.copyFileSync(path.join(tokDir, f), path.join(dir, f));
+  const t = config.train;
+  const warm: RunConfig = { ...config, name: '.warmup', outDir: out, train: { ...t, steps: WARMUP_STEPS, budget: 0, warmupSteps: 1, evalEvery: 0, evalPoints: 0, saveEvery: 0, probe: '' } };
+  try {
+    return (await train({ config: warm, progress: false })).interrupted;
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** The settings that differ between a saved comparison's compare.json and this call's ("base.train.lr: 0.002 there, 0.001 here"). */
+export function settingsDiffer(saved: unknown, now: unknown, at = ''): string[] {
+  if (JSON.stringify(saved) === JSON.stringify(now)) return [];
+  const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
+  if (!isObject(saved) || !isObject(now)) return [`${at || 'the settings'}: ${JSON.stringify(saved)} there, ${JSON.stringify(now)} here`];
+  const keys = [...new Set([...Object.keys(saved), ...Object.keys(now)])];
+  return keys.flatMap((k) => settingsDiffer(saved[k], now[k], at ? `${at}.${k}` : k));
+}
+
 /** What compare.json records, so a resumed comparison refuses different settings. */
 function fingerprint(base: RunConfig, opts: CompareOptions, threads: number) {
   const { progress: _p, out: _o, ...rest } = opts;
@@ -305,7 +368,9 @@ export async function runCompare(base: RunConfig, opts: CompareOptions, judge: D
   if (fs.existsSync(stamp)) {
     const saved = JSON.parse(fs.readFileSync(stamp, 'utf8'));
     if (JSON.stringify(saved) !== JSON.stringify(fp)) {
-      const why = saved.threads !== threads ? `it ran on ${saved.threads} thread(s) and this call asks for ${threads}; seconds would not compare` : 'its settings differ from this call\'s';
+      const differ = settingsDiffer(saved, fp);
+      const shown = differ.slice(0, 3).join('; ') + (differ.length > 3 ? `; and ${differ.length - 3} more` : '');
+      const why = saved.threads !== threads ? `it ran on ${saved.threads} thread(s) and this call asks for ${threads}; seconds would not compare` : `its settings differ from this call's: ${shown}`;
       throw new UntieError(`${opts.out} holds a comparison made with other settings (${why}). Rerun with the same flags to resume it, or pick another --out.`);
     }
   } else {
@@ -319,12 +384,23 @@ export async function runCompare(base: RunConfig, opts: CompareOptions, judge: D
 
   let interrupted = false;
   const done = new Set<string>();
+  const warmShapes = new Set<string>();
   for (const [i, r] of plan.entries()) {
     if (done.has(r.runDir)) continue;
     done.add(r.runDir);
     if (runFinished(r.runDir, r.config)) {
       log(`run ${i + 1}/${plan.length} ${describe(r)}: finished earlier, kept`);
       continue;
+    }
+    const shape = JSON.stringify([r.config.model, r.config.data.seqLen, r.config.train.batchSize, r.config.train.gradAccum]);
+    if (!warmShapes.has(shape)) {
+      warmShapes.add(shape);
+      log(`warm-up: ${WARMUP_STEPS} untimed steps of this model shape, so that no run's seconds include the process's start`);
+      if (await warmUp(r.config, opts.out, tokDir)) {
+        interrupted = true;
+        log('interrupted: finished runs are kept; run the same command again to continue');
+        break;
+      }
     }
     const resume = listCheckpoints(r.runDir).length > 0;
     if (!resume) {
@@ -368,6 +444,7 @@ export async function runCompare(base: RunConfig, opts: CompareOptions, judge: D
     base,
     runs: records,
     summary: summarize(records, opts),
+    warmupSteps: WARMUP_STEPS,
   };
   writeFileAtomic(path.join(opts.out, 'results.json'), JSON.stringify(results, null, 1) + '\n');
   return { ...results, interrupted };
@@ -471,6 +548,30 @@ export function difference(a: number[], b: number[]): { diff: number; se: number
   return { diff, se, exceedsSpread: Math.abs(diff) > 2 * se };
 }
 
+/** A downstream task's column heading, naming its metric: "pos accuracy", "spam F1". */
+export function taskHeading(p: PointSummary, task: string): string {
+  const metric = p.tasks?.[task]?.metric;
+  return metric ? `${task} ${metric === 'f1' ? 'F1' : metric}` : task;
+}
+
+/** " (majority class)" where a mean score is no better than answering the majority class everywhere (a spam F1 of 0: every message called ham). */
+export function majorityMark(p: PointSummary, task: string, score: Stat | null | undefined): string {
+  const majority = p.tasks?.[task]?.majority;
+  return typeof majority === 'number' && score && Number.isFinite(score.mean) && score.mean <= majority + 1e-9 ? ' (majority class)' : '';
+}
+
+/** Said when the target (the baseline's final loss) is not below the unigram line: reaching it then says nothing about the method. */
+export function targetWarning(p: PointSummary): string | null {
+  if (!p.target || p.unigramValLoss === null || p.target.mean < p.unigramValLoss) return null;
+  return `The target ${p.target.mean.toFixed(4)} is not below the unigram line ${p.unigramValLoss.toFixed(4)}: the baseline learned no more than word frequencies, ` +
+    'so reaching its loss says nothing about the method. Train longer (--steps or --budget).';
+}
+
+/** "seed 0" or "seeds 0, 1, 2": the seeds every variant ran. */
+export function seedsText(seeds: number): string {
+  return seeds === 1 ? 'seed 0' : `seeds ${Array.from({ length: seeds }, (_, i) => i).join(', ')}`;
+}
+
 /** Per sweep point: the baseline's final losses are the targets; every variant is measured against them, seed by seed. */
 export function summarize(runs: RunRecord[], opts: Pick<CompareOptions, 'variants'>): PointSummary[] {
   const points = [...new Set(runs.map((r) => r.point))];
@@ -523,8 +624,18 @@ export function summarize(runs: RunRecord[], opts: Pick<CompareOptions, 'variant
         const baseScores = [...baselineBySeed.values()].map((r) => r.downstream?.[task]?.score).filter((v): v is number => typeof v === 'number');
         if (baseScores.length > 0) vsBaseline[task] = difference(scores, baseScores);
       }
+      const paired: VariantSummary['paired'] = {
+        val_loss: pairedDifference(bySeed(mine, (e) => e.valLoss), bySeed([...baselineBySeed.values()], (e) => e.valLoss)),
+        val_acc: pairedDifference(bySeed(mine, (e) => e.valAcc), bySeed([...baselineBySeed.values()], (e) => e.valAcc)),
+      };
+      for (const task of tasks) {
+        const score = (rs: RunRecord[]) => new Map(rs.flatMap((r) => (typeof r.downstream?.[task]?.score === 'number' ? [[r.seed, r.downstream[task].score] as [number, number]] : [])));
+        paired[task] = pairedDifference(score(mine), score([...baselineBySeed.values()]));
+      }
       return {
         variant,
+        paired,
+        levels: levelSummaries(mine, baselineBySeed),
         stepsToTarget: steps.length ? stat(steps) : null,
         secondsToTarget: secs.length ? stat(secs) : null,
         stepsRatio: stepsRatio.length ? stat(stepsRatio) : null,
@@ -539,6 +650,56 @@ export function summarize(runs: RunRecord[], opts: Pick<CompareOptions, 'variant
       };
     });
     const uni = here.find((r) => r.unigramValLoss !== null);
-    return { point, target: targets.length ? stat(targets) : null, unigramValLoss: uni?.unigramValLoss ?? null, unigramValAcc: uni?.unigramValAcc ?? null, variants };
+    const tasks: NonNullable<PointSummary['tasks']> = {};
+    for (const r of here) {
+      for (const [task, d] of Object.entries(r.downstream ?? {})) tasks[task] ??= { metric: d.metric, majority: typeof d.majority === 'number' ? d.majority : null };
+    }
+    return { point, target: targets.length ? stat(targets) : null, unigramValLoss: uni?.unigramValLoss ?? null, unigramValAcc: uni?.unigramValAcc ?? null, variants, tasks };
+  });
+}
+
+/** Each run's final evaluation value, by seed. */
+function bySeed(runs: RunRecord[], value: (e: EvalPoint) => number): Map<number, number> {
+  const out = new Map<number, number>();
+  for (const r of runs) {
+    const last = r.evals[r.evals.length - 1];
+    if (last) out.set(r.seed, value(last));
+  }
+  return out;
+}
+
+/**
+ * Per level of LEVELS: the baseline's validation loss at that fraction of its
+ * run (interpolated between its evaluations) is each seed's target; the
+ * variant's steps and seconds to it, and their ratios to the baseline's own.
+ */
+export function levelSummaries(mine: RunRecord[], baselineBySeed: Map<number, RunRecord>): LevelSummary[] {
+  return LEVELS.map((fraction) => {
+    const targets: number[] = [], steps: number[] = [], ratio: number[] = [], secs: number[] = [], secsRatio: number[] = [];
+    let missed = 0;
+    for (const r of mine) {
+      const b = baselineBySeed.get(r.seed);
+      if (!b || b.evals.length === 0) continue;
+      const bCurve = b.evals.map((e): [number, number] => [e.step, e.valLoss]);
+      const target = valueAt([[0, Infinity], ...bCurve], fraction * b.steps);
+      if (target === null || !Number.isFinite(target)) continue;
+      targets.push(target);
+      const s = timeToTarget(r.evals.map((e) => [e.step, e.valLoss]), target);
+      if (s === null) {
+        missed++;
+        continue;
+      }
+      steps.push(s);
+      const bs = timeToTarget(bCurve, target);
+      if (bs) ratio.push(s / bs);
+      const t = timeToTarget(r.evals.map((e) => [e.seconds, e.valLoss]), target);
+      const bt = timeToTarget(b.evals.map((e) => [e.seconds, e.valLoss]), target);
+      if (t !== null && Number.isFinite(t)) {
+        secs.push(t);
+        if (bt) secsRatio.push(t / bt);
+      }
+    }
+    const opt = (xs: number[]) => (xs.length ? stat(xs) : null);
+    return { fraction, target: stat(targets), steps: opt(steps), ratio: opt(ratio), seconds: opt(secs), secondsRatio: opt(secsRatio), missed };
   });
 }

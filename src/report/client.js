@@ -15,6 +15,7 @@
   /** @typedef {import('./blocks.js').Block} Block */
   /** @typedef {import('./blocks.js').View} View */
   /** @typedef {import('./blocks.js').LineChart} LineChart */
+  /** @typedef {import('./blocks.js').LineSeries} LineSeries */
   /** @typedef {import('./blocks.js').Heatmap} Heatmap */
   /** @typedef {import('./blocks.js').GroupBands} GroupBands */
   /** @typedef {import('./blocks.js').Marker} Marker */
@@ -300,6 +301,13 @@
     }
   }
 
+  /**
+   * Dots big enough to see where a series has one or two points (a short
+   * run's single evaluation), else the usual size.
+   * @param {LineSeries} s @param {number | undefined} n
+   */
+  const pointSize = (s, n) => (n !== undefined && n <= 2 ? 11 : s.noLine ? 7 : 5);
+
   /** @param {LineChart} spec @returns {Drawn} */
   function lineChart(spec) {
     const box = chartBox(spec.id, 'line', spec.title);
@@ -312,6 +320,7 @@
     /** @param {Record<string, number>} counts */
     const describe = (counts) => {
       box.dataset.points = JSON.stringify(counts);
+      box.dataset.pointSizes = JSON.stringify(Object.fromEntries(current.series.map((s) => [s.label, pointSize(s, counts[s.label])])));
       box.dataset.markers = String((current.markers ?? []).length);
       box.dataset.markerLabels = JSON.stringify((current.markers ?? []).map((m) => m.label));
     };
@@ -351,7 +360,7 @@
               stroke: color,
               width: s.noLine ? 0 : (s.width ?? 1.5),
               spanGaps: true,
-              points: { show: showPoints || s.noLine === true, size: s.noLine ? 7 : 5, fill: color, stroke: color },
+              points: { show: showPoints || s.noLine === true, size: pointSize(s, counts[s.label]), fill: color, stroke: color },
               value: (_u, v) => (v === null || v === undefined ? '—' : fmt(v)),
             };
             if (s.dash) series.dash = [6, 4];

@@ -9,13 +9,17 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { VARIANT_ABOUT, type CompareResults, type PointSummary, type RunRecord, type Stat, type Variant, type VariantSummary } from '../experiments/compare.js';
+import {
+  VARIANT_ABOUT, majorityMark, seedsText, targetWarning, taskHeading,
+  type CompareResults, type PointSummary, type RunRecord, type Stat, type Variant, type VariantSummary,
+} from '../experiments/compare.js';
 import type { Block, LineChart, LineSeries, Marker, View } from './blocks.js';
 import { PALETTE, escapeHtml, formatNumber, formatSeconds, raw, table, type Cell } from './html.js';
 import { renderPage } from './page.js';
 import { readRun } from './read.js';
-import { cosineHeatmap } from './run.js';
+import { configForPage, cosineHeatmap } from './run.js';
 import { writeFileAtomic } from '../train/fsutil.js';
+import { pairedVerdict, type PairedDiff } from '../experiments/speedup.js';
 
 const VARIANT_COLOR: Record<Variant, string> = {
   baseline: PALETTE[0], albert: PALETTE[6], 'swe-f': PALETTE[1], 'swe-a': PALETTE[2], 'swe-m': PALETTE[3], 'baseline-half': PALETTE[5],
@@ -37,7 +41,7 @@ function beyondSpread(v: VariantSummary, key: string): string {
 
 function answerTable(p: PointSummary): string {
   const tasks = [...new Set(p.variants.flatMap((v) => Object.keys(v.downstream)))];
-  const head: Cell[] = ['variant', 'steps to target', 'ratio', 'seconds to target', 'ratio', 'final val loss', 'vs baseline', 'val acc (%)', ...tasks.map((t) => `${t}`), 'untied at (step)'];
+  const head: Cell[] = ['variant', 'steps to target', 'ratio', 'seconds to target', 'ratio', 'final val loss', 'vs baseline', 'val acc (%)', ...tasks.map((t) => taskHeading(p, t)), 'untied at (step)'];
   const rows = p.variants.map((v): Cell[] => [
     raw(`<span style="color:${VARIANT_COLOR[v.variant]}">■</span> <b>${escapeHtml(v.variant)}</b><br><small>${escapeHtml(VARIANT_ABOUT[v.variant])}</small>`),
     v.stepsToTarget ? fmt(v.stepsToTarget, 0) + (v.missed ? ` (${v.missed} seed(s) never)` : '') : v.missed ? 'never' : '—',
@@ -47,10 +51,49 @@ function answerTable(p: PointSummary): string {
     fmt(v.finalValLoss, 4),
     beyondSpread(v, 'val_loss'),
     fmt(v.finalValAcc, 2, 100),
-    ...tasks.map((t) => fmt(v.downstream[t], 4) + (v.vsBaseline[t] && v.variant !== 'baseline' ? ` (${beyondSpread(v, t)})` : '')),
+    ...tasks.map((t) => fmt(v.downstream[t], 4) + majorityMark(p, t, v.downstream[t]) + (v.vsBaseline[t] && v.variant !== 'baseline' ? ` (${beyondSpread(v, t)})` : '')),
     v.untiedAt.map((u) => (u === null ? '—' : String(u))).join(', '),
   ]);
   return table(head, rows);
+}
+
+/** "+0.0120 [+0.0050, +0.0190]", with a verdict when the interval excludes zero. */
+function pairedCell(d: PairedDiff | null | undefined, digits: number, scale = 1): string {
+  if (!d) return '—';
+  const f = (x: number) => `${x * scale >= 0 ? '+' : ''}${(x * scale).toFixed(digits)}`;
+  if (d.low === null || d.high === null) return `${f(d.mean)} (1 seed: no interval)`;
+  const v = pairedVerdict(d);
+  return `${f(d.mean)} [${f(d.low)}, ${f(d.high)}]${v === '0' ? ' (includes 0)' : v === '+' ? ' (higher)' : ' (lower)'}`;
+}
+
+/**
+ * The speed-up as a curve: for the baseline's loss at 25/50/75/100% of its
+ * run, each variant's steps to it as a ratio to the baseline's, and the final
+ * differences paired by seed with 95% intervals.
+ */
+function speedupBlocks(p: PointSummary, idp: string): Block[] {
+  const others = p.variants.filter((v) => v.variant !== 'baseline');
+  if (others.length === 0 || !p.variants.some((v) => v.variant === 'baseline')) return [];
+  const fractions = others[0].levels.map((l) => l.fraction);
+  const base = p.variants.find((v) => v.variant === 'baseline')!;
+  const head: Cell[] = ['variant', ...fractions.map((f) => `to the baseline's loss at ${Math.round(100 * f)}% (steps ratio)`), 'seconds ratio at 100%', 'Δ final val loss, paired (95% CI)', 'Δ val acc, points, paired (95% CI)'];
+  const rows = others.map((v): Cell[] => [
+    raw(`<span style="color:${VARIANT_COLOR[v.variant]}">■</span> ${escapeHtml(v.variant)}`),
+    ...v.levels.map((l) => (l.ratio ? fmt(l.ratio, 2) : l.missed ? 'never' : '—') + (l.ratio && l.missed ? ` (${l.missed} seed(s) never)` : '')),
+    fmt(v.levels[v.levels.length - 1]?.secondsRatio, 2),
+    pairedCell(v.paired.val_loss, 4),
+    pairedCell(v.paired.val_acc, 2, 100),
+  ]);
+  const targets = `<p>Targets (the baseline's validation loss at each fraction of its run, mean over seeds): `
+    + base.levels.map((l) => `${Math.round(100 * l.fraction)}%: ${fmt(l.target, 4)}`).join('; ') + '. '
+    + 'Each ratio is per seed (variant against the baseline of the same seed), then averaged; ± is the spread over seeds. '
+    + 'Differences are paired the same way; the interval is a t-interval over seeds, which with 2-3 seeds is wide: a difference is only established when it excludes 0.</p>';
+  const chart: LineChart = {
+    kind: 'line', id: `${idp}-speedup`, title: 'Steps to the baseline\'s loss at each point of its run, as a ratio to the baseline', xLabel: 'fraction of the baseline\'s run', yLabel: 'steps ratio (< 1: sooner)',
+    xTicks: fractions, series: others.map((v) => ({ label: v.variant, color: VARIANT_COLOR[v.variant], points: true, x: fractions, y: v.levels.map((l) => l.ratio?.mean ?? null) })),
+    refLines: [{ y: 1, label: 'baseline' }],
+  };
+  return [{ kind: 'html', html: targets + table(head, rows) }, chart];
 }
 
 /** The paper's Table 1, in its shape: MLM accuracy and the downstream scores, one column per variant. */
@@ -60,7 +103,7 @@ function paperTable1(p: PointSummary): string {
   const rows: Cell[][] = [
     ['MLM acc. (%)', ...p.variants.map((v) => fmt(v.finalValAcc, 2, 100))],
     ['MLM loss', ...p.variants.map((v) => fmt(v.finalValLoss, 4))],
-    ...tasks.map((t): Cell[] => [t, ...p.variants.map((v) => fmt(v.downstream[t], 4))]),
+    ...tasks.map((t): Cell[] => [taskHeading(p, t), ...p.variants.map((v) => fmt(v.downstream[t], 4) + majorityMark(p, t, v.downstream[t]))]),
   ];
   return table(head, rows);
 }
@@ -208,24 +251,36 @@ export function compareView(res: CompareResults, out: string): View {
   const o = res.options;
   const base = res.base;
   const length = base.train.budget > 0 ? `a budget of ${formatSeconds(base.train.budget)} of training` : `${base.train.steps} steps`;
+  const seeds = [...new Set(res.runs.map((r) => r.seed))].sort((a, b) => a - b);
+  const how = res.timing
+    ? `<b>Runs went side by side, one thread each, on ${escapeHtml(res.machine)}</b>; their logged seconds do not compare, so every seconds figure here is steps times the cost per step of each phase (tied or untied, at its depth) measured alone: ${escapeHtml(res.timing.how)} `
+      + `(${escapeHtml(res.timing.machine)}). `
+    : `<b>Runs went one after another, each on all ${res.threads} thread(s) of ${escapeHtml(res.machine)}</b>, so their training seconds compare `
+      + '(evaluation and checkpoint time excluded'
+      + (res.warmupSteps ? `; before the first run of each model shape the process trained ${res.warmupSteps} untimed steps of it, so that no run's seconds include the process's start` : '')
+      + '). ';
   const intro = `<p>Does sharing the layers' weights, then untying them, reach the baseline's quality sooner? Every variant trained on the same data, `
     + `tokenizer, model shape (${base.model.layers} layers, hidden ${base.model.hidden}, ${base.model.norm}-LN), ${length} per run (baseline-half: half) `
-    + `and seeds 0..${o.seeds - 1}. <b>Runs went one after another, each on all ${res.threads} thread(s) of ${escapeHtml(res.machine)}</b>, so their training seconds compare `
-    + '(evaluation and checkpoint time excluded). The target of each seed is the baseline\'s final validation loss at that seed; '
+    + `and ${seeds.length === 1 ? `seed ${seeds[0]}` : `seeds ${seeds.join(', ')}`}. ` + how
+    + 'The target of each seed is the baseline\'s final validation loss at that seed; '
     + 'steps and seconds to reach it are interpolated between evaluations; ratios below 1 are faster than the baseline. '
     + 'A difference is "beyond spread" when it exceeds twice its standard error over seeds (with one seed there is no spread to judge by).</p>'
     + loadNote(res)
-    + `<p>Folder <code>${escapeHtml(out)}</code>; every number here is in <code>results.json</code>.</p>`;
+    + `<p>Every number here is in <code>results.json</code>, beside this page in the folder <code>${escapeHtml(path.basename(path.resolve(out)))}</code>.</p>`;
   const blocks: Block[] = [{ kind: 'html', html: intro }];
   res.summary.forEach((p, i) => {
     const idp = `p${i}`;
+    const speedup = speedupBlocks(p, idp);
     const runs = res.runs.filter((r) => r.point === p.point);
     const title = p.point ? `${p.point}` : 'The answer';
-    const targetNote = `<p>Target (baseline final validation loss): <b>${fmt(p.target, 4)}</b>; unigram predictor: ${p.unigramValLoss?.toFixed(4) ?? '—'} / ${p.unigramValAcc !== null ? (100 * p.unigramValAcc).toFixed(2) + '%' : '—'}.</p>`;
+    const warning = targetWarning(p);
+    const targetNote = `<p>Target (baseline final validation loss): <b>${fmt(p.target, 4)}</b>; unigram predictor: ${p.unigramValLoss?.toFixed(4) ?? '—'} / ${p.unigramValAcc !== null ? (100 * p.unigramValAcc).toFixed(2) + '%' : '—'}.</p>`
+      + (warning ? `<p class="note"><b>${escapeHtml(warning)}</b></p>` : '');
     blocks.push({
       kind: 'section', title, blocks: [
         { kind: 'html', html: targetNote + answerTable(p) },
         { kind: 'grid', blocks: curveCharts(p, runs, idp) },
+        ...(speedup.length ? [{ kind: 'section', level: 3, title: 'The speed-up as a curve, and paired differences', blocks: speedup } satisfies Block] : []),
         { kind: 'section', level: 3, title: 'In the shape of the paper\'s Table 1', blocks: [{ kind: 'html', html: paperTable1(p) }] },
         { kind: 'section', level: 3, title: 'Adjacent layers\' gradient agreement', blocks: agreementBlocks(p, runs, idp) },
       ],
@@ -233,13 +288,13 @@ export function compareView(res: CompareResults, out: string): View {
   });
   const sweep = sweepBlocks(res);
   if (sweep.length) blocks.push({ kind: 'section', title: `Sweep over ${o.sweep!.key} (the paper's Tables 3-4 in shape)`, blocks: sweep });
-  blocks.push({ kind: 'section', title: 'Settings', collapsed: true, blocks: [{ kind: 'html', html: `<pre>${escapeHtml(JSON.stringify({ options: o, base }, null, 2))}</pre>` }] });
+  blocks.push({ kind: 'section', title: 'Settings', collapsed: true, blocks: [{ kind: 'html', html: `<pre>${escapeHtml(JSON.stringify({ options: o, base: configForPage(base as unknown as Record<string, unknown>) }, null, 2))}</pre>` }] });
   return { title: 'untie compare', blocks };
 }
 
-/** Writes OUT/report.html from OUT/results.json's contents; returns the path. */
-export function writeCompareReport(res: CompareResults, out: string): string {
+/** Writes OUT/report.html from OUT/results.json's contents; returns the path. The page names the folder as `shownAs`. */
+export function writeCompareReport(res: CompareResults, out: string, shownAs = out): string {
   const file = path.join(out, 'report.html');
-  writeFileAtomic(file, renderPage(compareView(res, out)));
+  writeFileAtomic(file, renderPage(compareView(res, shownAs)));
   return file;
 }

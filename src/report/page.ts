@@ -7,7 +7,7 @@
  * Charts are drawn by uPlot (npm `uplot`, ~50 KB minified): canvas lines that
  * stay fast at 100k+ points, log and linear axes, and hooks for the markers
  * and reference lines; the heatmap and the group bands are drawn on canvas by
- * client.js. See the README ("Seeing a run") for why uPlot.
+ * client.js. See docs/pages.md ("Why uPlot").
  */
 import fs from 'node:fs';
 import { createRequire } from 'node:module';

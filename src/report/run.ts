@@ -450,7 +450,7 @@ export function groupBands(run: RunData, id = 'groups'): GroupBands {
   };
 }
 
-type RunStatus = 'finished' | 'running' | 'stopped' | 'starting';
+export type RunStatus = 'finished' | 'running' | 'stopped' | 'starting';
 
 /** How long a run is meant to be: a step count, or seconds of training for a --budget run. */
 function plannedLength(run: RunData): { steps: number } | { seconds: number } | null {
@@ -486,29 +486,61 @@ function median(xs: number[]): number | undefined {
 
 const fixed = (v: number | undefined, digits: number, suffix = '') => (v === undefined ? '—' : `${v.toFixed(digits)}${suffix}`);
 
-/** One row per run: status, steps, training time, speed, final validation numbers, untying. */
-export function summaryTable(runs: RunData[], opts: { link?: (run: RunData) => string; now?: number } = {}): string {
-  const rows = runs.map((run): Cell[] => {
-    const train = recordsOf(run, 'train');
-    const steps = Math.max(0, extent(train.map((r) => r.step))[1]);
-    const planned = plannedLength(run);
-    const elapsed = lastOf(run, 'train', 'elapsed');
-    const events = sharingEvents(run);
-    const untie = events.find((e) => e.type === 'untie');
-    const tying = untie ? `untied @${untie.step}${untie.reason ? ` (${untie.reason})` : ''}`
-      : events.length > 0 ? `${events.length} split${events.length > 1 ? 's' : ''}, last @${events[events.length - 1].step}`
-        : (initialGroups(run)?.some((g) => g.length > 1) ? 'tied' : 'never tied');
-    const status = runStatus(run, opts.now);
-    const name = opts.link ? raw(`<a href="${escapeHtml(opts.link(run))}">${escapeHtml(run.name)}</a>`) : run.name;
-    return [
-      name, raw(`<span class="badge ${status}">${status}</span>`), `${steps}${planned && 'steps' in planned ? ` / ${planned.steps}` : ''}`,
+/** The columns of a run's summary: the run page's header, the live page's list of runs and `untie runs` show the same. */
+export const SUMMARY_COLUMNS = ['run', 'status', 'corpus', 'steps', 'training time', 's / step', 'tokens / s (median)', 'last val loss', 'last val acc', 'unigram val loss', 'layers'] as const;
+
+/** A corpus as a page names it: "brown", or the name of the user's file or folder (its path stays off the page). */
+function corpusName(corpus: unknown): string {
+  if (typeof corpus !== 'string' || corpus === '') return '—';
+  return corpus === 'brown' || corpus.startsWith('synthetic:') ? corpus : path.basename(corpus);
+}
+
+/** What a run trains on (see corpusName). */
+export function corpusOf(run: RunData): string {
+  return corpusName(configValue(run, 'data', 'corpus'));
+}
+
+/** A run config as pages show it: the run's folder and its corpus by their names, not the machine's paths. */
+export function configForPage(config: Record<string, unknown>): Record<string, unknown> {
+  const shown = structuredClone(config);
+  if (typeof shown.outDir === 'string') shown.outDir = path.basename(shown.outDir);
+  const data = shown.data as Record<string, unknown> | undefined;
+  if (data && typeof data === 'object' && 'corpus' in data) data.corpus = corpusName(data.corpus);
+  return shown;
+}
+
+/** One run's summary as text, one cell per SUMMARY_COLUMNS: status, steps, training time, speed, final validation numbers, untying. */
+export function summaryCells(run: RunData, now?: number): { status: RunStatus; cells: string[] } {
+  const train = recordsOf(run, 'train');
+  const steps = Math.max(0, extent(train.map((r) => r.step))[1]);
+  const planned = plannedLength(run);
+  const elapsed = lastOf(run, 'train', 'elapsed');
+  const events = sharingEvents(run);
+  const untie = events.find((e) => e.type === 'untie');
+  const tying = untie ? `untied @${untie.step}${untie.reason ? ` (${untie.reason})` : ''}`
+    : events.length > 0 ? `${events.length} split${events.length > 1 ? 's' : ''}, last @${events[events.length - 1].step}`
+      : (initialGroups(run)?.some((g) => g.length > 1) ? 'tied' : 'never tied');
+  const status = runStatus(run, now);
+  return {
+    status,
+    cells: [
+      run.name, status, corpusOf(run), `${steps}${planned && 'steps' in planned ? ` / ${planned.steps}` : ''}`,
       `${elapsed === undefined ? '—' : formatSeconds(elapsed)}${planned && 'seconds' in planned ? ` / ${formatSeconds(planned.seconds)}` : ''}`, elapsed === undefined || steps === 0 ? '—' : `${(elapsed / steps).toFixed(3)}`,
       fixed(median(train.map((r) => num(r, 'tokens_per_s')).filter((v): v is number => v !== undefined)), 0),
       fixed(lastOf(run, 'eval', 'val_loss'), 4), fixed(percentOf(lastOf(run, 'eval', 'val_acc')), 2, '%'),
       fixed(lastOf(run, 'eval', 'unigram_val_loss'), 4), tying,
-    ];
+    ],
+  };
+}
+
+/** One row per run (see summaryCells), the name linked when `link` is given, the status as a badge. */
+export function summaryTable(runs: RunData[], opts: { link?: (run: RunData) => string; now?: number } = {}): string {
+  const rows = runs.map((run): Cell[] => {
+    const { status, cells } = summaryCells(run, opts.now);
+    const name = opts.link ? raw(`<a href="${escapeHtml(opts.link(run))}">${escapeHtml(run.name)}</a>`) : run.name;
+    return [name, raw(`<span class="badge ${status}">${status}</span>`), ...cells.slice(2)];
   });
-  return table(['run', 'status', 'steps', 'training time', 's / step', 'tokens / s (median)', 'last val loss', 'last val acc', 'unigram val loss', 'layers'], rows);
+  return table([...SUMMARY_COLUMNS], rows);
 }
 
 function percentOf(v: number | undefined): number | undefined {
@@ -535,7 +567,7 @@ export function configTable(run: RunData): string {
       for (const [k, c] of Object.entries(v as Record<string, unknown>)) walk(prefix ? `${prefix}.${k}` : k, c);
     } else rows.push([prefix, typeof v === 'string' ? v : JSON.stringify(v)]);
   };
-  walk('', run.config);
+  walk('', configForPage(run.config));
   return table(['setting', 'value'], rows);
 }
 
@@ -561,8 +593,9 @@ function describeRun(run: RunData): string {
     `share ${String(share)}`,
     `untie ${untie}${rho !== undefined ? ` (ρ = ${formatNumber(rho)})` : ''}`,
     `${(configNumber(run, 'train', 'budget') ?? 0) > 0 ? `a budget of ${formatSeconds(configNumber(run, 'train', 'budget')!)}` : `${String(c('train', 'steps'))} steps`}, batch ${String(c('train', 'batchSize'))} × ${String(c('data', 'seqLen'))} tokens, lr ${String(c('train', 'lr'))}`,
+    `corpus ${corpusOf(run)}`,
   ];
-  return `<p>${escapeHtml(parts.join(' · '))}. Folder <code>${escapeHtml(run.dir)}</code>.</p>`;
+  return `<p>${escapeHtml(parts.join(' · '))}.</p>`;
 }
 
 /** The view of one run: the run report and the live page both draw this. */

@@ -110,9 +110,28 @@ function headFields(head: HeadInfo): Record<string, unknown> {
   };
 }
 
-/** The classes untie reads, by model_type: the Post-LN export's (BERT) and the Pre-LN export's (RoBERTa-PreLayerNorm). */
+/**
+ * model_type of a Pre-LN model in BERT's tensor names (a Pre-LN run's
+ * checkpoints): Hugging Face has no such model (its BERT is Post-LN and would
+ * compute something else with these weights), so the config names untie's own
+ * type, which transformers' Auto classes refuse, and says what to run instead.
+ */
+export const UNTIE_PRE_LN_TYPE = 'untie-pre-ln-bert';
+
+function untiePreLnConfig(bertFields: Record<string, unknown>): Record<string, unknown> {
+  return {
+    untie_note: 'A Pre-LN BERT in untie\'s tensor names: Hugging Face\'s BERT is Post-LN and would compute something else with these weights, so this folder does not load in transformers as it is. ' +
+      '`untie export CHECKPOINT OUT` writes it in RoBERTa-PreLayerNorm\'s layout (RobertaPreLayerNormForMaskedLM), which computes the same function.',
+    ...bertFields,
+    model_type: UNTIE_PRE_LN_TYPE,
+  };
+}
+
+/** The classes untie reads, by model_type: the Post-LN export's (BERT) and the Pre-LN export's (RoBERTa-PreLayerNorm), and a Pre-LN run's checkpoints. */
+const BERT_ARCHITECTURES = /^Bert(ForMaskedLM|ForPreTraining|Model|ForTokenClassification|ForSequenceClassification)$/;
 const READABLE_ARCHITECTURES: Record<string, RegExp> = {
-  bert: /^Bert(ForMaskedLM|ForPreTraining|Model|ForTokenClassification|ForSequenceClassification)$/,
+  bert: BERT_ARCHITECTURES,
+  [UNTIE_PRE_LN_TYPE]: BERT_ARCHITECTURES,
   [ROBERTA_PRELN_TYPE]: /^RobertaPreLayerNorm(ForMaskedLM|Model|ForTokenClassification|ForSequenceClassification)$/,
 };
 
@@ -121,9 +140,9 @@ export function headFromHf(raw: Record<string, unknown>, source: string): HeadIn
   const modelType = raw.model_type === undefined ? 'bert' : String(raw.model_type);
   const readable = READABLE_ARCHITECTURES[modelType];
   if (!readable) throw new UntieError(`${source}: model_type "${modelType}" is not a BERT model untie reads (it reads "bert" and "${ROBERTA_PRELN_TYPE}", the layouts untie export writes)`);
-  const arch = Array.isArray(raw.architectures) ? String(raw.architectures[0]) : modelType === 'bert' ? 'BertForMaskedLM' : robertaArchitecture('BertForMaskedLM');
+  const arch = Array.isArray(raw.architectures) ? String(raw.architectures[0]) : modelType !== ROBERTA_PRELN_TYPE ? 'BertForMaskedLM' : robertaArchitecture('BertForMaskedLM');
   if (!readable.test(arch)) {
-    const examples = ['BertForMaskedLM', 'BertForTokenClassification', 'BertForSequenceClassification'].map((a) => (modelType === 'bert' ? a : robertaArchitecture(a)));
+    const examples = ['BertForMaskedLM', 'BertForTokenClassification', 'BertForSequenceClassification'].map((a) => (modelType === ROBERTA_PRELN_TYPE ? robertaArchitecture(a) : a));
     throw new UntieError(`${source}: architecture "${arch}" is not one untie reads for model_type "${modelType}" (${examples.join(', ')})`);
   }
   if (!/For(Token|Sequence)Classification$/.test(arch)) return null;
@@ -156,7 +175,7 @@ export function bertConfigFromHf(raw: Record<string, unknown>, source: string): 
     intermediate: num('intermediate_size'), maxPositions: roberta ? maxPositionsFromRoberta(raw, source) : num('max_position_embeddings'), typeVocabSize: num('type_vocab_size', 2),
     dropout: num('hidden_dropout_prob', 0.1), attentionDropout: num('attention_probs_dropout_prob', 0.1),
     layerNormEps: num('layer_norm_eps', 1e-12), initStd: num('initializer_range', 0.02),
-    norm: roberta || raw.untie_norm === 'pre' ? 'pre' : 'post',
+    norm: roberta || raw.model_type === UNTIE_PRE_LN_TYPE || raw.untie_norm === 'pre' ? 'pre' : 'post',
     bias: raw.untie_bias !== false,
     positionInit: 'normal', // only the starting values of a trained table: irrelevant once weights are loaded
   };
@@ -200,7 +219,7 @@ export function saveModelWeights(dir: string, model: SavableModel, opts: { hfBia
   if (layout === ROBERTA_PRELN_TYPE) {
     tensors = toRobertaPreLn(tensors, model.config, /SequenceClassification$/.test(model.architecture ?? ''));
     config = robertaPreLnConfig(config, model.config);
-  }
+  } else if (model.config.norm === 'pre') config = untiePreLnConfig(config);
   writeSafetensors(path.join(dir, CHECKPOINT_FILES.model), tensors, { format: 'pt' });
   writeFileAtomic(path.join(dir, CHECKPOINT_FILES.config), JSON.stringify(config, null, 2) + '\n');
 }

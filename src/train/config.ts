@@ -110,8 +110,8 @@ export const PRESETS: Record<string, { model: ModelPreset; train: Partial<TrainC
 
 /**
  * The pre-training recipe every preset starts from, chosen by the recipe
- * study (`node --import tsx scripts/study.ts recipe-pilot`, README "The
- * recipe"): Pre-LN with a final LayerNorm (the paper's layout) and no
+ * study (`node --import tsx scripts/study.ts recipe-pilot`, docs/recipe.md):
+ * Pre-LN with a final LayerNorm (the paper's layout) and no
  * dropout. The library's `defaultBertConfig()` stays Hugging Face BERT's
  * Post-LN layout; `--norm post --dropout 0.1` gives it back to a run.
  */

@@ -5,7 +5,7 @@
  * or, for `--corpus synthetic:NAME`, generate them (src/data/synthetic).
  */
 import path from 'node:path';
-import { loadBrown, loadTextCorpus, sentenceText, splitDocuments, type Document } from '../data/corpus.js';
+import { countWords, loadBrown, loadTextCorpus, sentenceText, splitDocuments, type Document } from '../data/corpus.js';
 import { MlmDataset, buildValidationBatches, maskingConfig, packSequences, tokenizeDocuments, type MlmBatch } from '../data/mlm.js';
 import {
   SyntheticDataset, answerSample, isSyntheticCorpus, parseSyntheticCorpus, syntheticTokenizer, syntheticValidation, type SyntheticTask,
@@ -27,6 +27,11 @@ export interface PreparedData {
   /** Text corpora's training documents and packed sequences (0 for a generated corpus: its stream has no end). */
   trainDocuments: number;
   trainSequences: number;
+  /** Tokens of the packed training split. */
+  trainTokens: number;
+  validationDocuments: number;
+  /** The share of the corpus's words that the validation documents hold (a split by document can hold out more than --validation-fraction). */
+  validationShare: number;
   validationSequences: number;
   /** The unigram predictor (training-split token frequencies) on the validation targets. */
   unigram: UnigramScore;
@@ -53,7 +58,8 @@ async function corpusAndTokenizer(cfg: DataConfig, runDir: string, given?: WordP
     { vocabSize: cfg.vocabSize, modelMaxLength: cfg.seqLen, save: false },
   );
   const pack = async (ds: Document[]) => packSequences(await tokenizeDocuments(tokenizer, ds), { maxLength: cfg.seqLen });
-  return { tokenizer, trained, train, validation, pack };
+  const validationShare = countWords(validation) / Math.max(1, countWords(docs));
+  return { tokenizer, trained, train, validation, validationShare, pack };
 }
 
 /**
@@ -79,7 +85,7 @@ function validationBatches(cfg: DataConfig, sequences: Int32Array[], tokenizer: 
  */
 export async function prepareData(cfg: DataConfig, seed: number, runDir: string, batchSize: number, options: { save?: boolean } = {}): Promise<PreparedData> {
   if (isSyntheticCorpus(cfg.corpus)) return prepareSynthetic(cfg, seed, runDir, batchSize, options);
-  const { tokenizer, trained, train, validation, pack } = await corpusAndTokenizer(cfg, runDir);
+  const { tokenizer, trained, train, validation, validationShare, pack } = await corpusAndTokenizer(cfg, runDir);
   if (trained && (options.save ?? true)) tokenizer.save(runDir, { modelMaxLength: cfg.seqLen });
   const trainSeqs = await pack(train);
   const valBatches = validationBatches(cfg, await pack(validation), tokenizer, batchSize);
@@ -93,14 +99,87 @@ export async function prepareData(cfg: DataConfig, seed: number, runDir: string,
     task: null,
     trainDocuments: train.length,
     trainSequences: trainSeqs.length,
+    trainTokens: trainSeqs.reduce((n, seq) => n + seq.length, 0),
+    validationDocuments: validation.length,
+    validationShare,
     validationSequences: valBatches.reduce((n, b) => n + b.batchSize, 0),
     unigram,
   };
 }
 
 /**
- * Only the validation batches (what `untie eval` needs): the training split
- * is not tokenized. `tokenizer` (the checkpoint's) defaults to runDir's.
+ * What a run will train and validate on, in one line, and warnings for what
+ * makes its numbers untrustworthy: few masked validation tokens, a smaller
+ * vocabulary than asked, a held-out share far above --validation-fraction,
+ * or so many passes over the text that the model can learn it by heart.
+ * `steps` is null for a --budget run (its step count is not known ahead).
+ */
+export function describeData(cfg: DataConfig, data: PreparedData, steps: number | null, sequencesPerStep: number): { summary: string; warnings: string[] } {
+  const n = (x: number) => x.toLocaleString('en-US');
+  const uni = data.unigram;
+  if (data.task) {
+    // A generated corpus: a fresh sequence at every draw, so no passes to count and no split to skew.
+    const summary = `data: ${cfg.corpus}: generated, a fresh sequence per draw (${sequencesPerStep} a step); ${n(data.validationSequences)} validation sequences: ` +
+      `${n(uni.count)} masked validation tokens; vocabulary ${n(data.tokenizer.vocabSize)}`;
+    return { summary, warnings: uni.count < MIN_VALIDATION_TOKENS ? [fewValidationTokens(uni.count, 'a larger --eval-batches, or --eval-batches 0')] : [] };
+  }
+  const epochs = steps === null ? null : (steps * sequencesPerStep) / data.trainSequences;
+  const vocab = data.tokenizer.vocabSize;
+  const summary = `data: ${cfg.corpus === 'brown' ? 'the Brown corpus' : cfg.corpus}: ${n(data.trainDocuments)} training documents ` +
+    `(${n(data.trainTokens)} tokens in ${n(data.trainSequences)} sequences), ${n(data.validationDocuments)} held out ` +
+    `(${(100 * data.validationShare).toFixed(1)}% of the text): ${n(uni.count)} masked validation tokens; vocabulary ${n(vocab)}` +
+    (epochs === null ? '' : `; ${n(steps!)} steps of ${sequencesPerStep} sequences = ${epochs < 0.01 ? epochs.toPrecision(1) : epochs < 10 ? epochs.toFixed(2) : n(Math.round(epochs))} passes over the training text`);
+  const warnings: string[] = [];
+  if (vocab < cfg.vocabSize) {
+    warnings.push(`the vocabulary has ${n(vocab)} tokens, not the ${n(cfg.vocabSize)} asked (--vocab-size): the training text holds no more distinct word pieces.`);
+  }
+  if (uni.count < MIN_VALIDATION_TOKENS) {
+    warnings.push(fewValidationTokens(uni.count, 'more text, a larger --validation-fraction, or --eval-batches 0 (every validation sequence)'));
+  }
+  if (data.validationShare > 2 * cfg.validationFraction && data.validationDocuments <= 2) {
+    warnings.push(
+      `validation holds ${data.validationDocuments} of ${data.trainDocuments + data.validationDocuments} documents, ${(100 * data.validationShare).toFixed(0)}% of the text, ` +
+        `although --validation-fraction is ${cfg.validationFraction}: the split is by document, and each file of a folder is one. ` +
+        'Put the text in one file (cut into 100 blocks) or in more files.',
+    );
+  }
+  if (epochs !== null && epochs > MAX_EPOCHS) {
+    warnings.push(
+      `the run will pass over its training text ${n(Math.round(epochs))} times (more than ${MAX_EPOCHS}; BERT made about 40): a model can learn so little text by heart, ` +
+        'so its training loss will go on falling while the validation loss stops or rises. Use more text or fewer --steps.',
+    );
+  }
+  return { summary, warnings };
+}
+
+function fewValidationTokens(count: number, remedy: string): string {
+  const n = (x: number) => x.toLocaleString('en-US');
+  return `validation scores only ${n(count)} masked tokens (fewer than ${n(MIN_VALIDATION_TOKENS)}): one token more or less predicted right moves its accuracy by ` +
+    `${(100 / count).toFixed(2)} points, and its loss is as noisy, so the validation numbers cannot be trusted. Use ${remedy}.`;
+}
+
+/** Below this many masked validation tokens, a run's validation numbers are mostly noise (the default run scores about 4,900). */
+const MIN_VALIDATION_TOKENS = 1000;
+/** Above this many passes over the training text, a run is memorising it rather than learning the language. */
+const MAX_EPOCHS = 40;
+
+/**
+ * The validation batches and the unigram line on them (what `untie eval`
+ * prints): the training split is tokenized too, for its token frequencies.
+ */
+export async function prepareEvaluation(cfg: DataConfig, runDir: string, batchSize: number, tokenizer?: WordPieceTokenizer): Promise<{ validation: MlmBatch[]; unigram: UnigramScore }> {
+  if (isSyntheticCorpus(cfg.corpus)) {
+    const { validation, unigram } = syntheticData(cfg, runDir, batchSize, tokenizer);
+    return { validation, unigram };
+  }
+  const { tokenizer: used, train, validation, pack } = await corpusAndTokenizer(cfg, runDir, tokenizer);
+  const batches = validationBatches(cfg, await pack(validation), used, batchSize);
+  return { validation: batches, unigram: unigramScore(unigramModel(await pack(train), used.vocabSize, used.specialIds), batches) };
+}
+
+/**
+ * Only the validation batches: the training split is not tokenized.
+ * `tokenizer` (the checkpoint's) defaults to runDir's.
  */
 export async function prepareValidation(cfg: DataConfig, runDir: string, batchSize: number, tokenizer?: WordPieceTokenizer): Promise<MlmBatch[]> {
   if (isSyntheticCorpus(cfg.corpus)) {
@@ -136,16 +215,21 @@ function taskAndTokenizer(cfg: DataConfig, runDir: string, given?: WordPieceToke
   return { task, tokenizer: saved ?? own, trained: saved === null };
 }
 
-/** prepareData for `--corpus synthetic:...`: the training stream, the validation set and the unigram line, all generated. */
-function prepareSynthetic(cfg: DataConfig, seed: number, runDir: string, batchSize: number, options: { save?: boolean }): PreparedData {
-  const { task, tokenizer, trained } = taskAndTokenizer(cfg, runDir);
-  if (trained && (options.save ?? true)) tokenizer.save(runDir, { modelMaxLength: cfg.seqLen });
-  const train = new SyntheticDataset(task, cfg.seqLen, seed);
+/** A generated corpus's task, vocabulary, validation set (from the split seed) and the answers' unigram line on it. */
+function syntheticData(cfg: DataConfig, runDir: string, batchSize: number, given?: WordPieceTokenizer) {
+  const { task, tokenizer, trained } = taskAndTokenizer(cfg, runDir, given);
   const validation = syntheticValidation(task, { seqLen: cfg.seqLen, batchSize, count: validationCount(cfg, batchSize), splitSeed: cfg.splitSeed });
   const unigram = unigramScore(unigramModel(answerSample(task, cfg.seqLen, cfg.splitSeed, UNIGRAM_SAMPLE), tokenizer.vocabSize, tokenizer.specialIds), validation);
+  return { task, tokenizer, trained, validation, unigram };
+}
+
+/** prepareData for `--corpus synthetic:...`: the training stream, the validation set and the unigram line, all generated. */
+function prepareSynthetic(cfg: DataConfig, seed: number, runDir: string, batchSize: number, options: { save?: boolean }): PreparedData {
+  const { task, tokenizer, trained, validation, unigram } = syntheticData(cfg, runDir, batchSize);
+  if (trained && (options.save ?? true)) tokenizer.save(runDir, { modelMaxLength: cfg.seqLen });
   return {
-    tokenizer, tokenizerTrained: trained, train, validation, task,
-    trainDocuments: 0, trainSequences: 0,
+    tokenizer, tokenizerTrained: trained, train: new SyntheticDataset(task, cfg.seqLen, seed), validation, task,
+    trainDocuments: 0, trainSequences: 0, trainTokens: 0, validationDocuments: 0, validationShare: 0,
     validationSequences: validation.reduce((n, b) => n + b.batchSize, 0),
     unigram,
   };

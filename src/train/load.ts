@@ -127,6 +127,8 @@ export interface ExportResult {
   architecture: string;
   /** config.json's model_type: "bert" (a Post-LN model) or "roberta-prelayernorm" (Pre-LN). */
   modelType: HfLayout;
+  /** The model folder exported: the checkpoint itself, or a run's newest checkpoint. */
+  source: string;
 }
 
 /**
@@ -147,5 +149,5 @@ export function exportModel(target: string, outDir: string): ExportResult {
   loaded.tokenizer.save(outDir, { modelMaxLength: loaded.model.config.maxPositions });
   const bertArchitecture = 'architecture' in loaded.model ? loaded.model.architecture : 'BertForMaskedLM';
   const architecture = modelType === ROBERTA_PRELN_TYPE ? robertaArchitecture(bertArchitecture) : bertArchitecture;
-  return { files: fs.readdirSync(outDir).sort(), architecture, modelType };
+  return { files: fs.readdirSync(outDir).sort(), architecture, modelType, source: loaded.modelDir };
 }

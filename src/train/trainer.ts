@@ -20,7 +20,8 @@ import { AnomalyError, checkParameters, setDetectAnomaly } from '../tensor/anoma
 import { backward, clearTape, noGrad, tidy, type Tensor } from '../tensor/tensor.js';
 import { bertConfigOf, criterionOf, resolveSchedule, shareOf, validateRunConfig, type ResolvedSchedule, type RunConfig } from './config.js';
 import { firstNonFiniteParameter, listCheckpoints, openCheckpoint, pruneCheckpoints, restoreCheckpoint, saveCheckpoint, type TrainerState } from './checkpoint.js';
-import { prepareData, type PreparedData } from './data.js';
+import { describeData, prepareData, type PreparedData } from './data.js';
+import { finishedRun } from './finished.js';
 import { readTask } from '../data/tasks/index.js';
 import type { TaskData, TaskName } from '../data/tasks/task.js';
 import { probeEncoder, PROBE_SETTINGS } from './finetune.js';
@@ -152,6 +153,8 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
 
   // ---- read and check every input; nothing is written until all of it has passed
   const resumeFrom = resumePoint(runDir, opts.resume ?? false);
+  const done = resumeFrom && opts.extendTo === undefined ? finishedRun(cfg, runDir, opts.command) : null;
+  if (done) throw new UntieError(done.message); // nothing to train: nothing is written (no new events file)
   // On resume the folder exists: lock it first, so that no other run changes it while we check it.
   let lock = resumeFrom ? takeLock(runDir) : null;
   try {
@@ -263,6 +266,12 @@ async function runTraining(cfg: RunConfig, runDir: string, run: RunSetup, opts: 
     if (!unwatch) warn(stopping); // without the addon's handler, say it now (between steps)
   };
   process.once('SIGINT', onSigint);
+  // SIGTERM (kill, timeout, a closed npx) asks for the same stop; a second one quits at once.
+  const onSigterm = () => {
+    interrupted = true;
+    warn('SIGTERM: stopping after the current step and saving a checkpoint (a second SIGTERM quits at once, without saving).');
+  };
+  process.once('SIGTERM', onSigterm);
   // Says so the moment Ctrl-C is pressed, not when the step ends (see native/interrupt.cc).
   const unwatch = watchInterrupt(`\nuntie: ${stopping}\n`);
 
@@ -277,7 +286,11 @@ async function runTraining(cfg: RunConfig, runDir: string, run: RunSetup, opts: 
 
   try {
     const length = budget ? `for ${formatSeconds(budget)} of training` : `for ${totalSteps} steps`;
-    progress.start(state.step, `training ${cfg.model.layers}-layer BERT (${shareOf(cfg)}, untie ${cfg.sharing.untie}) ${length} in ${runDir}`);
+    const resumed = state.step > 0 ? `resuming from checkpoint-${state.step} (${budget ? `${formatSeconds(state.elapsed)} trained` : `step ${state.step} of ${totalSteps}`}): ` : '';
+    progress.start(state.step, `${resumed}training ${cfg.model.layers}-layer BERT (${shareOf(cfg)}, untie ${cfg.sharing.untie}) ${length} in ${runDir}`);
+    const about = describeData(cfg.data, data, budget ? null : totalSteps, t.batchSize * t.gradAccum);
+    progress.note(about.summary);
+    for (const w of about.warnings) warn(w);
     if (extension) {
       metrics.write(extension);
       progress.note(`extended to ${totalSteps} steps from step ${state.step}: ${describeChanges(extension)}`);
@@ -396,6 +409,7 @@ async function runTraining(cfg: RunConfig, runDir: string, run: RunSetup, opts: 
   } finally {
     unwatch?.();
     process.removeListener('SIGINT', onSigint);
+    process.removeListener('SIGTERM', onSigterm);
     setDetectAnomaly(false);
     progress.finish();
     tb.close();
