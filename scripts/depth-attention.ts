@@ -12,7 +12,9 @@
  * Reads each run's newest checkpoint (its model and tokenizer) and its
  * config's corpus; prints one table per run and hop count (rows: layers;
  * columns: step 1..K's pair, then all pairs; cells: the head-averaged
- * attention and, in brackets, the best head's).
+ * attention and, in brackets, the best head's), and how far apart adjacent
+ * layers' weights are (0 for a tied stack; a stack untied from tied weights
+ * shows how much its layers have diverged since).
  */
 import fs from 'node:fs';
 import { parseSyntheticCorpus, syntheticValidation } from '../src/data/synthetic/index.js';
@@ -36,7 +38,22 @@ interface PairAttention {
   bestHead: number[][];
 }
 
-function analyse(runDir: string): { run: string; corpus: string; layers: number; byHops: HopAttention[]; pairs: PairAttention } {
+/** Adjacent layers' distance: ||W_l - W_l+1|| / ||W_l|| over all of a layer's weights together. */
+function layerDistances(layers: { namedParameters(): [string, Tensor][] }[]): number[] {
+  const flat = layers.map((layer) => layer.namedParameters().map(([, t]) => t.data));
+  return flat.slice(1).map((next, i) => {
+    let diff = 0, norm = 0;
+    flat[i].forEach((w, j) => {
+      for (let k = 0; k < w.length; k++) {
+        diff += (w[k] - next[j][k]) ** 2;
+        norm += w[k] ** 2;
+      }
+    });
+    return Math.sqrt(diff / norm);
+  });
+}
+
+function analyse(runDir: string): { run: string; corpus: string; layers: number; layerDistance: number[]; byHops: HopAttention[]; pairs: PairAttention } {
   const { model, tokenizer, runConfig } = load(runDir);
   if (!runConfig) throw new Error(`${runDir}: no run config beside the checkpoint`);
   const corpus = runConfig.data.corpus;
@@ -113,7 +130,7 @@ function analyse(runDir: string): { run: string; corpus: string; layers: number;
     hops, queries: s.n, meanHead: s.mean.map((row) => row.map((v) => v / s.n)), bestHead: s.best.map((row) => row.map((v) => v / s.n)),
   }));
   const pairs = { pairs: pairSums.n, meanHead: pairSums.mean.map((row) => row.map((v) => v / pairSums.n)), bestHead: pairSums.best.map((row) => row.map((v) => v / pairSums.n)) };
-  return { run: runDir, corpus, layers: L, byHops, pairs };
+  return { run: runDir, corpus, layers: L, layerDistance: layerDistances(layers), byHops, pairs };
 }
 
 function main(): void {
@@ -129,6 +146,7 @@ function main(): void {
   const results = runs.map(analyse);
   for (const r of results) {
     console.log(`${r.run} (${r.corpus})`);
+    console.log(`  adjacent layers' weight distance ||W_l - W_l+1|| / ||W_l||: ${r.layerDistance.map((d) => d.toFixed(3)).join(' ')}`);
     for (const h of r.byHops) {
       console.log(`  ${h.hops} hop${h.hops > 1 ? 's' : ''} (${h.queries} queries): attention from the query onto [step 1..${h.hops}'s pair, all pairs] — head mean (best head)`);
       h.meanHead.forEach((row, l) => console.log(`    layer ${String(l).padStart(2)}: ${row.map((v, j) => `${v.toFixed(2)} (${h.bestHead[l][j].toFixed(2)})`).join('  ')}`));

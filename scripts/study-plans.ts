@@ -201,6 +201,9 @@ function depthPlan(): Plan {
       for (const variant of DEPTH_VARIANTS) variants[runName(layers, variant, seed)] = ['--layers', String(layers), '--seed', String(seed), ...depthVariantFlags(variant, layers)];
     }
   }
+  // The mechanism (docs/depth.md): the tied variants' one shared draw of the layers, untied before the first
+  // update (no tied step at all). Learning like the baseline would blame the tied updates; staying at chance, the start.
+  variants['L8-tied-start-seed0'] = ['--layers', '8', '--seed', '0', '--share', '1x8', '--untie', 'step:0'];
   return {
     about: `${DEPTH_CORPUS}, sequences of ${DEPTH_SEQ_LEN} tokens, hidden 64 (4 heads, FFN 256), batch 32, lr ${DEPTH_LR}, ${DEPTH_STEPS} steps; target: ${100 * TARGET}% validation accuracy on the hardest hop count every baseline seed learns`,
     common: [
