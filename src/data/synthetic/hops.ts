@@ -112,7 +112,7 @@ function drawMap(rng: Rng, n: number, map: 'cycle' | 'permutation' | 'function')
 /**
  * The exact solver the tests check the generator against, written from the
  * format alone: reads the pairs as text up to the first query, then answers
- * each query "hK x" by following the pairs K times. Returns, per query, the
+ * each query "xK" by following the pairs K times from x. Returns, per query, the
  * position where its answer stands, the hop count and the answer.
  */
 export function solveHops(tokens: readonly string[]): { position: number; hops: number; answer: string }[] {
