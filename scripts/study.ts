@@ -68,6 +68,8 @@ interface RunResult {
   evals: EvalPoint[];
   untiedAt: number | null;
   secondsPerStep?: number;
+  /** Adjacent-layer gradient checks of a tied run: step, mean and smallest cosine over the pairs. */
+  checks?: { step: number; mean: number; min: number }[];
 }
 
 function parseArgs(argv: string[]) {
@@ -103,6 +105,11 @@ function flagValue(flags: string[], name: string): string | undefined {
 function seedTokenizer(out: string, runDir: string, flags: string[]): void {
   const vocab = flagValue(flags, 'vocab-size') ?? '8192';
   const corpus = flagValue(flags, 'corpus') ?? 'brown';
+  // A generated corpus brings its own vocabulary: every run builds the same one.
+  if (corpus.startsWith('synthetic:')) {
+    fs.mkdirSync(runDir, { recursive: true });
+    return;
+  }
   const source = path.join(out, `_tokenizer-${vocab}`);
   if (!fs.existsSync(path.join(source, 'tokenizer.json'))) {
     const res = spawnSync(process.execPath, [cli, 'train', '--steps', '1', '--eval-every', '0', '--save-every', '0', '--vocab-size', vocab, '--corpus', corpus,
@@ -113,11 +120,15 @@ function seedTokenizer(out: string, runDir: string, flags: string[]): void {
   for (const f of Object.values(TOKENIZER_FILES)) if (!fs.existsSync(path.join(runDir, f))) fs.copyFileSync(path.join(source, f), path.join(runDir, f));
 }
 
-function readRun(runDir: string): { evals: EvalPoint[]; untiedAt: number | null } {
+function readRun(runDir: string): { evals: EvalPoint[]; untiedAt: number | null; checks: RunResult['checks'] } {
   const records = readMetrics(path.join(runDir, 'metrics.jsonl'));
   const evals = records.filter((r) => r.type === 'eval') as unknown as EvalPoint[];
   const untie = records.find((r) => r.type === 'untie');
-  return { evals, untiedAt: untie ? untie.step : null };
+  const checks = records.filter((r) => r.type === 'sharing_check' && Array.isArray(r.pairs)).map((r) => {
+    const cosines = (r.pairs as { cosine: number }[]).map((p) => p.cosine);
+    return { step: r.step, mean: cosines.reduce((a, b) => a + b, 0) / cosines.length, min: Math.min(...cosines) };
+  });
+  return { evals, untiedAt: untie ? untie.step : null, checks };
 }
 
 /** A finished run's committed records: its config and metrics, no checkpoints. */
@@ -264,9 +275,9 @@ async function main() {
   const resultsFile = path.join(args.records, 'results.json');
   const previous = fs.existsSync(resultsFile) ? (JSON.parse(fs.readFileSync(resultsFile, 'utf8')) as { runs: RunResult[] }) : { runs: [] };
   const runs: RunResult[] = names.map((variant) => {
-    const { evals, untiedAt } = readRun(recordsOf(args, variant));
+    const { evals, untiedAt, checks } = readRun(recordsOf(args, variant));
     const old = previous.runs.find((r) => r.variant === variant);
-    return { variant, flags: flagsOf(variant), evals, untiedAt, secondsPerStep: old?.secondsPerStep };
+    return { variant, flags: flagsOf(variant), evals, untiedAt, secondsPerStep: old?.secondsPerStep, ...(checks && checks.length > 0 ? { checks } : {}) };
   });
   if (args.time) {
     for (const r of runs) {
@@ -277,7 +288,8 @@ async function main() {
   const machine = `${os.cpus()[0]?.model ?? 'unknown CPU'}, ${os.availableParallelism()} cores`;
   // Runs this call did not name (--only) stay in results.json as they were.
   const kept = previous.runs.filter((r) => !names.includes(r.variant));
-  fs.writeFileSync(resultsFile, JSON.stringify({ plan: args.plan, about: plan.about, common: plan.common, machine, runs: [...kept, ...runs] }, null, 1) + '\n');
+  const summary = plan.summarize?.([...kept, ...runs]);
+  fs.writeFileSync(resultsFile, JSON.stringify({ plan: args.plan, about: plan.about, common: plan.common, machine, ...(summary ? { summary: summary.json } : {}), runs: [...kept, ...runs] }, null, 1) + '\n');
 
   // The summary: the last eval of each run, its distance to the unigram line, and s/step where timed.
   const rows = runs.map((r) => {
@@ -289,8 +301,8 @@ async function main() {
     const sps = r.secondsPerStep !== undefined ? r.secondsPerStep.toFixed(3) : '-';
     return `${r.variant.padEnd(28)} step ${String(last.step).padStart(5)}  loss ${last.val_loss.toFixed(3)}  acc ${(100 * last.val_acc).toFixed(2)}%  unigram-gap ${gap}  acc/unigram ${ratio}  s/step ${sps}  curve ${curve}`;
   });
-  console.log(`${args.plan}: ${plan.about}\n${machine}\n${rows.join('\n')}`);
-  if (args.report) await drawReport(args.records, args.plan, plan, machine, runs);
+  console.log(`${args.plan}: ${plan.about}\n${machine}\n${rows.join('\n')}${summary ? `\n\n${summary.text}` : ''}`);
+  if (args.report) await drawReport(args.records, args.plan, plan, machine, [...kept, ...runs], summary?.blocks ?? []);
 }
 
 /**
@@ -387,7 +399,7 @@ function withoutGrowth(flags: string[]): string[] {
 }
 
 /** DIR/report.html: the study's curves, checked in Chromium, with a screenshot beside it. */
-async function drawReport(out: string, name: string, plan: Plan, machine: string, runs: RunResult[]): Promise<void> {
+async function drawReport(out: string, name: string, plan: Plan, machine: string, runs: RunResult[], planBlocks: Block[]): Promise<void> {
   const withEvals = runs.filter((r) => r.evals.length > 0);
   const unigram = withEvals.find((r) => r.evals[0].unigram_val_loss !== undefined)?.evals[0].unigram_val_loss;
   const refLines = unigram !== undefined ? [{ y: unigram, label: `unigram ${unigram.toFixed(3)}` }] : [];
@@ -409,6 +421,7 @@ async function drawReport(out: string, name: string, plan: Plan, machine: string
       + `<td>${last.val_loss.toFixed(3)}</td><td>${(100 * last.val_acc).toFixed(2)}%</td><td>${r.secondsPerStep?.toFixed(3) ?? '-'}</td></tr>`;
   });
   blocks.push({ kind: 'html', html: `<table><tr><th>variant</th><th>flags</th><th>step</th><th>val loss</th><th>val acc</th><th>s/step</th></tr>${rows.join('')}</table>` });
+  blocks.splice(1, 0, ...planBlocks);
   const file = path.join(out, 'report.html');
   fs.writeFileSync(file, renderPage({ title: `untie study: ${name}`, blocks }));
   await checkPage(file, path.join(out, 'report.png'), { waitFor: '[data-chart="loss-step"] canvas' });

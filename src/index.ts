@@ -25,7 +25,12 @@ export { BertForMaskedLM, bertParameterCount, defaultBertConfig, type BertConfig
 export { GptLMHeadModel, gptParameterCount, defaultGptConfig, type GptConfig } from './models/gpt.js';
 export type { LanguageModel, LmBatch, LmOutput, ModelKind, TokenBatch } from './models/lm.js';
 export { CausalDataset, causalWindows, makeCausalBatch, tokenStream, buildCausalValidationBatches } from './data/causal.js';
-export { trainTokenizer, loadTokenizer, type WordPieceTokenizer } from './data/tokenizer.js';
+export { trainTokenizer, loadTokenizer, tokenizerFromVocabulary, type WordPieceTokenizer } from './data/tokenizer.js';
+export { makeTargetBatch, type TargetSequence } from './data/mlm.js';
+export {
+  SYNTHETIC_TASKS, SyntheticDataset, parseSyntheticCorpus, isSyntheticCorpus, syntheticTokenizer, syntheticValidation, solveHops, solveExpr,
+  type SyntheticExample, type SyntheticTask,
+} from './data/synthetic/index.js';
 export { bertPreTokenize, learnWordPieceVocab } from './data/wordpiece.js';
 export { BertForTokenClassification, BertForSequenceClassification, BertClassifier, newClassifier } from './models/heads.js';
 export { DeepLinearNetwork } from './models/linear.js';
@@ -59,7 +64,7 @@ export { PALETTE, escapeHtml, raw, table, formatNumber, formatSeconds, type Cell
 export { renderPage, viewOfPage } from './report/page.js';
 export { readRun, readFinetunes, isRunDir, listRunDirs, MetricsFollower, type RunData, type FinetuneSummary } from './report/read.js';
 export {
-  runView, runReportHtml, writeRunReport, runsIndexView, lossChart, accuracyChart, learningRateChart, gradNormChart, throughputChart,
+  runView, runReportHtml, writeRunReport, runsIndexView, lossChart, accuracyChart, difficultyChart, learningRateChart, gradNormChart, throughputChart,
   cosineHeatmap, cosineChart, groupBands, eventMarkers, summaryTable, eventsTable, configTable, finetuneTable, secondsClock, sharingEvents, type XAxis,
 } from './report/run.js';
 export { startServer, type ServeOptions, type RunningServer } from './serve/server.js';

@@ -53,7 +53,7 @@ const NUMERIC: Record<string, [keyof RunConfig, string, boolean, string]> = {
 
 const STRINGS: Record<string, [keyof RunConfig | null, string, string]> = {
   model: ['model', 'kind', 'bert (an encoder, masked LM) | gpt (a decoder, GPT-2\'s layout, next-token LM)'],
-  corpus: ['data', 'corpus', '"brown" (built in) or a text file or folder of .txt files'],
+  corpus: ['data', 'corpus', '"brown" (built in), a text file or folder of .txt files, or a generated corpus: synthetic:hops[:symbols=8,hops=4,map=cycle] | synthetic:expr[:modulus=5,depth=4] (docs/depth.md)'],
   out: [null, 'outDir', 'folder that holds run folders'],
   name: [null, 'name', 'run folder name (default: <preset>-<date>)'],
   optimizer: ['train', 'optimizer', 'adamw | lamb'],
@@ -236,6 +236,7 @@ export async function run(argv: string[]): Promise<number> {
   if (values.json) {
     console.log(JSON.stringify({
       run_dir: result.runDir, steps: result.steps, final_val_loss: result.finalValLoss, final_val_acc: result.finalValAcc,
+      ...(result.finalValAccByDifficulty ? { difficulty: result.difficulty, final_val_acc_by_difficulty: result.finalValAccByDifficulty } : {}),
       unigram_val_loss: result.unigramValLoss, unigram_val_acc: result.unigramValAcc,
       seconds: result.seconds, kernels: kernels().name, threads: kernels().getThreads(), ...(config.train.budget > 0 ? { budget: config.train.budget } : {}), untied_at: result.untiedAt, parameters: result.parameters, unique_parameters: result.uniqueParameters,
     }));
@@ -245,6 +246,9 @@ export async function run(argv: string[]): Promise<number> {
       `steps: ${result.steps}   final validation loss: ${result.finalValLoss.toFixed(4)} (unigram ${result.unigramValLoss.toFixed(4)})   ` +
         `accuracy: ${(100 * result.finalValAcc).toFixed(2)}% (unigram ${(100 * result.unigramValAcc).toFixed(2)}%)`,
     );
+    if (result.finalValAccByDifficulty) {
+      console.log(`accuracy by ${result.difficulty}: ${Object.entries(result.finalValAccByDifficulty).map(([d, a]) => `${d}: ${(100 * a).toFixed(2)}%`).join(', ')}`);
+    }
     const tying = result.untiedAt !== null ? `untied after step ${result.untiedAt}` : result.uniqueParameters === result.parameters ? 'were never tied' : 'stayed tied';
     console.log(`layers ${tying}; ${result.uniqueParameters.toLocaleString('en-US')} unique of ${result.parameters.toLocaleString('en-US')} parameters at the end; ${result.seconds.toFixed(1)} s of training`);
   }

@@ -40,6 +40,11 @@ export interface MlmBatch {
   labels: Int32Array;
   batchSize: number;
   seqLen: number;
+  /**
+   * [batchSize, seqLen], a generated corpus's difficulty of the target at each
+   * labelled position (its hop count, its depth; 0 elsewhere). Absent for text.
+   */
+  difficulty?: Int32Array;
 }
 
 export interface MaskingConfig {
@@ -152,6 +157,49 @@ export function makeMaskedBatch(
   }
   maskTokens(inputIds, labels, batchSize, seqLen, masking, rng);
   return { inputIds, tokenTypeIds, attentionMask, labels, batchSize, seqLen };
+}
+
+/** A sequence whose targets are given (a generated corpus's answers), not drawn at random. */
+export interface TargetSequence {
+  /** Token ids with the answers in place. */
+  ids: Int32Array;
+  /** Positions of the targets. */
+  targets: Int32Array;
+  /** Each target's difficulty (>= 1), in the order of `targets`. */
+  difficulty: Int32Array;
+  /** The token shown at each target instead of [MASK] (a query token that says what is asked); default [MASK]. */
+  shown?: Int32Array;
+}
+
+/**
+ * Pads `sequences` into one batch of seqLen and masks exactly their target
+ * positions: each becomes [MASK] or the sequence's own query token there
+ * (never a random token or the answer itself, which would give the answer
+ * away or teach that it is sometimes shown), its label the answer, its
+ * difficulty recorded.
+ */
+export function makeTargetBatch(sequences: readonly TargetSequence[], seqLen: number, ids: { maskId: number; padId: number }): MlmBatch {
+  const batchSize = sequences.length;
+  const inputIds = new Int32Array(batchSize * seqLen).fill(ids.padId);
+  const tokenTypeIds = new Int32Array(batchSize * seqLen);
+  const attentionMask = new Float32Array(batchSize * seqLen);
+  const labels = new Int32Array(batchSize * seqLen).fill(IGNORE_INDEX);
+  const difficulty = new Int32Array(batchSize * seqLen);
+  for (let b = 0; b < batchSize; b++) {
+    const seq = sequences[b];
+    check(seq.ids.length <= seqLen, `A sequence of ${seq.ids.length} tokens does not fit the sequence length ${seqLen}.`);
+    check(seq.targets.length > 0 && seq.targets.length === seq.difficulty.length, 'A generated sequence must have targets, each with a difficulty.');
+    const row = b * seqLen;
+    inputIds.set(seq.ids, row);
+    attentionMask.fill(1, row, row + seq.ids.length);
+    seq.targets.forEach((t, i) => {
+      check(t >= 0 && t < seq.ids.length, `A target position ${t} lies outside its sequence of ${seq.ids.length} tokens.`);
+      labels[row + t] = seq.ids[t];
+      inputIds[row + t] = seq.shown ? seq.shown[i] : ids.maskId;
+      difficulty[row + t] = seq.difficulty[i];
+    });
+  }
+  return { inputIds, tokenTypeIds, attentionMask, labels, batchSize, seqLen, difficulty };
 }
 
 /** The 80/10/10 masking, in place on inputIds ([batch, seqLen]); writes labels. */

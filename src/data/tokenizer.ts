@@ -223,6 +223,22 @@ export async function trainTokenizer(
   return result;
 }
 
+/**
+ * A tokenizer over a given vocabulary (the five specials, then `tokens` in
+ * order): a generated corpus's own, not learned. Each token must be one word
+ * the BERT pre-tokenizer keeps whole (lowercase letters and digits, or one
+ * punctuation mark), so that its text encodes back to exactly its id.
+ */
+export function tokenizerFromVocabulary(tokens: readonly string[]): WordPieceTokenizer {
+  const vocab: Record<string, number> = {};
+  SPECIAL_TOKENS.forEach((token, id) => (vocab[token] = id));
+  for (const token of tokens) {
+    check(/^([a-z0-9]+|[^\sa-zA-Z0-9])$/.test(token) && !Object.hasOwn(vocab, token), `tokenizerFromVocabulary: ${JSON.stringify(token)} is not a new single word`);
+    vocab[token] = Object.keys(vocab).length;
+  }
+  return new WordPieceTokenizer(buildBertTokenizer(vocab));
+}
+
 /** The whole pipeline around a WordPiece vocabulary: BERT uncased normalizer and pre-tokenizer, [CLS] A [SEP] template, specials. */
 function buildBertTokenizer(vocab: Record<string, number>): Tokenizer {
   const tokenizer = newBertTokenizer(WordPiece.init(vocab, { unkToken: '[UNK]', continuingSubwordPrefix: '##' }));

@@ -94,6 +94,8 @@ export interface EvalPoint {
   seconds: number;
   valLoss: number;
   valAcc: number;
+  /** A generated corpus's accuracy per difficulty (hop count, depth), as metrics.jsonl logs it. */
+  valAccByDifficulty?: Record<string, number>;
 }
 
 export interface RunRecord {
@@ -517,7 +519,10 @@ export function runRecordFrom(records: MetricRecord[], meta: { runDir: string; p
   let threshold: number | null = null, seconds = 0;
   for (const r of records) {
     if (r.type === 'eval') {
-      evals.push({ step: r.step, seconds: Number(r.elapsed ?? NaN), valLoss: Number(r.val_loss), valAcc: Number(r.val_acc) });
+      evals.push({
+        step: r.step, seconds: Number(r.elapsed ?? NaN), valLoss: Number(r.val_loss), valAcc: Number(r.val_acc),
+        ...(r.val_acc_by_difficulty && typeof r.val_acc_by_difficulty === 'object' ? { valAccByDifficulty: r.val_acc_by_difficulty as Record<string, number> } : {}),
+      });
       if (typeof r.unigram_val_loss === 'number') unigramValLoss = r.unigram_val_loss;
       if (typeof r.unigram_val_acc === 'number') unigramValAcc = r.unigram_val_acc;
     } else if (r.type === 'train') {

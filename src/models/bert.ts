@@ -315,8 +315,18 @@ export class BertForMaskedLM extends Module implements LanguageModel {
     const targets = Int32Array.from(positions, (p) => b.labels[p]);
     const logits = anomalyScope('cls.predictions', () => this.logitsAt(hidden, pos));
     const loss = anomalyScope('the MLM loss', () => ops.crossEntropy(logits, targets));
-    const correct = opts.accuracy !== false ? countCorrect(logits.data, targets, this.config.vocabSize) : 0;
-    return { loss, correct, count: targets.length };
+    const V = this.config.vocabSize;
+    let correct = 0;
+    const hits = new Uint8Array(targets.length);
+    for (let r = 0; opts.accuracy !== false && r < targets.length; r++) {
+      let best = 0;
+      for (let v = 1; v < V; v++) if (logits.data[r * V + v] > logits.data[r * V + best]) best = v;
+      if (best === targets[r]) {
+        correct++;
+        hits[r] = 1;
+      }
+    }
+    return { loss, correct, count: targets.length, hits };
   }
 
   /** The trainer's name for the objective's loss: here, masked LM. */

@@ -34,6 +34,8 @@ export interface LmOutput {
   /** Labelled positions predicted correctly (0 when not asked for), and how many there were. */
   correct: number;
   count: number;
+  /** Per labelled position, in flat order: 1 where predicted correctly (an encoder's, for accuracy by difficulty; all 0 without accuracy). */
+  hits?: Uint8Array;
 }
 
 export interface LanguageModel extends Module {

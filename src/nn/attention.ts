@@ -30,6 +30,8 @@ export class MultiHeadSelfAttention extends Module {
   readonly output: DenseLayerNorm;
   private readonly attnDropout: Dropout;
   readonly headDim: number;
+  /** Called with each forward's attention probabilities (B, H, T, T), for analysis (what a layer looks at); null in training. */
+  watch: ((probs: Tensor) => void) | null = null;
 
   constructor(readonly hidden: number, readonly heads: number, dropoutP: number, rng: Rng, opts: { std?: number; eps?: number; dropoutRng?: Rng; bias?: boolean } = {}) {
     super();
@@ -48,7 +50,7 @@ export class MultiHeadSelfAttention extends Module {
    */
   forward(x: Tensor, keyMask: Float32Array | null): Tensor {
     const [, T] = x.shape;
-    return this.output.dense.forward(attend(x, this.self, this.heads, this.attnDropout, keyMask, this.heads * T));
+    return this.output.dense.forward(attend(x, this.self, this.heads, this.attnDropout, keyMask, this.heads * T, this.watch));
   }
 }
 
@@ -59,7 +61,10 @@ export class MultiHeadSelfAttention extends Module {
  * mask (B, T) with maskGroup H*T, or a full (B*H*T, T) mask with maskGroup 1
  * (the decoder's causal one).
  */
-export function attend(x: Tensor, proj: { query: Linear; key: Linear; value: Linear }, heads: number, attnDropout: Dropout, mask: Float32Array | null, maskGroup: number): Tensor {
+export function attend(
+  x: Tensor, proj: { query: Linear; key: Linear; value: Linear }, heads: number, attnDropout: Dropout, mask: Float32Array | null, maskGroup: number,
+  watch?: ((probs: Tensor) => void) | null,
+): Tensor {
   const [B, T, C] = x.shape;
   const D = C / heads;
   // Q, K and V in one GEMM, each (B, H, T, D); the three Linears keep their own parameters and gradients.
@@ -67,6 +72,7 @@ export function attend(x: Tensor, proj: { query: Linear; key: Linear; value: Lin
   const [q, k, v] = ops.linearHeads(x, [query.weight, key.weight, value.weight], [query.bias, key.bias, value.bias], heads);
   const scores = ops.matmul(q, k, { transB: true }); // (B, H, T, T)
   const probs = attnDropout.forward(ops.softmax(scores, { scale: 1 / Math.sqrt(D), mask, maskGroup }));
+  watch?.(probs);
   const context = ops.matmul(probs, v); // (B, H, T, D)
   return ops.reshape(ops.permute(context, [0, 2, 1, 3]), [B, T, C]);
 }

@@ -12,6 +12,7 @@
 import path from 'node:path';
 import type { MetricRecord } from '../train/metrics.js';
 import { describeGroups, parseShare, planGroups, type Groups } from '../sharing/plan.js';
+import { isSyntheticCorpus, parseSyntheticCorpus } from '../data/synthetic/index.js';
 import type { Block, GroupBands, Heatmap, LineChart, LineSeries, Marker, View } from './blocks.js';
 import { PALETTE, escapeHtml, formatNumber, formatSeconds, raw, table, type Cell } from './html.js';
 import { renderPage } from './page.js';
@@ -227,6 +228,58 @@ export function lossChart(runs: RunData[], x: XAxis, id = `loss-${x}`): LineChar
 
 export function accuracyChart(runs: RunData[], x: XAxis, id = `accuracy-${x}`): LineChart {
   return chart(id, `${decoders(runs) ? 'Next-token' : 'Masked-token'} accuracy against ${X_LABEL[x]}`, x, 'accuracy (%)', metricSeries(runs, ACCURACY, x), runs);
+}
+
+/** What a generated corpus's difficulties count ("hops", "depth"), from the run's --corpus; "difficulty" when unknown. */
+function difficultyName(run: RunData): string {
+  const corpus = configValue(run, 'data', 'corpus');
+  if (typeof corpus !== 'string' || !isSyntheticCorpus(corpus)) return 'difficulty';
+  try {
+    return parseSyntheticCorpus(corpus).difficulty;
+  } catch {
+    return 'difficulty';
+  }
+}
+
+/** The difficulties (hop counts, depths) a run's evaluations report accuracy for, in order. */
+function difficultiesOf(run: RunData): string[] {
+  return memo(run, 'difficulties', () => {
+    const seen = new Set<string>();
+    for (const r of recordsOf(run, 'eval')) {
+      const by = r.val_acc_by_difficulty;
+      if (by && typeof by === 'object') for (const k of Object.keys(by)) seen.add(k);
+    }
+    return [...seen].sort((a, b) => Number(a) - Number(b));
+  });
+}
+
+/**
+ * Validation accuracy of each difficulty of a generated corpus (hop count,
+ * nesting depth) against steps: which difficulty a model has learned, and
+ * when. Null for runs on text.
+ */
+export function difficultyChart(runs: RunData[], x: XAxis, id = `difficulty-${x}`): LineChart | null {
+  const withLevels = runs.filter((r) => difficultiesOf(r).length > 0);
+  if (withLevels.length === 0) return null;
+  const name = difficultyName(withLevels[0]);
+  const series: LineSeries[] = [];
+  withLevels.forEach((run) => {
+    const clock = x === 'seconds' ? secondsClock(run) : null;
+    difficultiesOf(run).forEach((level, j) => {
+      const xs: number[] = [], ys: number[] = [];
+      for (const r of recordsOf(run, 'eval')) {
+        const v = (r.val_acc_by_difficulty as Record<string, unknown> | undefined)?.[level];
+        if (typeof v !== 'number' || !Number.isFinite(v)) continue;
+        const at = clock ? num(r, 'elapsed') ?? clock(r.step) : r.step;
+        if (at === null) continue;
+        xs.push(round(at));
+        ys.push(round(100 * v));
+      }
+      const label = `${name} ${level}`;
+      series.push({ label: runs.length > 1 ? `${run.name} ${label}` : label, color: runColor(j), points: true, x: xs, y: ys });
+    });
+  });
+  return chart(id, `Validation accuracy by ${name} against ${X_LABEL[x]}`, x, 'accuracy (%)', series, runs);
 }
 
 export function learningRateChart(runs: RunData[], id = 'lr'): LineChart {
@@ -587,10 +640,14 @@ export function runView(run: RunData, opts: { now?: number } = {}): View {
   const blocks: Block[] = [
     { kind: 'html', html: describeRun(run) + notes(run) + summaryTable(runs, opts) },
     { kind: 'section', title: 'Loss and accuracy', blocks: [{ kind: 'grid', blocks: [lossChart(runs, 'step'), lossChart(runs, 'seconds'), accuracyChart(runs, 'step'), accuracyChart(runs, 'seconds')] }] },
-    { kind: 'section', title: 'Optimisation', blocks: [{ kind: 'grid', blocks: [learningRateChart(runs), gradNormChart(runs), throughputChart(runs)] }] },
   ];
   const finetunes = finetuneTable(run);
   if (finetunes) blocks.push({ kind: 'section', title: 'Fine-tuning', blocks: [{ kind: 'html', html: finetunes }] });
+  const byDifficulty = [difficultyChart(runs, 'step'), difficultyChart(runs, 'seconds')].filter((c): c is LineChart => c !== null);
+  if (byDifficulty.length > 0) blocks.push({ kind: 'section', title: `Accuracy by ${difficultyName(run)}`, blocks: [{ kind: 'grid', blocks: byDifficulty }] });
+  blocks.push(
+    { kind: 'section', title: 'Optimisation', blocks: [{ kind: 'grid', blocks: [learningRateChart(runs), gradNormChart(runs), throughputChart(runs)] }] },
+  );
   const checks = recordsOf(run, 'sharing_check').length;
   const plan = initialGroups(run);
   const tied = (plan?.some((g) => g.length > 1) ?? false) || sharingEvents(run).some((e) => e.groups?.some((g) => g.length > 1));

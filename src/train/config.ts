@@ -13,9 +13,10 @@ import { AdaptiveCriterion, FixedCriterion, MultiCriterion, parseCriterion, type
 import { parseStatistic } from '../sharing/statistics.js';
 import { parseGrowth, type GrowthOptions } from '../sharing/growth.js';
 import { parseShare, planGroups, type Groups } from '../sharing/plan.js';
+import { checkFits, isSyntheticCorpus, parseSyntheticCorpus } from '../data/synthetic/index.js';
 
 export interface DataConfig {
-  /** "brown" (the built-in corpus) or a path to a text file or folder. */
+  /** "brown" (the built-in corpus), a path to a text file or folder, or a generated corpus (synthetic:NAME[:key=value,...]). */
   corpus: string;
   validationFraction: number;
   /** Seed of the train/validation split, kept apart from the training seed so runs with different seeds validate on the same documents. */
@@ -281,6 +282,10 @@ export function validateRunConfig(cfg: RunConfig): void {
   if (!(t.lr > 0)) throw new UntieError(`train.lr must be > 0, got ${t.lr}`);
   if (t.optimizer !== 'adamw' && t.optimizer !== 'lamb') throw new UntieError(`train.optimizer must be "adamw" or "lamb", got "${t.optimizer}"`);
   if (!['', 'pos', 'spam'].includes(t.probe)) throw new UntieError(`--probe must be "pos" or "spam" (or left out), got "${t.probe}"`);
+  if (isSyntheticCorpus(d.corpus)) {
+    checkFits(parseSyntheticCorpus(d.corpus), d.seqLen);
+    if (t.probe) throw new UntieError(`--probe ${t.probe} scores an English task, which a model of the generated corpus ${d.corpus} has no words for: leave --probe out`);
+  }
   if (!['linear', 'cosine', 'constant'].includes(t.schedule)) throw new UntieError(`train.schedule must be "linear", "cosine" or "constant", got "${t.schedule}"`);
   if (!(t.warmupFraction >= 0 && t.warmupFraction < 1)) throw new UntieError(`train.warmupFraction must be in [0, 1), got ${t.warmupFraction}`);
   if (!(cfg.model.initStd > 0)) throw new UntieError(`model.initStd must be > 0, got ${cfg.model.initStd}`);

@@ -4,12 +4,18 @@
  * folder, tokenize, and build the dataset and the fixed validation set of the
  * model's objective: masked sequences packed from sentences (BERT), or
  * windows of one token stream with next-token targets (GPT).
+ * A generated corpus (`--corpus synthetic:NAME`) is generated instead (src/data/synthetic).
  */
+import path from 'node:path';
 import { countWords, loadBrown, loadTextCorpus, sentenceText, splitDocuments, type Document } from '../data/corpus.js';
 import { CausalDataset, NOT_IN_STREAM, buildCausalValidationBatches, causalWindows, tokenStream } from '../data/causal.js';
 import { MlmDataset, buildValidationBatches, maskingConfig, packSequences, tokenizeDocuments } from '../data/mlm.js';
-import { loadOrTrainTokenizer, type WordPieceTokenizer } from '../data/tokenizer.js';
+import {
+  SyntheticDataset, answerSample, isSyntheticCorpus, parseSyntheticCorpus, syntheticTokenizer, syntheticValidation, type SyntheticTask,
+} from '../data/synthetic/index.js';
+import { hasTokenizer, loadOrTrainTokenizer, loadTokenizer, TOKENIZER_FILES, type WordPieceTokenizer } from '../data/tokenizer.js';
 import { unigramModel, unigramScore, type UnigramScore } from '../data/unigram.js';
+import { UntieError } from '../errors.js';
 import type { LmBatch, ModelKind } from '../models/lm.js';
 import type { DataConfig } from './config.js';
 
@@ -17,8 +23,12 @@ export interface PreparedData {
   tokenizer: WordPieceTokenizer;
   /** True when the tokenizer was trained now (saved into runDir unless `save: false`). */
   tokenizerTrained: boolean;
+  /** Text corpora: the objective's batches in a seeded order; generated ones: a fresh sequence per draw, its answers masked. */
   train: TrainingStream;
   validation: LmBatch[];
+  /** The generated corpus's task (null for text): what its targets' difficulties count. */
+  task: SyntheticTask | null;
+  /** Text corpora's training documents and packed sequences (0 for a generated corpus: its stream has no end). */
   trainDocuments: number;
   /** Packed sequences (BERT) or full windows (GPT) the training split gives. */
   trainSequences: number;
@@ -70,7 +80,7 @@ async function corpusAndTokenizer(cfg: DataConfig, runDir: string, given?: WordP
  * every run folder, so all its runs share one vocabulary.
  */
 export async function prepareTokenizer(cfg: DataConfig, dir: string): Promise<WordPieceTokenizer> {
-  const { tokenizer, trained } = await corpusAndTokenizer(cfg, dir);
+  const { tokenizer, trained } = isSyntheticCorpus(cfg.corpus) ? taskAndTokenizer(cfg, dir) : await corpusAndTokenizer(cfg, dir);
   if (trained) tokenizer.save(dir, { modelMaxLength: cfg.seqLen });
   return tokenizer;
 }
@@ -117,6 +127,10 @@ export async function prepareData(
 ): Promise<PreparedData> {
   const kind = options.kind ?? 'bert';
   const { tokenizer, trained, train, validation, validationShare, tokenize } = await corpusAndTokenizer(cfg, runDir);
+  if (isSyntheticCorpus(cfg.corpus)) {
+    if (kind === 'gpt') throw new UntieError(`--corpus ${cfg.corpus} masks its answers for an encoder; --model gpt trains on text: use --model bert, or a text corpus`);
+    return prepareSynthetic(cfg, seed, runDir, batchSize, options);
+  }
   if (trained && (options.save ?? true)) tokenizer.save(runDir, { modelMaxLength: cfg.seqLen });
   const { examples, tokens, unigram } = trainingExamples(cfg, kind, await tokenize(train), tokenizer);
   const valBatches = validationBatches(cfg, kind, await tokenize(validation), tokenizer, batchSize);
@@ -125,6 +139,7 @@ export async function prepareData(
     tokenizerTrained: trained,
     train: trainingStream(cfg, kind, examples, tokenizer, seed),
     validation: valBatches,
+    task: null,
     trainDocuments: train.length,
     trainSequences: examples.length,
     trainTokens: tokens,
@@ -145,6 +160,12 @@ export async function prepareData(
 export function describeData(cfg: DataConfig, data: PreparedData, steps: number | null, sequencesPerStep: number, kind: ModelKind = 'bert'): { summary: string; warnings: string[] } {
   const n = (x: number) => x.toLocaleString('en-US');
   const uni = data.unigram;
+  if (data.task) {
+    // A generated corpus: a fresh sequence at every draw, so no passes to count and no split to skew.
+    const summary = `data: ${cfg.corpus}: generated, a fresh sequence per draw (${sequencesPerStep} a step); ${n(data.validationSequences)} validation sequences: ` +
+      `${n(uni.count)} masked validation tokens; vocabulary ${n(data.tokenizer.vocabSize)}`;
+    return { summary, warnings: uni.count < MIN_VALIDATION_TOKENS ? [fewValidationTokens(uni.count, 'a larger --eval-batches, or --eval-batches 0')] : [] };
+  }
   const epochs = steps === null ? null : (steps * sequencesPerStep) / data.trainSequences;
   const vocab = data.tokenizer.vocabSize;
   // What validation scores: the masked tokens (BERT), or every next token (GPT).
@@ -158,11 +179,7 @@ export function describeData(cfg: DataConfig, data: PreparedData, steps: number 
     warnings.push(`the vocabulary has ${n(vocab)} tokens, not the ${n(cfg.vocabSize)} asked (--vocab-size): the training text holds no more distinct word pieces.`);
   }
   if (uni.count < MIN_VALIDATION_TOKENS) {
-    warnings.push(
-      `validation scores only ${n(uni.count)} ${scored} tokens (fewer than ${n(MIN_VALIDATION_TOKENS)}): one token more or less predicted right moves its accuracy by ` +
-        `${(100 / uni.count).toFixed(2)} points, and its loss is as noisy, so the validation numbers cannot be trusted. ` +
-        'Use more text, a larger --validation-fraction, or --eval-batches 0 (every validation sequence).',
-    );
+    warnings.push(fewValidationTokens(uni.count, 'more text, a larger --validation-fraction, or --eval-batches 0 (every validation sequence)', scored));
   }
   if (data.validationShare > 2 * cfg.validationFraction && data.validationDocuments <= 2) {
     warnings.push(
@@ -180,6 +197,12 @@ export function describeData(cfg: DataConfig, data: PreparedData, steps: number 
   return { summary, warnings };
 }
 
+function fewValidationTokens(count: number, remedy: string, scored = 'masked'): string {
+  const n = (x: number) => x.toLocaleString('en-US');
+  return `validation scores only ${n(count)} ${scored} tokens (fewer than ${n(MIN_VALIDATION_TOKENS)}): one token more or less predicted right moves its accuracy by ` +
+    `${(100 / count).toFixed(2)} points, and its loss is as noisy, so the validation numbers cannot be trusted. Use ${remedy}.`;
+}
+
 /** Below this many masked validation tokens, a run's validation numbers are mostly noise (the default run scores about 4,900). */
 const MIN_VALIDATION_TOKENS = 1000;
 /** Above this many passes over the training text, a run is memorising it rather than learning the language. */
@@ -192,6 +215,10 @@ const MAX_EPOCHS = 40;
 export async function prepareEvaluation(
   cfg: DataConfig, runDir: string, batchSize: number, tokenizer?: WordPieceTokenizer, kind: ModelKind = 'bert',
 ): Promise<{ validation: LmBatch[]; unigram: UnigramScore }> {
+  if (isSyntheticCorpus(cfg.corpus)) {
+    const { validation, unigram } = syntheticData(cfg, runDir, batchSize, tokenizer);
+    return { validation, unigram };
+  }
   const { tokenizer: used, train, validation, tokenize } = await corpusAndTokenizer(cfg, runDir, tokenizer);
   const batches = validationBatches(cfg, kind, await tokenize(validation), used, batchSize);
   const { unigram } = trainingExamples(cfg, kind, await tokenize(train), used);
@@ -204,6 +231,55 @@ export async function prepareEvaluation(
  * checkpoint's) defaults to runDir's.
  */
 export async function prepareValidation(cfg: DataConfig, runDir: string, batchSize: number, tokenizer?: WordPieceTokenizer, kind: ModelKind = 'bert'): Promise<LmBatch[]> {
+  if (isSyntheticCorpus(cfg.corpus)) {
+    const { task } = taskAndTokenizer(cfg, runDir, tokenizer);
+    return syntheticValidation(task, { seqLen: cfg.seqLen, batchSize, count: validationCount(cfg, batchSize), splitSeed: cfg.splitSeed });
+  }
   const { tokenizer: used, validation, tokenize } = await corpusAndTokenizer(cfg, runDir, tokenizer);
   return validationBatches(cfg, kind, await tokenize(validation), used, batchSize);
+}
+
+/** Validation sequences of a generated corpus when data.evalBatches is 0 ("all"): it has no end, so a fixed number. */
+export const SYNTHETIC_VALIDATION_SEQUENCES = 1024;
+/** Sequences whose answers make a generated corpus's unigram line. */
+const UNIGRAM_SAMPLE = 2048;
+
+function validationCount(cfg: DataConfig, batchSize: number): number {
+  return cfg.evalBatches > 0 ? cfg.evalBatches * batchSize : SYNTHETIC_VALIDATION_SEQUENCES;
+}
+
+/**
+ * A generated corpus's task and its vocabulary: `given`, else runDir's saved
+ * tokenizer (which must be this task's), else built now (`trained`: the
+ * caller saves it).
+ */
+function taskAndTokenizer(cfg: DataConfig, runDir: string, given?: WordPieceTokenizer): { task: SyntheticTask; tokenizer: WordPieceTokenizer; trained: boolean } {
+  const task = parseSyntheticCorpus(cfg.corpus);
+  const own = syntheticTokenizer(task);
+  const saved = given ?? (hasTokenizer(runDir) ? loadTokenizer(runDir) : null);
+  if (saved && saved.vocab.join('\n') !== own.vocab.join('\n')) {
+    const where = given ? 'the checkpoint\'s tokenizer' : path.join(runDir, TOKENIZER_FILES.tokenizer);
+    throw new UntieError(`${where} is not the vocabulary of ${task.spec} (${saved.vocabSize} tokens, not ${own.vocabSize}): the run was made with other data. Use that data, or another run folder.`);
+  }
+  return { task, tokenizer: saved ?? own, trained: saved === null };
+}
+
+/** A generated corpus's task, vocabulary, validation set (from the split seed) and the answers' unigram line on it. */
+function syntheticData(cfg: DataConfig, runDir: string, batchSize: number, given?: WordPieceTokenizer) {
+  const { task, tokenizer, trained } = taskAndTokenizer(cfg, runDir, given);
+  const validation = syntheticValidation(task, { seqLen: cfg.seqLen, batchSize, count: validationCount(cfg, batchSize), splitSeed: cfg.splitSeed });
+  const unigram = unigramScore(unigramModel(answerSample(task, cfg.seqLen, cfg.splitSeed, UNIGRAM_SAMPLE), tokenizer.vocabSize, tokenizer.specialIds), validation);
+  return { task, tokenizer, trained, validation, unigram };
+}
+
+/** prepareData for `--corpus synthetic:...`: the training stream, the validation set and the unigram line, all generated. */
+function prepareSynthetic(cfg: DataConfig, seed: number, runDir: string, batchSize: number, options: { save?: boolean }): PreparedData {
+  const { task, tokenizer, trained, validation, unigram } = syntheticData(cfg, runDir, batchSize);
+  if (trained && (options.save ?? true)) tokenizer.save(runDir, { modelMaxLength: cfg.seqLen });
+  return {
+    tokenizer, tokenizerTrained: trained, train: new SyntheticDataset(task, cfg.seqLen, seed), validation, task,
+    trainDocuments: 0, trainSequences: 0, trainTokens: 0, validationDocuments: 0, validationShare: 0,
+    validationSequences: validation.reduce((n, b) => n + b.batchSize, 0),
+    unigram,
+  };
 }

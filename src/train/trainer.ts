@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { kernels } from '../backend/index.js';
 import { watchInterrupt } from '../backend/native.js';
+import { IGNORE_INDEX } from '../data/mlm.js';
 import { saveTokenizer } from '../data/tokenizer.js';
 import { UntieError } from '../errors.js';
 import { BertForMaskedLM } from '../models/bert.js';
@@ -58,6 +59,10 @@ export interface TrainResult {
   steps: number;
   finalValLoss: number;
   finalValAcc: number;
+  /** A generated corpus's final validation accuracy per difficulty ("1" -> 0.98, ...); absent for text. */
+  finalValAccByDifficulty?: Record<string, number>;
+  /** What those difficulties count ("hops", "depth"). */
+  difficulty?: string;
   /** The unigram predictor on the same validation targets: the line a model must clearly beat. */
   unigramValLoss: number;
   unigramValAcc: number;
@@ -74,6 +79,8 @@ export interface EvalResult {
   loss: number;
   accuracy: number;
   tokens: number;
+  /** A generated corpus's accuracy per difficulty of its targets (hop count, depth): "1" -> 0.98, ...; absent for text. */
+  byDifficulty?: Record<string, number>;
 }
 
 /**
@@ -93,11 +100,12 @@ export function divergedLoss(loss: number, vocabSize: number): string | null {
   return loss > ceiling ? `${loss.toPrecision(3)} (over 10 ln V = ${ceiling.toFixed(0)})` : null;
 }
 
-/** Mean loss and accuracy of the model's objective over `batches` (dropout off, nothing recorded). */
-export function evaluate(model: LanguageModel, batches: LmBatch[]): EvalResult {
+/** Mean loss and accuracy of the model's objective over `batches` (dropout off, nothing recorded); per difficulty where the batches say it. */
+export function evaluate(model: LanguageModel, batches: (LmBatch & { difficulty?: Int32Array })[]): EvalResult {
   const wasTraining = model.training;
   model.eval();
   let lossSum = 0, correct = 0, count = 0;
+  const levels = new Map<number, { correct: number; count: number }>();
   try {
     noGrad(() => {
       for (const b of batches) {
@@ -107,13 +115,27 @@ export function evaluate(model: LanguageModel, batches: LmBatch[]): EvalResult {
           lossSum += out.loss.item() * out.count;
           correct += out.correct;
           count += out.count;
+          if (!b.difficulty || !out.hits) return;
+          // out.hits follows the labelled positions in flat order.
+          let r = 0;
+          for (let i = 0; i < b.labels.length; i++) {
+            if (b.labels[i] === IGNORE_INDEX) continue;
+            const level = levels.get(b.difficulty[i]) ?? { correct: 0, count: 0 };
+            level.correct += out.hits[r++];
+            level.count++;
+            levels.set(b.difficulty[i], level);
+          }
         });
       }
     });
   } finally {
     model.train(wasTraining);
   }
-  return { loss: lossSum / count, accuracy: correct / count, tokens: count };
+  const result: EvalResult = { loss: lossSum / count, accuracy: correct / count, tokens: count };
+  if (levels.size > 0) {
+    result.byDifficulty = Object.fromEntries([...levels.entries()].sort((a, b) => a[0] - b[0]).map(([d, l]) => [String(d), l.correct / l.count]));
+  }
+  return result;
 }
 
 export function runDirOf(cfg: RunConfig): string {
@@ -240,7 +262,7 @@ async function runTraining(cfg: RunConfig, runDir: string, run: RunSetup, opts: 
     : null;
   let untiedAt: number | null = null;
   for (const e of metrics.previous) if (e.type === 'untie') untiedAt = e.step as number;
-  let lastEval: { loss: number; accuracy: number; step: number } | null = null;
+  let lastEval: (EvalResult & { step: number }) | null = null;
   let interrupted = false;
   const stopping = 'Ctrl-C: stopping after the current step and saving a checkpoint (Ctrl-C again quits at once, without saving).';
   const onSigint = () => {
@@ -350,15 +372,20 @@ async function runTraining(cfg: RunConfig, runDir: string, run: RunSetup, opts: 
         const uni = data.unigram;
         // A decoder's loss is also read as perplexity, exp(loss): the vocabulary it is as unsure as.
         const ppl = decoder ? { val_ppl: Math.exp(ev.loss), unigram_val_ppl: Math.exp(uni.loss) } : {};
+        const byDifficulty = ev.byDifficulty ? { val_acc_by_difficulty: ev.byDifficulty } : {};
         metrics.write({
-          type: 'eval', step: state.step, val_loss: ev.loss, val_acc: ev.accuracy,
+          type: 'eval', step: state.step, val_loss: ev.loss, val_acc: ev.accuracy, ...byDifficulty,
           unigram_val_loss: uni.loss, unigram_val_acc: uni.accuracy, ...ppl, elapsed: state.elapsed,
         });
         tb.addScalars({ 'val/loss': ev.loss, 'val/accuracy': ev.accuracy, 'val/unigram_loss': uni.loss, 'val/unigram_accuracy': uni.accuracy }, state.step);
+        if (ev.byDifficulty && data.task) {
+          for (const [d, acc] of Object.entries(ev.byDifficulty)) tb.addScalar(`val/accuracy_${data.task.difficulty}_${d}`, acc, state.step);
+        }
         progress.note(
           `step ${state.step}: val loss ${ev.loss.toFixed(4)} (unigram ${uni.loss.toFixed(4)}), ` +
             (decoder ? `perplexity ${Math.exp(ev.loss).toFixed(1)} (unigram ${Math.exp(uni.loss).toFixed(1)}), ` : '') +
-            `accuracy ${(100 * ev.accuracy).toFixed(2)}% (unigram ${(100 * uni.accuracy).toFixed(2)}%)`,
+            `accuracy ${(100 * ev.accuracy).toFixed(2)}% (unigram ${(100 * uni.accuracy).toFixed(2)}%)` +
+            (ev.byDifficulty && data.task ? `; by ${data.task.difficulty}: ${Object.entries(ev.byDifficulty).map(([d, a]) => `${d}: ${(100 * a).toFixed(1)}%`).join(', ')}` : ''),
         );
         if (probeData && model instanceof BertForMaskedLM) {
           const probeStart = performance.now();
@@ -400,6 +427,7 @@ async function runTraining(cfg: RunConfig, runDir: string, run: RunSetup, opts: 
   const final = lastEval ?? { ...checkedEvaluate(model, data.validation, data.tokenizer.vocabSize, runDir, state.step), step: state.step };
   return {
     runDir, steps: state.step, finalValLoss: final.loss, finalValAcc: final.accuracy,
+    ...(final.byDifficulty && data.task ? { finalValAccByDifficulty: final.byDifficulty, difficulty: data.task.difficulty } : {}),
     unigramValLoss: data.unigram.loss, unigramValAcc: data.unigram.accuracy, seconds: state.elapsed, untiedAt,
     uniqueParameters: sharing.uniqueParameterCount(named), parameters: named.reduce((n, [, p]) => n + p.size, 0), interrupted,
   };
