@@ -126,11 +126,11 @@ export async function prepareData(
   cfg: DataConfig, seed: number, runDir: string, batchSize: number, options: { save?: boolean; kind?: ModelKind } = {},
 ): Promise<PreparedData> {
   const kind = options.kind ?? 'bert';
-  const { tokenizer, trained, train, validation, validationShare, tokenize } = await corpusAndTokenizer(cfg, runDir);
   if (isSyntheticCorpus(cfg.corpus)) {
     if (kind === 'gpt') throw new UntieError(`--corpus ${cfg.corpus} masks its answers for an encoder; --model gpt trains on text: use --model bert, or a text corpus`);
     return prepareSynthetic(cfg, seed, runDir, batchSize, options);
   }
+  const { tokenizer, trained, train, validation, validationShare, tokenize } = await corpusAndTokenizer(cfg, runDir);
   if (trained && (options.save ?? true)) tokenizer.save(runDir, { modelMaxLength: cfg.seqLen });
   const { examples, tokens, unigram } = trainingExamples(cfg, kind, await tokenize(train), tokenizer);
   const valBatches = validationBatches(cfg, kind, await tokenize(validation), tokenizer, batchSize);
