@@ -315,17 +315,9 @@ export class BertForMaskedLM extends Module implements LanguageModel {
     const targets = Int32Array.from(positions, (p) => b.labels[p]);
     const logits = anomalyScope('cls.predictions', () => this.logitsAt(hidden, pos));
     const loss = anomalyScope('the MLM loss', () => ops.crossEntropy(logits, targets));
-    const V = this.config.vocabSize;
-    let correct = 0;
+    // hits: per masked position, 1 where predicted correctly (accuracy by difficulty); all 0 without accuracy.
     const hits = new Uint8Array(targets.length);
-    for (let r = 0; opts.accuracy !== false && r < targets.length; r++) {
-      let best = 0;
-      for (let v = 1; v < V; v++) if (logits.data[r * V + v] > logits.data[r * V + best]) best = v;
-      if (best === targets[r]) {
-        correct++;
-        hits[r] = 1;
-      }
-    }
+    const correct = opts.accuracy !== false ? countCorrect(logits.data, targets, this.config.vocabSize, hits) : 0;
     return { loss, correct, count: targets.length, hits };
   }
 

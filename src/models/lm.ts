@@ -53,14 +53,17 @@ export interface LanguageModel extends Module {
   stack(): RepeatedStack;
 }
 
-/** How many rows of `logits` (rows, V) have their argmax at `targets[row]`; rows whose target is negative (ignored) do not count. */
-export function countCorrect(logits: Float32Array, targets: Int32Array, V: number): number {
+/** How many rows of `logits` (rows, V) have their argmax at `targets[row]`; rows whose target is negative (ignored) do not count. `hits`, when given, gets a 1 at each such row. */
+export function countCorrect(logits: Float32Array, targets: Int32Array, V: number, hits?: Uint8Array): number {
   let correct = 0;
   for (let r = 0; r < targets.length; r++) {
     if (targets[r] < 0) continue;
     let best = 0;
     for (let v = 1; v < V; v++) if (logits[r * V + v] > logits[r * V + best]) best = v;
-    if (best === targets[r]) correct++;
+    if (best === targets[r]) {
+      correct++;
+      if (hits) hits[r] = 1;
+    }
   }
   return correct;
 }
