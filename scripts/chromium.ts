@@ -27,9 +27,13 @@ export async function launchChromium(viewport = { width: 1280, height: 1000 }): 
 /**
  * Loads a page file in headless Chromium, fails when the page throws or a
  * chart drew no points, and keeps a full-page screenshot: how every page a
- * person looks at (reports, the README's pictures) is checked.
+ * person looks at (reports, the README's pictures) is checked. Returns the
+ * ids of `charts` the page has, each pictured into its file.
  */
-export async function checkPage(file: string, screenshot: string, opts: { waitFor?: string; viewport?: { width: number; height: number } } = {}): Promise<void> {
+export async function checkPage(
+  file: string, screenshot: string,
+  opts: { waitFor?: string; viewport?: { width: number; height: number }; charts?: Record<string, string> } = {},
+): Promise<string[]> {
   const { browser, close } = await launchChromium(opts.viewport ?? { width: 1100, height: 900 });
   try {
     const page = await browser.newPage();
@@ -46,6 +50,15 @@ export async function checkPage(file: string, screenshot: string, opts: { waitFo
     }
     if (errors.length > 0) throw new Error(`${file} does not render cleanly: ${errors.join('; ')}`);
     await page.screenshot({ path: screenshot, fullPage: true });
+    // Pictures of single charts (a README's figure), by chart id: the ids the page has are taken, the others skipped.
+    const taken: string[] = [];
+    for (const [id, out] of Object.entries(opts.charts ?? {})) {
+      const chart = page.locator(`[data-chart="${id}"]`);
+      if ((await chart.count()) === 0) continue;
+      await chart.screenshot({ path: out });
+      taken.push(id);
+    }
+    return taken;
   } finally {
     await close();
   }

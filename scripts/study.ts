@@ -40,7 +40,7 @@ import { fileURLToPath } from 'node:url';
 import type { Block } from '../src/report/blocks.js';
 import { escapeHtml } from '../src/report/html.js';
 import { renderPage } from '../src/report/page.js';
-import { checkPage, launchChromium } from './chromium.js';
+import { checkPage } from './chromium.js';
 import { TOKENIZER_FILES } from '../src/data/tokenizer.js';
 import { readMetrics } from '../src/train/metrics.js';
 import { PLANS, type Plan } from './study-plans.js';
@@ -333,26 +333,10 @@ async function compareStudy(args: ReturnType<typeof parseArgs>, plan: Plan, name
   if (args.report) {
     // Paths relative to the repository: the page shows no folder of the machine that made it.
     const file = writeCompareReport(results, args.records, path.relative(root, args.records));
-    await checkPage(file, path.join(args.records, 'report.png'), { waitFor: 'canvas' });
-    console.log(`report: ${path.relative(root, file)} (checked in Chromium; screenshot ${path.relative(root, path.join(args.records, 'report.png'))})`);
     const figure = path.join(args.records, 'figure.png');
-    if (await chartPicture(file, 'p0-paired', figure)) console.log(`figure: ${path.relative(root, figure)} (the first comparison's paired differences, for the README)`);
-  }
-}
-
-/** A picture of one chart of a page (checked by checkPage before): false when the page has no such chart. */
-async function chartPicture(file: string, chartId: string, out: string): Promise<boolean> {
-  const { browser, close } = await launchChromium({ width: 1100, height: 900 });
-  try {
-    const page = await browser.newPage();
-    await page.goto(`file://${path.resolve(file)}`);
-    await page.waitForSelector('[data-chart] canvas');
-    const chart = page.locator(`[data-chart="${chartId}"]`);
-    if ((await chart.count()) === 0) return false;
-    await chart.screenshot({ path: out });
-    return true;
-  } finally {
-    await close();
+    const taken = await checkPage(file, path.join(args.records, 'report.png'), { waitFor: 'canvas', charts: { 'p0-paired': figure } });
+    console.log(`report: ${path.relative(root, file)} (checked in Chromium; screenshot ${path.relative(root, path.join(args.records, 'report.png'))})`);
+    if (taken.length > 0) console.log(`figure: ${path.relative(root, figure)} (the first comparison's paired differences, for the README)`);
   }
 }
 

@@ -125,16 +125,25 @@ function evalSeries(runs: RunRecord[], x: 'step' | 'seconds', field: 'valLoss' |
 
 /** Untie/split events of every run, placed at their step or at the training second of that step. */
 function markers(runs: RunRecord[], x: 'step' | 'seconds'): Marker[] {
-  const out: Marker[] = [];
+  // The same event of a variant at the same x in several seeds is one marker naming its seeds (SWE-F unties at one step in every seed).
+  const byKey = new Map<string, { x: number; variant: Variant; what: string; seeds: number[] }>();
   for (const r of runs) {
     for (const e of r.events) {
       let at: number | null = e.step;
       if (x === 'seconds') at = secondsAt(r, e.step);
       if (at === null) continue;
-      out.push({ x: at, label: `${r.variant}${r.seed ? ` s${r.seed}` : ''}: ${e.type}${e.reason ? ` (${e.reason})` : ''}`, color: VARIANT_COLOR[r.variant] });
+      const what = `${e.type}${e.reason ? ` (${e.reason})` : ''}`;
+      const key = `${at}|${r.variant}|${what}`;
+      const m = byKey.get(key) ?? { x: at, variant: r.variant, what, seeds: [] };
+      m.seeds.push(r.seed);
+      byKey.set(key, m);
     }
   }
-  return out;
+  const seeded = new Set(runs.map((r) => r.seed)).size > 1;
+  return [...byKey.values()].map((m) => ({
+    x: m.x, color: VARIANT_COLOR[m.variant],
+    label: `${m.variant}${seeded ? ` s${m.seeds.join(',')}` : ''}: ${m.what}`,
+  }));
 }
 
 /** Training seconds at a step, interpolated between evaluations. */
