@@ -23,9 +23,15 @@ import { objectiveOf } from '../train/config.js';
 import type { ModelKind } from '../models/lm.js';
 import { pairedVerdict, type PairedDiff } from '../experiments/speedup.js';
 
+/**
+ * One colour per variant, all different. The stacking pair sits away from
+ * SWE-F's vermillion (Okabe-Ito's orange beside it read as the same line) and
+ * off the palette's pale yellow: olive and a dark wine (Paul Tol's muted
+ * scheme), both visible on white.
+ */
 const VARIANT_COLOR: Record<Variant, string> = {
   baseline: PALETTE[0], albert: PALETTE[6], 'swe-f': PALETTE[1], 'swe-a': PALETTE[2], 'swe-m': PALETTE[3], 'baseline-half': PALETTE[5],
-  stack: PALETTE[4], 'stack-swe': PALETTE[7],
+  stack: '#999933', 'stack-swe': '#882255',
 };
 
 const fmt = (s: Stat | null | undefined, digits: number, scale = 1): string => {
