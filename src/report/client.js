@@ -270,29 +270,38 @@
   }
 
   /**
-   * Vertical lines with their labels near the top, staggered so labels of
-   * close events do not overlap.
+   * Vertical lines with their labels near the top, in up to `rows` rows so
+   * that labels of close events do not overlap (the heatmap keeps four rows
+   * of room above its cells; a line chart's labels may use six).
    * @param {CanvasRenderingContext2D} ctx
    * @param {Marker[]} markers
    * @param {(x: number) => number} toPx
    * @param {number} left @param {number} top @param {number} width @param {number} height @param {number} px
+   * @param {number} [rows]
    */
-  function drawMarkers(ctx, markers, toPx, left, top, width, height, px) {
+  function drawMarkers(ctx, markers, toPx, left, top, width, height, px, rows = 6) {
     ctx.font = `${11 * px}px system-ui, sans-serif`;
-    let lastRight = -Infinity, row = 0;
-    for (const m of markers) {
+    // Each label takes the first row where it clears every label already there
+    // (left to right), else the row whose labels end soonest.
+    const rowRight = new Array(rows).fill(-Infinity);
+    const placed = markers.map((m) => {
       const x = toPx(m.x);
-      if (!(x >= left - 1 && x <= left + width + 1)) continue;
+      const w = ctx.measureText(m.label).width;
+      const right = x + 4 * px + w > left + width; // label on the left of the line near the right edge
+      return { m, x, w, lx: right ? x - 4 * px - w : x + 4 * px };
+    }).filter((p) => p.x >= left - 1 && p.x <= left + width + 1).sort((a, b) => a.lx - b.lx);
+    for (const { m, x } of placed) {
       ctx.strokeStyle = m.color ?? MARKER_COLOR;
       ctx.lineWidth = 1.5 * px;
       ctx.setLineDash([5 * px, 3 * px]);
       ctx.beginPath(); ctx.moveTo(x, top); ctx.lineTo(x, top + height); ctx.stroke();
-      const w = ctx.measureText(m.label).width;
-      const right = x + 4 * px + w > left + width; // label on the left of the line near the right edge
-      const lx = right ? x - 4 * px - w : x + 4 * px;
-      row = lx < lastRight ? row + 1 : 0;
-      lastRight = lx + w + 6 * px;
-      const ly = top + (13 + 13 * (row % 4)) * px;
+    }
+    // Labels after every line, so that no line crosses a label's backing.
+    for (const { m, w, lx } of placed) {
+      let row = rowRight.findIndex((r) => lx >= r);
+      if (row < 0) row = rowRight.indexOf(Math.min(...rowRight));
+      rowRight[row] = lx + w + 6 * px;
+      const ly = top + (13 + 13 * row) * px;
       ctx.fillStyle = 'rgba(255,255,255,0.8)';
       ctx.fillRect(lx - 2 * px, ly - 10 * px, w + 4 * px, 13 * px);
       ctx.fillStyle = m.color ?? MARKER_COLOR;
@@ -478,7 +487,7 @@
       ctx.fillText(fmt(t), x, yAxis + 16);
     }
     ctx.fillText(o.xLabel, labelW + plotW / 2, yAxis + 32);
-    drawMarkers(ctx, o.markers, sx, labelW, top - 13 * Math.min(4, Math.max(1, o.markers.length)), plotW, 13 * Math.min(4, Math.max(1, o.markers.length)) + rowH * o.rows.length, 1);
+    drawMarkers(ctx, o.markers, sx, labelW, top - 13 * Math.min(4, Math.max(1, o.markers.length)), plotW, 13 * Math.min(4, Math.max(1, o.markers.length)) + rowH * o.rows.length, 1, 4);
     canvas.addEventListener('mousemove', (ev) => {
       const r = canvas.getBoundingClientRect();
       const cx = ev.clientX - r.left, cy = ev.clientY - r.top;
