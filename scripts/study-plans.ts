@@ -97,7 +97,8 @@ export const PLANS: Record<string, Plan> = {
  *   3. 12 layers: swe-f untied at 5%, 25%, 50% (the paper's Table 3), albert, baseline-half; 2 seeds
  *   4. mechanism: the batch (16 x 6,000 and 64 x 1,500 steps: equal tokens) and a
  *      conservative learning rate (5e-4), baseline and swe-f; 2 seeds
- *   5. issue 22: progressive stacking at 12 layers, stack and stack-swe; 3 seeds
+ *   5. issue 22: progressive stacking at 12 layers, stack and stack-swe; 3 seeds,
+ *      then seeds 3 and 4 (with the baseline's) where 3 seeds could not tell
  * A variant's flags are those `untie compare` gives it (experiments/compare.ts, variantConfig).
  */
 export const STUDY_RECIPE = ['--position-init', 'sinusoidal', '--lr', '2e-3'];
@@ -156,6 +157,9 @@ function pastUnigram(): Plan {
   }
   // 5. issue 22: progressive stacking (3 -> 6 -> 12 at 12.5% and 30% of the run), alone and with its copies tied until SWE-A unties them
   for (const seed of [0, 1, 2]) for (const variant of ['stack', 'stack-swe'] as Variant[]) cell({ layers: 12, variant, seed, point: '12 layers' });
+  // At 3 seeds stack's paired difference from the baseline (-0.020, 95% interval -0.051 to +0.012) is within
+  // two standard errors of zero: the issue's rule asks for 5 seeds there, and so for the baseline's seeds 3 and 4.
+  for (const seed of [3, 4]) for (const variant of ['baseline', 'stack', 'stack-swe'] as Variant[]) cell({ layers: 12, variant, seed, point: '12 layers' });
   // The untie-point comparisons measure against the 12-layer baselines: the same runs, listed under each point.
   for (const untie of [0.05, 0.25, 0.5]) for (const seed of [0, 1]) cells.push({ name: `L12-baseline-s${seed}`, point: `12 layers, untie=fraction:${untie}`, variant: 'baseline', seed });
   return {
