@@ -20,7 +20,7 @@
 // variants.
 import os from 'node:os';
 import { kernels } from '../src/backend/index.js';
-import { stackSchedule } from '../src/experiments/compare.js';
+import { machineName, stackSchedule } from '../src/experiments/compare.js';
 import { phaseKind, shapeOf } from '../src/experiments/study.js';
 import { BertForMaskedLM } from '../src/models/bert.js';
 import { Optimizer, clipGradNorm, defaultOptimizerConfig } from '../src/optim/optimizers.js';
@@ -110,7 +110,7 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 const costs: StageCost[] = runners.map((r) => ({ ...r.stage, stepS: median(r.times), times: r.times, cpuS: median(r.cpuTimes), cpuTimes: r.cpuTimes }));
 const loadEnd = os.loadavg()[0];
 const result = {
-  machine: `${os.cpus()[0]?.model?.trim() ?? 'unknown CPU'}, ${os.availableParallelism()} cores`, kernels: kernels().name, threads: kernels().getThreads(),
+  machine: machineName(), kernels: kernels().name, threads: kernels().getThreads(),
   load: { start: loadStart, end: loadEnd }, layers, hidden: cfg.model.hidden, batch: cfg.train.batchSize, seqLen: cfg.data.seqLen, vocab: cfg.data.vocabSize,
   rounds, stepsPerRound, stages: costs,
   // As a study's timing (scripts/study.ts --timing FILE): each plan's CPU seconds per step, keyed as the study names its phases.

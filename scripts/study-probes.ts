@@ -24,10 +24,10 @@
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import { machineName, stat } from '../src/experiments/compare.js';
 import { pairedDifference, type PairedDiff } from '../src/experiments/speedup.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -110,21 +110,23 @@ async function main() {
   const pairs: Record<string, PairedDiff | null> = {};
   const scores: Record<string, Record<string, Record<number, number>>> = {};
   for (const task of args.tasks) {
-    const read = (name: string) => new Map(args.seeds.map((s) => [s, (JSON.parse(fs.readFileSync(recordOf(`${name}-s${s}`, task), 'utf8')) as ProbeResult).score]));
-    const base = read(args.baseline), other = read(args.variant);
-    const first = JSON.parse(fs.readFileSync(recordOf(`${args.baseline}-s${args.seeds[0]}`, task), 'utf8')) as ProbeResult;
+    const read = (name: string) => new Map(args.seeds.map((s) => [s, JSON.parse(fs.readFileSync(recordOf(`${name}-s${s}`, task), 'utf8')) as ProbeResult]));
+    const baseRuns = read(args.baseline), otherRuns = read(args.variant);
+    const scoresOf = (m: Map<number, ProbeResult>) => new Map([...m].map(([s, r]) => [s, r.score]));
+    const base = scoresOf(baseRuns), other = scoresOf(otherRuns);
+    // The reference lines depend on the task's data only: any record's serve.
+    const first = baseRuns.get(args.seeds[0])!;
     const d = pairedDifference(other, base);
     pairs[task] = d;
     scores[task] = { [args.baseline]: Object.fromEntries(base), [args.variant]: Object.fromEntries(other) };
     const pct = (x: number) => (100 * x).toFixed(2);
-    const mean = (m: Map<number, number>) => [...m.values()].reduce((a, b) => a + b, 0) / m.size;
+    const mean = (m: Map<number, number>) => stat([...m.values()]).mean;
     const interval = d && d.low !== null && d.high !== null ? ` [${pct(d.low)}, ${pct(d.high)}]` : '';
     rows.push(`| ${task} (${first.metric}, frozen probe, lr ${PROBE_LR[task]}) | ${pct(mean(base))} (${[...base.values()].map(pct).join(', ')}) | ${pct(mean(other))} (${[...other.values()].map(pct).join(', ')}) | ${d ? `${d.mean >= 0 ? '+' : ''}${pct(d.mean)}${interval}` : '-'} | ${pct(first.majority.score)} | ${pct(first.bow.score)} |`);
   }
-  const machine = `${os.cpus()[0]?.model?.trim() ?? 'unknown CPU'}, ${os.availableParallelism()} cores`;
   fs.writeFileSync(path.join(args.records, `${args.baseline}-vs-${args.variant}.json`), JSON.stringify({
     createdBy: `node --import tsx scripts/study-probes.ts ${args.plan} --baseline ${args.baseline} --variant ${args.variant} --seeds ${args.seeds.join(',')} --tasks ${args.tasks.join(',')}`,
-    machine, probeLearningRates: PROBE_LR, scores, pairedDifference: pairs,
+    machine: machineName(), probeLearningRates: PROBE_LR, scores, pairedDifference: pairs,
   }, null, 1) + '\n');
   console.log(`| task | ${args.baseline} (per seed) | ${args.variant} (per seed) | paired difference, points (95%) | majority class | bag of words |\n|---|---|---|---|---|---|\n${rows.join('\n')}`);
 }

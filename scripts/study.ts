@@ -45,6 +45,7 @@ import { TOKENIZER_FILES } from '../src/data/tokenizer.js';
 import { readMetrics } from '../src/train/metrics.js';
 import { PLANS, type Plan } from './study-plans.js';
 import { phasePlans, recordFinished, shapeOf, studyResults, type StudyTiming } from '../src/experiments/study.js';
+import { machineName } from '../src/experiments/compare.js';
 import { writeCompareReport } from '../src/report/compare.js';
 import { formatSummary } from '../src/cli/compare.js';
 import { configFromFlags, trainFlags } from '../src/cli/train.js';
@@ -285,7 +286,7 @@ async function main() {
       r.secondsPerStep = timeOne(args.out, r.variant, r.flags, args.timeSteps);
     }
   }
-  const machine = `${os.cpus()[0]?.model ?? 'unknown CPU'}, ${os.availableParallelism()} cores`;
+  const machine = machineName();
   // Runs this call did not name (--only) stay in results.json as they were.
   const kept = previous.runs.filter((r) => !names.includes(r.variant));
   const summary = plan.summarize?.([...kept, ...runs]);
@@ -312,7 +313,7 @@ async function main() {
  * side.
  */
 async function compareStudy(args: ReturnType<typeof parseArgs>, plan: Plan, names: string[], flagsOf: (n: string) => string[]): Promise<void> {
-  const machine = `${os.cpus()[0]?.model?.trim() ?? 'unknown CPU'}, ${os.availableParallelism()} cores`;
+  const machine = machineName();
   const timingFile = args.timing ?? path.join(args.records, 'timing.json');
   if (args.timing && !fs.existsSync(args.timing)) throw new Error(`--timing ${args.timing}: no such file`);
   if (args.timing && args.time) throw new Error('--timing FILE prices the runs with costs measured elsewhere; --time measures them: pick one');

@@ -467,7 +467,7 @@ export async function runCompare(base: RunConfig, opts: CompareOptions, judge: D
   const results: CompareResults = {
     version: 1,
     createdBy: 'untie compare',
-    machine: `${os.cpus()[0]?.model?.trim() ?? 'unknown CPU'}, ${os.availableParallelism()} cores`,
+    machine: machineName(),
     threads,
     options: (({ progress: _p, out: _o, ...rest }) => rest)(opts),
     base,
@@ -557,6 +557,11 @@ export function timeToTarget(points: readonly [number, number][], target: number
     return x0 + t * (x - x0);
   }
   return null;
+}
+
+/** The machine a result was measured on, as every results file names it: "CPU model, N cores". */
+export function machineName(): string {
+  return `${os.cpus()[0]?.model?.trim() ?? 'unknown CPU'}, ${os.availableParallelism()} cores`;
 }
 
 export function stat(values: number[]): Stat {
