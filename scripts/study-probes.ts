@@ -27,8 +27,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import { helpText, numberFlag, parse, type Flags } from '../src/cli/args.js';
+import { UntieError } from '../src/errors.js';
 import { machineName, stat } from '../src/experiments/compare.js';
 import { pairedDifference, type PairedDiff } from '../src/experiments/speedup.js';
+import { recordFinished } from '../src/experiments/study.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const cli = path.join(root, 'bin', 'untie.js');
@@ -46,27 +49,44 @@ interface ProbeResult {
   bow: { score: number };
 }
 
+const INVOCATION = 'node --import tsx scripts/study-probes.ts';
+const PROBE_FLAGS: Flags = {
+  baseline: { type: 'string', help: 'the baseline cell, without its seed (e.g. L6-baseline)' },
+  variant: { type: 'string', help: 'the variant cell compared with it, without its seed (e.g. L6-swe-f)' },
+  seeds: { type: 'string', help: 'pre-training seeds, paired', default: '0,1,2' },
+  tasks: { type: 'string', help: 'probes to run (pos, spam)', default: 'pos,spam' },
+  jobs: { type: 'string', help: 'probes side by side', default: '2' },
+  out: { type: 'string', help: 'the study\'s work folder, which holds the checkpoints', default: 'runs/studies/PLAN' },
+};
+
+/** The parsed arguments, or null when only help was asked for (printed). Bad arguments throw one line that says what to do. */
 function parseArgs(argv: string[]) {
-  const [plan, ...rest] = argv;
-  const opt = (name: string) => {
-    const i = rest.indexOf(`--${name}`);
-    return i >= 0 ? rest[i + 1] : undefined;
-  };
-  const baseline = opt('baseline'), variant = opt('variant');
-  if (!plan || !baseline || !variant) {
-    console.error('usage: node --import tsx scripts/study-probes.ts PLAN --baseline NAME --variant NAME [--seeds 0,1,2] [--tasks pos,spam] [--jobs 2]');
-    process.exitCode = 2;
+  const { values, positionals } = parse('', argv, PROBE_FLAGS, INVOCATION);
+  if (values.help) {
+    console.log(helpText('', 'PLAN --baseline NAME --variant NAME [options]', PROBE_FLAGS, 'Frozen-encoder probes of a study\'s final checkpoints, paired by pre-training seed.', INVOCATION));
     return null;
   }
-  const tasks = (opt('tasks') ?? 'pos,spam').split(',');
-  for (const t of tasks) if (!PROBE_LR[t]) throw new Error(`--tasks: "${t}" is not pos or spam`);
+  const str = (k: string) => (typeof values[k] === 'string' ? (values[k] as string) : undefined);
+  const [plan, ...extra] = positionals;
+  const baseline = str('baseline'), variant = str('variant');
+  if (!plan || !baseline || !variant) throw new UntieError(`name a plan, --baseline and --variant: ${INVOCATION} PLAN --baseline NAME --variant NAME; --help lists the options`);
+  if (extra.length > 0) throw new UntieError(`unexpected argument "${extra[0]}": give one plan, then options`);
+  const tasks = (str('tasks') ?? 'pos,spam').split(',');
+  for (const t of tasks) if (!PROBE_LR[t]) throw new UntieError(`--tasks: "${t}" is not pos or spam`);
+  const seeds = (str('seeds') ?? '0,1,2').split(',').map((x) => numberFlag('seeds', x, { integer: true, min: 0 })!);
   return {
-    plan, baseline, variant, tasks,
-    seeds: (opt('seeds') ?? '0,1,2').split(',').map(Number),
-    jobs: Number(opt('jobs') ?? 2),
-    out: opt('out') ?? path.join(root, 'runs', 'studies', plan),
+    plan, baseline, variant, tasks, seeds,
+    jobs: numberFlag('jobs', str('jobs'), { integer: true, min: 1 }) ?? 2,
+    out: str('out') ? path.resolve(str('out')!) : path.join(root, 'runs', 'studies', plan),
     records: path.join(root, 'studies', plan, 'downstream'),
   };
+}
+
+/** Whether a run's work folder holds the checkpoint of its last step (its config's steps) and its final evaluation. */
+function finalCheckpoint(runDir: string): boolean {
+  if (!recordFinished(runDir)) return false;
+  const steps = (JSON.parse(fs.readFileSync(path.join(runDir, 'config.json'), 'utf8')) as { train: { steps: number } }).train.steps;
+  return fs.existsSync(path.join(runDir, `checkpoint-${steps}`));
 }
 
 function probe(out: string, run: string, task: string, record: string): Promise<void> {
@@ -100,6 +120,12 @@ async function main() {
   for (const seed of args.seeds) for (const name of [args.baseline, args.variant]) for (const task of args.tasks) {
     const run = `${name}-s${seed}`;
     if (!fs.existsSync(recordOf(run, task))) todo.push([run, task]);
+  }
+  // Only a finished run is probed (a run still training has an early checkpoint that `finetune` would take for its last);
+  // every run that is not ready is named at once, before any probe starts.
+  const notReady = [...new Set(todo.map(([run]) => run))].filter((run) => !finalCheckpoint(path.join(args.out, run)));
+  if (notReady.length > 0) {
+    throw new UntieError(`no final checkpoint in ${path.relative(process.cwd(), args.out) || '.'} for ${notReady.join(', ')} (checkpoints are never committed, and a run still training is not finished): train them first with \`node --import tsx scripts/study.ts ${args.plan} --only ${notReady.join(',')} --rerun\` (a recorded run is trained again and checked against its record), then probe`);
   }
   const workers = Array.from({ length: Math.max(1, args.jobs) }, async () => {
     for (let job = todo.shift(); job; job = todo.shift()) await probe(args.out, job[0], job[1], recordOf(job[0], job[1]));

@@ -43,13 +43,15 @@ import { renderPage } from '../src/report/page.js';
 import { checkPage } from './chromium.js';
 import { TOKENIZER_FILES } from '../src/data/tokenizer.js';
 import { readMetrics } from '../src/train/metrics.js';
+import { lockHolder } from '../src/train/runlock.js';
 import { PLANS, type Plan } from './study-plans.js';
 import { phasePlans, recordFinished, shapeOf, studyResults, type StudyTiming } from '../src/experiments/study.js';
 import { machineName } from '../src/experiments/compare.js';
 import { writeCompareReport } from '../src/report/compare.js';
 import { formatSummary } from '../src/cli/compare.js';
 import { configFromFlags, trainFlags } from '../src/cli/train.js';
-import { parse } from '../src/cli/args.js';
+import { closest, helpText, numberFlag, parse, type Flags } from '../src/cli/args.js';
+import { UntieError } from '../src/errors.js';
 import { runConfigOf, type RunConfig } from '../src/train/config.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -73,26 +75,54 @@ interface RunResult {
   checks?: { step: number; mean: number; min: number }[];
 }
 
+const INVOCATION = 'node --import tsx scripts/study.ts';
+const STUDY_FLAGS: Flags = {
+  out: { type: 'string', help: 'work folder of the runs (checkpoints; never committed)', default: 'runs/studies/PLAN' },
+  records: { type: 'string', help: 'where finished runs\' records, results.json and the report go', default: 'studies/PLAN' },
+  jobs: { type: 'string', help: 'runs side by side, each on one thread', default: '2' },
+  only: { type: 'string', help: 'train and summarise only these variants (comma-separated names of the plan)' },
+  time: { type: 'boolean', help: 'time each variant\'s phases alone on all cores and write timing.json' },
+  'time-steps': { type: 'string', help: 'steps timed per phase with --time', default: '12' },
+  timing: { type: 'string', help: 'price steps with this StudyTiming file instead of timing.json' },
+  report: { type: 'boolean', help: 'also draw report.html and figure.png and check them in Chromium' },
+  list: { type: 'boolean', help: 'list the plan\'s variants, finished or not, and train nothing' },
+  rerun: { type: 'boolean', help: 'train recorded runs (--only) again for their checkpoints, and check them against their records' },
+};
+
+/** The parsed arguments, or null when only help was asked for (printed). Bad arguments throw one line that says what to do. */
 function parseArgs(argv: string[]) {
-  const [plan, ...rest] = argv;
-  const opt = (name: string) => {
-    const i = rest.indexOf(`--${name}`);
-    return i >= 0 ? rest[i + 1] : undefined;
-  };
-  if (!plan || !PLANS[plan]) {
-    console.error(`usage: node --import tsx scripts/study.ts PLAN [--out DIR] [--jobs N] [--only a,b] [--time | --timing FILE] [--report]\nplans: ${Object.keys(PLANS).join(', ')}`);
-    process.exit(2);
+  const { values, positionals } = parse('', argv, STUDY_FLAGS, INVOCATION);
+  const plans = Object.keys(PLANS).join(', ');
+  if (values.help) {
+    console.log(helpText('', 'PLAN [options]', STUDY_FLAGS, `Trains a plan's variants side by side (a finished run is kept) and summarises them.\nplans: ${plans}`, INVOCATION));
+    return null;
   }
+  const [plan, ...extra] = positionals;
+  if (!plan) throw new UntieError(`name a plan (${plans}): ${INVOCATION} PLAN [options]; --help lists the options`);
+  if (!PLANS[plan]) throw new UntieError(`no plan "${plan}"${closest(plan, Object.keys(PLANS)) ? ` (did you mean ${closest(plan, Object.keys(PLANS))}?)` : ''}; plans: ${plans}`);
+  if (extra.length > 0) throw new UntieError(`unexpected argument "${extra[0]}": give one plan, then options`);
+  const only = typeof values.only === 'string' ? values.only.split(',').filter((n) => n !== '') : undefined;
+  const variants = Object.keys(PLANS[plan].variants);
+  for (const n of only ?? []) {
+    if (!variants.includes(n)) {
+      const guess = closest(n, variants);
+      throw new UntieError(`--only: "${n}" is not a variant of plan ${plan}${guess ? ` (did you mean ${guess}?)` : ''}; \`${INVOCATION} ${plan} --list\` lists them`);
+    }
+  }
+  if (values.rerun && !only) throw new UntieError('--rerun trains recorded runs again: name them with --only (every recorded run of the plan would be hours)');
+  const str = (k: string) => (typeof values[k] === 'string' ? (values[k] as string) : undefined);
   return {
     plan,
-    out: opt('out') ?? path.join(root, 'runs', 'studies', plan),
-    records: opt('records') ? path.resolve(opt('records')!) : path.join(root, 'studies', plan),
-    jobs: Number(opt('jobs') ?? 2),
-    only: opt('only')?.split(','),
-    time: rest.includes('--time'),
-    report: rest.includes('--report'),
-    timeSteps: Number(opt('time-steps') ?? 12),
-    timing: opt('timing') ? path.resolve(opt('timing')!) : undefined,
+    out: str('out') ? path.resolve(str('out')!) : path.join(root, 'runs', 'studies', plan),
+    records: str('records') ? path.resolve(str('records')!) : path.join(root, 'studies', plan),
+    jobs: numberFlag('jobs', str('jobs'), { integer: true, min: 1 }) ?? 2,
+    only,
+    time: values.time === true,
+    report: values.report === true,
+    list: values.list === true,
+    rerun: values.rerun === true,
+    timeSteps: numberFlag('time-steps', str('time-steps'), { integer: true, min: 3 }) ?? 12,
+    timing: str('timing') ? path.resolve(str('timing')!) : undefined,
   };
 }
 
@@ -146,19 +176,32 @@ function recordsOf(args: { out: string; records: string }, name: string): string
   return fs.existsSync(path.join(committed, 'metrics.jsonl')) ? committed : path.join(args.out, name);
 }
 
-function runOne(out: string, records: string, name: string, flags: string[]): Promise<void> {
+/** A rerun of a recorded run reproduces it: the same seed and thread count give the same losses, step for step. */
+function checkRerun(name: string, recordDir: string, runDir: string): void {
+  const was = readRun(recordDir).evals, now = readRun(runDir).evals;
+  const diff = was.find((e, i) => now[i]?.step !== e.step || now[i].val_loss !== e.val_loss);
+  if (diff) throw new UntieError(`${name}: the rerun differs from its committed record at step ${diff.step} (validation loss ${now[was.indexOf(diff)]?.val_loss} against ${diff.val_loss}); the record is kept, the rerun is in ${path.relative(root, runDir)}`);
+  console.error(`[study] ${name}: the rerun matches its committed record at all ${was.length} evaluations`);
+}
+
+function runOne(out: string, records: string, name: string, flags: string[], rerun = false): Promise<void> {
   const runDir = path.join(out, name);
   const recordDir = path.join(records, 'runs', name);
   const steps = Number(flagValue(flags, 'steps'));
-  if (isDone(recordDir, steps)) return Promise.resolve();
-  const keep = () => {
+  // --rerun trains a recorded run again (for its checkpoint, which is never committed) and checks it against the record.
+  const recorded = isDone(recordDir, steps);
+  if (recorded && !(rerun && !isDone(runDir, steps))) return Promise.resolve();
+  // Another study call training this run right now: starting it again would delete or resume under it.
+  const holder = lockHolder(runDir);
+  if (holder) return Promise.reject(new UntieError(`${name} is being trained right now (pid ${holder.pid}, since ${holder.started}): let that run finish, then run this again`));
+  const keep = recorded ? () => checkRerun(name, recordDir, runDir) : () => {
     fs.mkdirSync(recordDir, { recursive: true });
     for (const f of RECORD_FILES) fs.copyFileSync(path.join(runDir, f), path.join(recordDir, f));
   };
   // Finished in the work folder but not yet recorded (a copy that failed, an older layout).
   if (isDone(runDir, steps)) return Promise.resolve(keep());
   // The same run, finished in another study (same config but its name): its records serve.
-  const same = sameFinishedRun(flags);
+  const same = recorded ? null : sameFinishedRun(flags);
   if (same) {
     fs.mkdirSync(recordDir, { recursive: true });
     for (const f of RECORD_FILES) fs.copyFileSync(path.join(same, f), path.join(recordDir, f));
@@ -181,7 +224,11 @@ function runOne(out: string, records: string, name: string, flags: string[]): Pr
     child.stderr.on('data', (d: Buffer) => (err += d.toString()));
     child.on('close', (code) => {
       if (code === 0) {
-        keep();
+        try {
+          keep();
+        } catch (e) {
+          return reject(e);
+        }
         console.error(`[study] ${name}: done in ${((Date.now() - started) / 1000).toFixed(0)} s; records in ${path.relative(root, recordDir)}`);
         resolve();
       } else reject(new Error(`${name} failed (exit ${code}):\n${err.slice(-2000)}`));
@@ -260,14 +307,16 @@ function timeOne(out: string, name: string, flags: string[], steps: number): num
 
 async function main() {
   const args = parseArgs(process.argv.slice(2));
+  if (!args) return;
   const plan = PLANS[args.plan];
+  if (args.list) return listPlan(args, plan);
   fs.mkdirSync(args.out, { recursive: true });
   const names = Object.keys(plan.variants).filter((n) => !args.only || args.only.includes(n));
   const flagsOf = (n: string) => [...plan.common, ...plan.variants[n]];
 
   const queue = [...names];
   const workers = Array.from({ length: Math.max(1, args.jobs) }, async () => {
-    for (let name = queue.shift(); name !== undefined; name = queue.shift()) await runOne(args.out, args.records, name, flagsOf(name));
+    for (let name = queue.shift(); name !== undefined; name = queue.shift()) await runOne(args.out, args.records, name, flagsOf(name), args.rerun);
   });
   await Promise.all(workers);
 
@@ -312,7 +361,29 @@ async function main() {
  * measured alone (`--time`, kept in timing.json), since the runs went side by
  * side.
  */
-async function compareStudy(args: ReturnType<typeof parseArgs>, plan: Plan, names: string[], flagsOf: (n: string) => string[]): Promise<void> {
+/** `--list`: every variant of the plan, in its order, with what the records and the work folder hold of it. */
+function listPlan(args: { plan: string; out: string; records: string; only?: string[] }, plan: Plan): void {
+  const names = Object.keys(plan.variants).filter((n) => !args.only || args.only.includes(n));
+  const lines = [`${args.plan}: ${plan.about}`];
+  let done = 0;
+  for (const name of names) {
+    const committed = path.join(args.records, 'runs', name);
+    const work = path.join(args.out, name);
+    const last = (dir: string) => readRun(dir).evals.at(-1)?.step;
+    let state: string;
+    if (recordFinished(committed)) (state = 'recorded'), done++;
+    else if (fs.existsSync(work) && fs.readdirSync(work).some((f) => /^checkpoint-\d+$/.test(f))) state = `unfinished: resumes from its checkpoint (last eval at step ${last(work) ?? 0})`;
+    else if (last(work) !== undefined) state = `started (last eval at step ${last(work)}), no checkpoint yet: would restart from scratch`;
+    else state = 'not started';
+    const holder = lockHolder(work);
+    if (holder) state = `training now (pid ${holder.pid}; last eval at step ${last(work) ?? 'none yet'})`;
+    lines.push(`  ${name.padEnd(Math.max(...names.map((n) => n.length)))}  ${state}`);
+  }
+  lines.push(`${done} of ${names.length} recorded; \`${INVOCATION} ${args.plan} --only NAME,...\` trains the rest in this order`);
+  console.log(lines.join('\n'));
+}
+
+async function compareStudy(args: NonNullable<ReturnType<typeof parseArgs>>, plan: Plan, names: string[], flagsOf: (n: string) => string[]): Promise<void> {
   const machine = machineName();
   const timingFile = args.timing ?? path.join(args.records, 'timing.json');
   if (args.timing && !fs.existsSync(args.timing)) throw new Error(`--timing ${args.timing}: no such file`);
@@ -349,7 +420,7 @@ async function compareStudy(args: ReturnType<typeof parseArgs>, plan: Plan, name
  * median seconds per step after warm-up. Costs already in `previous` are kept
  * unless their shape and key come up again.
  */
-function timeStudy(args: ReturnType<typeof parseArgs>, plan: Plan, names: string[], flagsOf: (n: string) => string[], machine: string, previous: StudyTiming | null): StudyTiming {
+function timeStudy(args: NonNullable<ReturnType<typeof parseArgs>>, plan: Plan, names: string[], flagsOf: (n: string) => string[], machine: string, previous: StudyTiming | null): StudyTiming {
   const costs: Record<string, Record<string, number>> = structuredClone(previous?.costs ?? {});
   const loads: number[] = [];
   const done = new Set<string>();

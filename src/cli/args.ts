@@ -20,7 +20,8 @@ export interface Parsed {
   positionals: string[];
 }
 
-export function parse(command: string, argv: string[], flags: Flags): Parsed {
+/** `invocation` is how the message tells the user to ask for help (`untie COMMAND` by default; a script passes its own). */
+export function parse(command: string, argv: string[], flags: Flags, invocation = `untie ${command}`): Parsed {
   const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = { help: { type: 'boolean', short: 'h' } };
   for (const [k, f] of Object.entries(flags)) options[k] = { type: f.type, ...(f.short ? { short: f.short } : {}) };
   // `--steps -1`: parseArgs takes "-1" for a flag; a number is the flag's value (checked, with its range, by numberFlag).
@@ -36,7 +37,7 @@ export function parse(command: string, argv: string[], flags: Flags): Parsed {
     const unknown = /^Unknown option '(-{1,2})([^']*)'/.exec(msg);
     const guess = unknown ? closest(unknown[2], Object.keys(options)) : null;
     const hint = guess ? ` (did you mean --${guess}?)` : '';
-    throw new UntieError(`${msg.replace(/\. To specify a positional.*$/s, '').replace(/\.+$/, '')}${hint}. Run \`untie ${command} --help\` for the options.`);
+    throw new UntieError(`${msg.replace(/\. To specify a positional.*$/s, '').replace(/\.+$/, '')}${hint}. Run \`${invocation} --help\` for the options.`);
   }
 }
 
@@ -62,8 +63,8 @@ export function closest(word: string, known: readonly string[]): string | null {
   return best !== null && bestDistance <= Math.max(1, Math.floor(word.length / 3)) ? best : null;
 }
 
-export function helpText(command: string, synopsis: string, flags: Flags, description = ''): string {
-  const lines = [`usage: untie ${command} ${synopsis}`];
+export function helpText(command: string, synopsis: string, flags: Flags, description = '', invocation = `untie ${command}`): string {
+  const lines = [`usage: ${invocation} ${synopsis}`];
   if (description) lines.push('', description);
   lines.push('', 'options:');
   const names = Object.entries(flags).map(([k, f]) => [`--${k}${f.type === 'string' ? ' VALUE' : ''}`, f] as const);

@@ -14,7 +14,7 @@ import { describeFsError, fsErrorCode } from './fsutil.js';
 
 export const LOCK_FILE = 'train.lock';
 
-interface LockInfo {
+export interface LockInfo {
   pid: number;
   host: string;
   started: string;
@@ -45,6 +45,14 @@ function readText(file: string): string | null {
   } catch {
     return null;
   }
+}
+
+/** The live process (this host's, or any other host's) that holds `runDir`'s lock, or null when none does. */
+export function lockHolder(runDir: string): LockInfo | null {
+  const text = readText(path.join(runDir, LOCK_FILE));
+  const holder = text === null ? null : parseLock(text);
+  if (!holder) return null;
+  return holder.host !== os.hostname() || processAlive(holder.pid) ? holder : null;
 }
 
 export class RunLock {

@@ -1,0 +1,91 @@
+// scripts/study.ts as a user meets it: a mistyped option or variant name is
+// refused with one line before anything trains, and `--rerun` trains a
+// recorded run again and holds it to its committed record (same seed, same
+// thread count: the same losses, step for step).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { lockHolder, LOCK_FILE } from '../src/train/runlock.js';
+
+const root = path.resolve(import.meta.dirname, '..');
+const FIXTURE = path.join(import.meta.dirname, 'fixtures', 'study');
+
+function study(...args: string[]) {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(root, 'scripts', 'study.ts'), ...args], { cwd: root, encoding: 'utf8', env: { ...process.env, UNTIE_BACKEND: 'native' } });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+test('study.ts refuses a mistyped option, plan or variant in one line that names the fix, and trains nothing', () => {
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'untie-study-cli-'));
+  try {
+    const cases: [string[], RegExp][] = [
+      [['fixture-tiny', '--out', out, '--hlep'], /^Unknown option '--hlep' \(did you mean --help\?\)/],
+      [['fixture-tny', '--out', out], /^no plan "fixture-tny" \(did you mean fixture-tiny\?\)/],
+      [['fixture-tiny', '--out', out, '--only', 'baseline-s0,albrt-s1'], /^--only: "albrt-s1" is not a variant of plan fixture-tiny \(did you mean albert-s1\?\)/],
+      [['fixture-tiny', '--out', out, '--jobs', '0'], /^--jobs must be a whole number >= 1/],
+      [['fixture-tiny', '--out', out, '--rerun'], /^--rerun trains recorded runs again: name them with --only/],
+    ];
+    for (const [args, message] of cases) {
+      const r = study(...args);
+      assert.notEqual(r.code, 0, args.join(' '));
+      assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+      assert.match(r.stderr.trim(), message);
+    }
+    assert.deepEqual(fs.readdirSync(out), [], 'nothing trained');
+    const help = study('--help');
+    assert.equal(help.code, 0);
+    assert.match(help.stdout, /--only VALUE/);
+    assert.match(help.stdout, /plans: .*fixture-tiny/);
+  } finally {
+    fs.rmSync(out, { recursive: true, force: true });
+  }
+});
+
+test('--list says which variants are recorded, and --rerun reproduces a record exactly or says where it differs, keeping the record', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'untie-study-rerun-'));
+  try {
+    const records = path.join(dir, 'records'), out = path.join(dir, 'out');
+    fs.cpSync(FIXTURE, records, { recursive: true });
+    const list = study('fixture-tiny', '--records', records, '--out', out, '--list');
+    assert.equal(list.code, 0, list.stderr);
+    assert.match(list.stdout, /baseline-s0 +recorded/);
+    assert.match(list.stdout, /6 of 6 recorded/);
+
+    // One record is altered at step 30: its rerun must notice; the other's must match.
+    const tampered = path.join(records, 'runs', 'baseline-s1', 'metrics.jsonl');
+    const lines = fs.readFileSync(tampered, 'utf8').split('\n').map((l) => {
+      if (!l.startsWith('{')) return l;
+      const r = JSON.parse(l) as { type: string; step: number; val_loss?: number };
+      return r.type === 'eval' && r.step === 30 ? JSON.stringify({ ...r, val_loss: r.val_loss! + 1e-3 }) : l;
+    });
+    fs.writeFileSync(tampered, lines.join('\n'));
+    const before = fs.readFileSync(tampered, 'utf8');
+    const r = study('fixture-tiny', '--records', records, '--out', out, '--only', 'baseline-s0,baseline-s1', '--rerun', '--jobs', '2');
+    assert.match(r.stderr, /baseline-s0: the rerun matches its committed record at all 6 evaluations/);
+    assert.match(r.stderr, /baseline-s1: the rerun differs from its committed record at step 30/);
+    assert.notEqual(r.code, 0);
+    assert.equal(fs.readFileSync(tampered, 'utf8'), before, 'the record is kept');
+    assert.ok(fs.existsSync(path.join(out, 'baseline-s1', 'metrics.jsonl')), 'the rerun is kept beside it');
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('lockHolder: a live process holding a run folder is named; a dead one or none is not', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'untie-lock-'));
+  try {
+    assert.equal(lockHolder(dir), null);
+    fs.writeFileSync(path.join(dir, LOCK_FILE), JSON.stringify({ pid: process.pid, host: os.hostname(), started: 'now' }));
+    assert.equal(lockHolder(dir)?.pid, process.pid);
+    const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' }).stdout;
+    fs.writeFileSync(path.join(dir, LOCK_FILE), JSON.stringify({ pid: Number(dead), host: os.hostname(), started: 'then' }));
+    assert.equal(lockHolder(dir), null);
+    fs.writeFileSync(path.join(dir, LOCK_FILE), JSON.stringify({ pid: Number(dead), host: 'another-host', started: 'then' }));
+    assert.equal(lockHolder(dir)?.host, 'another-host', 'another host\'s lock cannot be checked, so it counts');
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
