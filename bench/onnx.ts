@@ -22,6 +22,7 @@ import { env, pipeline, LogLevel, PretrainedConfig } from '@huggingface/transfor
 import { kernels } from '../src/backend/index.js';
 import { MASK_ID } from '../src/data/tokenizer.js';
 import { exportOnnx, ONNX_MODEL_FILE } from '../src/export/onnx.js';
+import { machineName } from '../src/experiments/compare.js';
 import { transformersJsConfig } from '../src/export/transformers-js.js';
 import { fillMask, topIndices } from '../src/train/inference.js';
 import { noGrad } from '../src/tensor/tensor.js';
@@ -138,7 +139,7 @@ async function bench(source: string): Promise<void> {
     const ratios = (x: Record<string, number>) => Object.fromEntries(names.map((n) => [n, +(x[n] / x.untie).toFixed(2)]));
     const rounded = (x: Record<string, number>) => Object.fromEntries(names.map((n) => [n, +x[n].toFixed(2)]));
     const result = {
-      machine: `${os.cpus()[0]?.model ?? 'unknown CPU'}, ${os.availableParallelism()} cores`,
+      machine: machineName(),
       load_average: { before: loadBefore.map((x) => +x.toFixed(2)), after: os.loadavg().map((x) => +x.toFixed(2)) },
       threads, rounds, queries: QUERIES.length,
       model: { architecture: exported.value.architecture, layers: loaded.model.config.layers, hidden: loaded.model.config.hidden, vocab: loaded.model.config.vocabSize, norm: loaded.model.config.norm },

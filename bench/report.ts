@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { renderPage } from '../src/report/page.js';
+import { machineName } from '../src/experiments/compare.js';
 import { MetricsFollower, readRun, type RunData } from '../src/report/read.js';
 import { runView } from '../src/report/run.js';
 import { defaultRunConfig } from '../src/train/config.js';
@@ -101,7 +102,7 @@ try {
   } else {
     console.log(`chromium: not installed at ${CHROMIUM}; page timing skipped`);
   }
-  console.log(`machine: ${os.cpus()[0]?.model ?? 'unknown CPU'}, ${os.availableParallelism()} cores, load average ${os.loadavg()[0].toFixed(1)} (timings scale with it)`);
+  console.log(`machine: ${machineName()}, load average ${os.loadavg()[0].toFixed(1)} (timings scale with it)`);
 } finally {
   if (!keep) fs.rmSync(root, { recursive: true, force: true });
 }

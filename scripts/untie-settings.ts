@@ -11,10 +11,10 @@
  * reused, not retrained. Prints the commands it runs and a Markdown table.
  */
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { main } from '../src/cli/main.js';
+import { machineName } from '../src/experiments/compare.js';
 import { readMetrics, type MetricRecord } from '../src/train/metrics.js';
 
 const { values } = parseArgs({
@@ -70,7 +70,7 @@ let unigram: number | null = null;
 const windows: [number, number][] = [[untieAt, untieAt + 25], [untieAt + 25, untieAt + 100], [untieAt + 100, steps]];
 const evalSteps = [untieAt, untieAt + 50, untieAt + 100, steps];
 
-console.log(`machine: ${os.cpus()[0]?.model ?? 'unknown CPU'}, ${os.cpus().length} cores`);
+console.log(`machine: ${machineName()}`);
 for (const [name, flags] of SETTINGS) {
   if (only && !only.has(slug(name))) continue;
   const perSeed: number[][] = [];
