@@ -398,7 +398,9 @@ async function compareStudy(args: NonNullable<ReturnType<typeof parseArgs>>, pla
     createdBy: `node --import tsx scripts/study.ts ${args.plan}`, machine, timing,
   });
   const { missing, ...results } = res;
-  fs.writeFileSync(path.join(args.records, 'results.json'), JSON.stringify({ plan: args.plan, about: plan.about, missing, ...results }, null, 1) + '\n');
+  // Committed: folders are named relative to the repository, never by this machine's paths.
+  const relative = (_key: string, v: unknown) => (typeof v === 'string' && path.isAbsolute(v) && v.startsWith(root) ? path.relative(root, v) : v);
+  fs.writeFileSync(path.join(args.records, 'results.json'), JSON.stringify({ plan: args.plan, about: plan.about, missing, ...results }, relative, 1) + '\n');
   console.log(`${args.plan}: ${plan.about}\n${formatSummary(res.summary, machine, res.threads)}`);
   if (!timing) console.log('seconds: as logged by runs that went side by side (not comparable); run with --time to measure each phase\'s cost alone');
   if (missing.length > 0) console.log(`not finished yet (${missing.length}): ${[...new Set(missing)].join(', ')}\nrun the same command again to continue them`);
