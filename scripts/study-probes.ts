@@ -90,10 +90,7 @@ function finalCheckpoint(runDir: string): boolean {
 }
 
 function probe(out: string, run: string, task: string, record: string): Promise<void> {
-  const runDir = path.join(out, run);
-  if (!fs.existsSync(path.join(runDir, 'config.json'))) {
-    return Promise.reject(new Error(`${runDir}: no such run; train it first (scripts/study.ts --only ${run}), then probe it`));
-  }
+  const runDir = path.join(out, run); // main checked that it holds its final checkpoint
   const dir = path.join(runDir, `probe-${task}`);
   const args = [cli, 'finetune', runDir, '--task', task, '--frozen', '--seeds', '1', '--lr-grid', PROBE_LR[task], '--threads', '1', '--quiet', '--out', dir, '--force'];
   console.error(`[probes] ${run} ${task} ...`);

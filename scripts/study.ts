@@ -176,11 +176,16 @@ function recordsOf(args: { out: string; records: string }, name: string): string
   return fs.existsSync(path.join(committed, 'metrics.jsonl')) ? committed : path.join(args.out, name);
 }
 
+/** Whether a run's work folder holds any checkpoint (`untie train --resume` continues from its latest). */
+function hasCheckpoint(runDir: string): boolean {
+  return fs.existsSync(runDir) && fs.readdirSync(runDir).some((f) => /^checkpoint-\d+$/.test(f));
+}
+
 /** A rerun of a recorded run reproduces it: the same seed and thread count give the same losses, step for step. */
 function checkRerun(name: string, recordDir: string, runDir: string): void {
   const was = readRun(recordDir).evals, now = readRun(runDir).evals;
-  const diff = was.find((e, i) => now[i]?.step !== e.step || now[i].val_loss !== e.val_loss);
-  if (diff) throw new UntieError(`${name}: the rerun differs from its committed record at step ${diff.step} (validation loss ${now[was.indexOf(diff)]?.val_loss} against ${diff.val_loss}); the record is kept, the rerun is in ${path.relative(root, runDir)}`);
+  const i = was.findIndex((e, j) => now[j]?.step !== e.step || now[j].val_loss !== e.val_loss);
+  if (i >= 0) throw new UntieError(`${name}: the rerun differs from its committed record at step ${was[i].step} (validation loss ${now[i]?.val_loss} against ${was[i].val_loss}); the record is kept, the rerun is in ${path.relative(root, runDir)}`);
   console.error(`[study] ${name}: the rerun matches its committed record at all ${was.length} evaluations`);
 }
 
@@ -209,14 +214,14 @@ function runOne(out: string, records: string, name: string, flags: string[], rer
     console.error(`[study] ${name}: the same run finished as ${path.relative(root, same)}; its records are copied`);
     return Promise.resolve();
   }
-  const hasCheckpoint = fs.existsSync(runDir) && fs.readdirSync(runDir).some((f) => /^checkpoint-\d+$/.test(f));
-  const args = hasCheckpoint
+  const resume = hasCheckpoint(runDir);
+  const args = resume
     ? [cli, 'train', '--resume', runDir, '--threads', '1', '--quiet']
     : (fs.rmSync(runDir, { recursive: true, force: true }), seedTokenizer(out, runDir, flags), [cli, 'train', ...flags, '--threads', '1', '--quiet', '--out', out, '--name', name]);
   // A run without any checkpoint restarts from scratch (its folder held only a tokenizer and partial logs).
   return new Promise((resolve, reject) => {
     const started = Date.now();
-    console.error(`[study] ${name}: ${hasCheckpoint ? 'resuming' : 'starting'} (${flags.join(' ')})`);
+    console.error(`[study] ${name}: ${resume ? 'resuming' : 'starting'} (${flags.join(' ')})`);
     // UNTIE_BACKEND=native: a run that cannot load the addon (e.g. while `npm install` rebuilds it) fails
     // instead of quietly running 100x slower on the reference kernels.
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, UNTIE_BACKEND: process.env.UNTIE_BACKEND ?? 'native' } });
@@ -309,9 +314,9 @@ async function main() {
   const args = parseArgs(process.argv.slice(2));
   if (!args) return;
   const plan = PLANS[args.plan];
-  if (args.list) return listPlan(args, plan);
-  fs.mkdirSync(args.out, { recursive: true });
   const names = Object.keys(plan.variants).filter((n) => !args.only || args.only.includes(n));
+  if (args.list) return listPlan(args, names);
+  fs.mkdirSync(args.out, { recursive: true });
   const flagsOf = (n: string) => [...plan.common, ...plan.variants[n]];
 
   const queue = [...names];
@@ -355,34 +360,34 @@ async function main() {
   if (args.report) await drawReport(args.records, args.plan, plan, machine, [...kept, ...runs], summary?.blocks ?? []);
 }
 
+/** `--list`: the named variants, in the plan's order, with what the records and the work folder hold of each. */
+function listPlan(args: { plan: string; out: string; records: string }, names: string[]): void {
+  const width = Math.max(...names.map((n) => n.length));
+  const lines = [`${args.plan}: ${PLANS[args.plan].about}`];
+  let done = 0;
+  for (const name of names) {
+    const work = path.join(args.out, name);
+    const last = fs.existsSync(work) ? readRun(work).evals.at(-1)?.step : undefined;
+    const holder = lockHolder(work);
+    let state = 'not started';
+    if (recordFinished(path.join(args.records, 'runs', name))) {
+      state = 'recorded';
+      done++;
+    } else if (holder) state = `training now (pid ${holder.pid}; last eval at step ${last ?? 'none yet'})`;
+    else if (hasCheckpoint(work)) state = `unfinished: resumes from its checkpoint (last eval at step ${last ?? 0})`;
+    else if (last !== undefined) state = `started (last eval at step ${last}), no checkpoint yet: would restart from scratch`;
+    lines.push(`  ${name.padEnd(width)}  ${state}`);
+  }
+  lines.push(`${done} of ${names.length} recorded; \`${INVOCATION} ${args.plan} --only NAME,...\` trains the rest in this order`);
+  console.log(lines.join('\n'));
+}
+
 /**
  * A comparison study's results: `untie compare`'s analysis and report, from
  * the committed records alone; seconds from each phase's cost per step
  * measured alone (`--time`, kept in timing.json), since the runs went side by
  * side.
  */
-/** `--list`: every variant of the plan, in its order, with what the records and the work folder hold of it. */
-function listPlan(args: { plan: string; out: string; records: string; only?: string[] }, plan: Plan): void {
-  const names = Object.keys(plan.variants).filter((n) => !args.only || args.only.includes(n));
-  const lines = [`${args.plan}: ${plan.about}`];
-  let done = 0;
-  for (const name of names) {
-    const committed = path.join(args.records, 'runs', name);
-    const work = path.join(args.out, name);
-    const last = (dir: string) => readRun(dir).evals.at(-1)?.step;
-    let state: string;
-    if (recordFinished(committed)) (state = 'recorded'), done++;
-    else if (fs.existsSync(work) && fs.readdirSync(work).some((f) => /^checkpoint-\d+$/.test(f))) state = `unfinished: resumes from its checkpoint (last eval at step ${last(work) ?? 0})`;
-    else if (last(work) !== undefined) state = `started (last eval at step ${last(work)}), no checkpoint yet: would restart from scratch`;
-    else state = 'not started';
-    const holder = lockHolder(work);
-    if (holder) state = `training now (pid ${holder.pid}; last eval at step ${last(work) ?? 'none yet'})`;
-    lines.push(`  ${name.padEnd(Math.max(...names.map((n) => n.length)))}  ${state}`);
-  }
-  lines.push(`${done} of ${names.length} recorded; \`${INVOCATION} ${args.plan} --only NAME,...\` trains the rest in this order`);
-  console.log(lines.join('\n'));
-}
-
 async function compareStudy(args: NonNullable<ReturnType<typeof parseArgs>>, plan: Plan, names: string[], flagsOf: (n: string) => string[]): Promise<void> {
   const machine = machineName();
   const timingFile = args.timing ?? path.join(args.records, 'timing.json');
@@ -399,7 +404,7 @@ async function compareStudy(args: NonNullable<ReturnType<typeof parseArgs>>, pla
   });
   const { missing, ...results } = res;
   // Committed: folders are named relative to the repository, never by this machine's paths.
-  const relative = (_key: string, v: unknown) => (typeof v === 'string' && path.isAbsolute(v) && v.startsWith(root) ? path.relative(root, v) : v);
+  const relative = (_key: string, v: unknown) => (typeof v === 'string' && (v === root || v.startsWith(root + path.sep)) ? path.relative(root, v) : v);
   fs.writeFileSync(path.join(args.records, 'results.json'), JSON.stringify({ plan: args.plan, about: plan.about, missing, ...results }, relative, 1) + '\n');
   console.log(`${args.plan}: ${plan.about}\n${formatSummary(res.summary, machine, res.threads)}`);
   if (!timing) console.log('seconds: as logged by runs that went side by side (not comparable); run with --time to measure each phase\'s cost alone');
