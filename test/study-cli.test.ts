@@ -44,6 +44,27 @@ test('study.ts refuses a mistyped option, plan or variant in one line that names
   }
 });
 
+test('untie-settings.ts refuses a mistyped option or setting, or an untie step past the run, in one line, and trains nothing', () => {
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'untie-settings-cli-'));
+  try {
+    const cases: [string[], RegExp][] = [
+      [['--stpes', '10'], /^Unknown option '--stpes' \(did you mean --steps\?\)/],
+      [['--only', 'mean-cpy'], /^--only: no setting "mean-cpy" \(did you mean mean-copy\?\)/],
+      [['--steps', '10', '--untie-at', '20'], /^--untie-at 20 must be below --steps 10/],
+      [['--seeds', '0,x'], /^--seeds must be a whole number >= 0, got "x"/],
+    ];
+    for (const [args, message] of cases) {
+      const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(root, 'scripts', 'untie-settings.ts'), '--out', out, ...args], { cwd: root, encoding: 'utf8' });
+      assert.notEqual(r.status, 0, args.join(' '));
+      assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+      assert.match(r.stderr.trim(), message);
+    }
+    assert.deepEqual(fs.readdirSync(out), [], 'nothing trained');
+  } finally {
+    fs.rmSync(out, { recursive: true, force: true });
+  }
+});
+
 test('--list says which variants are recorded, and --rerun reproduces a record exactly or says where it differs, keeping the record', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'untie-study-rerun-'));
   try {
