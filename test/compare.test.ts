@@ -13,7 +13,7 @@ import {
 import { replayStatistics } from '../src/experiments/statistics.js';
 import { defaultRunConfig, mergeConfig } from '../src/train/config.js';
 import { readMetrics } from '../src/train/metrics.js';
-import { writeCompareReport, compareView } from '../src/report/compare.js';
+import { writeCompareReport, compareView, seedList } from '../src/report/compare.js';
 import type { Block } from '../src/report/blocks.js';
 import { CHROMIUM, launchChromium } from '../scripts/chromium.js';
 import { formatSummary } from '../src/cli/compare.js';
@@ -81,6 +81,13 @@ test('summary: steps and seconds to the baseline final loss, as ratios to the ba
   // The printed table says how far above the target a run that never reached it ended.
   const albertLine = formatSummary([p], 'test CPU', 2).split('\n').find((l) => l.startsWith('albert'))!;
   assert.match(albertLine, /^albert\s+never \(\+1\.4000\)/);
+});
+
+test('marker labels name seeds briefly: runs of three or more as a range, the rest one by one', () => {
+  assert.equal(seedList([4, 0, 2, 1, 3]), '0-4');
+  assert.equal(seedList([0, 1, 3]), '0,1,3');
+  assert.equal(seedList([0, 1, 2, 5, 7, 8, 9, 9]), '0-2,5,7-9');
+  assert.equal(seedList([3]), '3');
 });
 
 test('statistic replay: each statistic unties where a hand computation says', () => {

@@ -272,14 +272,17 @@
   /**
    * Vertical lines with their labels near the top, in up to `rows` rows so
    * that labels of close events do not overlap (the heatmap keeps four rows
-   * of room above its cells; a line chart's labels may use six).
+   * of room above its cells; a line chart's labels may use six, or as many
+   * as fit in the top 40% of a taller plot: a study's many seeds and events
+   * crowd six).
    * @param {CanvasRenderingContext2D} ctx
    * @param {Marker[]} markers
    * @param {(x: number) => number} toPx
    * @param {number} left @param {number} top @param {number} width @param {number} height @param {number} px
    * @param {number} [rows]
    */
-  function drawMarkers(ctx, markers, toPx, left, top, width, height, px, rows = 6) {
+  function drawMarkers(ctx, markers, toPx, left, top, width, height, px, rows) {
+    rows ??= Math.max(6, Math.floor((0.4 * height) / (13 * px)));
     ctx.font = `${11 * px}px system-ui, sans-serif`;
     // Each label takes the first row where it clears every label already there
     // (left to right), else the row whose labels end soonest.

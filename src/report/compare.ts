@@ -148,8 +148,22 @@ function markers(runs: RunRecord[], x: 'step' | 'seconds'): Marker[] {
   const seeded = new Set(runs.map((r) => r.seed)).size > 1;
   return [...byKey.values()].map((m) => ({
     x: m.x, color: VARIANT_COLOR[m.variant],
-    label: `${m.variant}${seeded ? ` s${m.seeds.join(',')}` : ''}: ${m.what}`,
+    label: `${m.variant}${seeded ? ` s${seedList(m.seeds)}` : ''}: ${m.what}`,
   }));
+}
+
+/** Seeds as a short list: 0,1,2,3,4 -> "0-4", 0,1,3 -> "0,1,3" (runs of three or more become a range). */
+export function seedList(seeds: number[]): string {
+  const s = [...new Set(seeds)].sort((a, b) => a - b);
+  const parts: string[] = [];
+  for (let i = 0; i < s.length; ) {
+    let j = i;
+    while (j + 1 < s.length && s[j + 1] === s[j] + 1) j++;
+    if (j - i >= 2) parts.push(`${s[i]}-${s[j]}`);
+    else for (let k = i; k <= j; k++) parts.push(String(s[k]));
+    i = j + 1;
+  }
+  return parts.join(',');
 }
 
 /** Training seconds at a step, interpolated between evaluations. */
