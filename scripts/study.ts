@@ -162,8 +162,23 @@ function readRun(runDir: string): { evals: EvalPoint[]; untiedAt: number | null;
   return { evals, untiedAt: untie ? untie.step : null, checks };
 }
 
-/** A finished run's committed records: its config and metrics, no checkpoints. */
-const RECORD_FILES = ['config.json', 'metrics.jsonl'];
+/**
+ * Copies a finished run's records (its config and metrics, no checkpoints) for committing, naming
+ * no folder of this machine: the config's output folder relative to the repository (when it is
+ * inside it), a checkpoint by its name in the run folder.
+ */
+function copyRecords(from: string, to: string): void {
+  fs.mkdirSync(to, { recursive: true });
+  const cfg = JSON.parse(fs.readFileSync(path.join(from, 'config.json'), 'utf8'));
+  if (typeof cfg.outDir === 'string' && path.isAbsolute(cfg.outDir) && cfg.outDir.startsWith(root + path.sep)) cfg.outDir = path.relative(root, cfg.outDir);
+  fs.writeFileSync(path.join(to, 'config.json'), JSON.stringify(cfg, null, 2) + '\n');
+  const lines = fs.readFileSync(path.join(from, 'metrics.jsonl'), 'utf8').split('\n').map((line) => {
+    if (!line.includes('"type":"checkpoint"')) return line;
+    const r = JSON.parse(line);
+    return typeof r.path === 'string' ? JSON.stringify({ ...r, path: path.basename(r.path) }) : line;
+  });
+  fs.writeFileSync(path.join(to, 'metrics.jsonl'), lines.join('\n'));
+}
 
 /** True when the run's records hold its final evaluation (a finished run). */
 function isDone(recordDir: string, steps: number): boolean {
@@ -199,17 +214,13 @@ function runOne(out: string, records: string, name: string, flags: string[], rer
   // Another study call training this run right now: starting it again would delete or resume under it.
   const holder = lockHolder(runDir);
   if (holder) return Promise.reject(new UntieError(`${name} is being trained right now (pid ${holder.pid}, since ${holder.started}): let that run finish, then run this again`));
-  const keep = recorded ? () => checkRerun(name, recordDir, runDir) : () => {
-    fs.mkdirSync(recordDir, { recursive: true });
-    for (const f of RECORD_FILES) fs.copyFileSync(path.join(runDir, f), path.join(recordDir, f));
-  };
+  const keep = recorded ? () => checkRerun(name, recordDir, runDir) : () => copyRecords(runDir, recordDir);
   // Finished in the work folder but not yet recorded (a copy that failed, an older layout).
   if (isDone(runDir, steps)) return Promise.resolve(keep());
   // The same run, finished in another study (same config but its name): its records serve.
   const same = recorded ? null : sameFinishedRun(flags);
   if (same) {
-    fs.mkdirSync(recordDir, { recursive: true });
-    for (const f of RECORD_FILES) fs.copyFileSync(path.join(same, f), path.join(recordDir, f));
+    copyRecords(same, recordDir);
     fs.writeFileSync(path.join(recordDir, 'same-as.txt'), `${path.relative(root, same)}\n`);
     console.error(`[study] ${name}: the same run finished as ${path.relative(root, same)}; its records are copied`);
     return Promise.resolve();

@@ -90,6 +90,18 @@ test('--list says which variants are recorded, and --rerun reproduces a record e
     assert.notEqual(r.code, 0);
     assert.equal(fs.readFileSync(tampered, 'utf8'), before, 'the record is kept');
     assert.ok(fs.existsSync(path.join(out, 'baseline-s1', 'metrics.jsonl')), 'the rerun is kept beside it');
+
+    // A record lost is trained again and written anew: the same evaluations, and its checkpoint named
+    // inside the run folder, not by this machine's path to it.
+    const lost = path.join(records, 'runs', 'albert-s0');
+    fs.rmSync(lost, { recursive: true });
+    const again = study('fixture-tiny', '--records', records, '--out', out, '--only', 'albert-s0');
+    assert.equal(again.code, 0, again.stderr);
+    const read = (dir: string) => fs.readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8').split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { type: string; path?: string });
+    const evals = (dir: string) => read(dir).filter((e) => e.type === 'eval').map((e) => ({ ...e, elapsed: 0 }));
+    assert.deepEqual(evals(lost), evals(path.join(FIXTURE, 'runs', 'albert-s0')));
+    assert.deepEqual(read(lost).filter((e) => e.type === 'checkpoint').map((e) => e.path), ['checkpoint-60']);
+    assert.ok(!fs.readFileSync(path.join(lost, 'metrics.jsonl'), 'utf8').includes(out), 'no folder of this machine in the metrics');
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

@@ -285,7 +285,8 @@ async function runTraining(cfg: RunConfig, runDir: string, run: RunSetup, opts: 
     state = { ...state, dropoutRng: model.dropoutRng.getState(), data: data.train.getState(), sharing: sharing.getState() };
     const dir = saveCheckpoint(runDir, { model, optimizer, trainable: sharing.trainable(named), state }, { tokenizerDir: runDir, resumeHint });
     pruneCheckpoints(runDir, t.keepLast);
-    metrics.write({ type: 'checkpoint', step: state.step, path: dir });
+    // Named inside the run folder: the log stays true when the folder moves, and names no path of this machine.
+    metrics.write({ type: 'checkpoint', step: state.step, path: path.basename(dir) });
   };
 
   try {
