@@ -77,6 +77,25 @@ test('an interrupted and resumed run equals the uninterrupted run, across the un
   assert.equal(resumedEarly.untiedAt, 6);
 });
 
+test('--stop-at: a run stopped after a step saves a checkpoint there, and resumed equals the uninterrupted run; a stop it cannot reach is refused before anything is written', async () => {
+  seedTokenizer('parts');
+  seedTokenizer('parts-whole');
+  await train({ config: tinyConfig('parts-whole'), progress: false });
+  const first = await train({ config: tinyConfig('parts'), stopAt: 5, progress: false }); // 5: between checkpoints 4 and 8, before the untie (6)
+  assert.equal(first.steps, 5);
+  assert.equal(first.interrupted, false);
+  assert.deepEqual(fs.readdirSync(path.join(root, 'parts')).filter((f) => f.startsWith('checkpoint-')).sort(), ['checkpoint-4', 'checkpoint-5']);
+  await assert.rejects(train({ config: tinyConfig('parts'), resume: true, stopAt: 5, progress: false }), /--stop-at 5: the run is already at step 5/);
+  await assert.rejects(train({ config: tinyConfig('parts'), resume: true, stopAt: 12, progress: false }), /--stop-at 12: the run ends at step 12 anyway/);
+  const whole = readMetrics(path.join(root, 'parts-whole', 'metrics.jsonl'));
+  const resumed = await train({ config: tinyConfig('parts'), resume: true, progress: false });
+  assert.equal(resumed.untiedAt, 6);
+  assert.equal(resumed.finalValLoss, whole.filter((r) => r.type === 'eval').pop()!.val_loss);
+  // The same records, but for the checkpoint the stop saved.
+  const parts = readMetrics(path.join(root, 'parts', 'metrics.jsonl')).filter((r) => !(r.type === 'checkpoint' && r.step === 5));
+  assert.deepEqual(comparableMetrics(parts), comparableMetrics(whole));
+});
+
 test('a checkpoint loads back with the same outputs, and the run folder is complete', async () => {
   const runDir = path.join(root, 'whole');
   for (const f of ['config.json', 'metrics.jsonl', 'tokenizer.json', 'vocab.txt']) assert.ok(fs.existsSync(path.join(runDir, f)), f);

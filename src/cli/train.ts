@@ -77,6 +77,7 @@ export function trainFlags(): Flags {
     preset: { type: 'string', help: `model size: ${Object.keys(PRESETS).join(' | ')}`, default: 'tiny' },
     config: { type: 'string', help: 'JSON config file (same keys as a run\'s config.json); flags override it' },
     resume: { type: 'string', help: 'continue the run in this folder from its newest checkpoint, with the schedule of its first start' },
+    'stop-at': { type: 'string', help: 'stop after this step, saving a checkpoint there (as Ctrl-C would); --resume continues the run exactly. With --keep-last, keeps the early checkpoints a probe needs' },
     'extend-to': { type: 'string', help: 'with --resume: lengthen a step-count run to this many steps, recomputing its schedule (lr horizon, warmup, untie step/deadline, check interval); logged in metrics.jsonl' },
     budget: {
       type: 'string',
@@ -171,7 +172,7 @@ function resumeConfig(dir: string, values: Record<string, string | boolean | und
   const cfg = runConfigOf(readConfigFile(file), dir);
   cfg.outDir = path.dirname(dir);
   cfg.name = path.basename(dir);
-  const allowed = new Set(['resume', 'extend-to', 'json', 'quiet', 'ui', 'port', 'host', 'detect-anomaly', 'threads', 'eval-every', 'save-every', 'keep-last', 'log-every']);
+  const allowed = new Set(['resume', 'extend-to', 'stop-at', 'json', 'quiet', 'ui', 'port', 'host', 'detect-anomaly', 'threads', 'eval-every', 'save-every', 'keep-last', 'log-every']);
   for (const [k, v] of Object.entries(values)) {
     if (v === undefined || allowed.has(k)) continue;
     if (k === 'steps') throw new UntieError('--steps cannot change on --resume: the run keeps the schedule of its first start. To lengthen it, use --extend-to N, which recomputes the schedule and logs what changed.');
@@ -209,6 +210,7 @@ export async function run(argv: string[]): Promise<number> {
   const config = resumeDir ? resumeConfig(resumeDir, values) : configFromFlags(values);
   if (!resumeDir) checkCreatable(runDirOf(config)); // an odd --out fails now, before the data is read
   const extendTo = numberFlag('extend-to', values['extend-to'], { integer: true });
+  const stopAt = numberFlag('stop-at', values['stop-at'], { integer: true, min: 1 });
   const done = resumeDir && extendTo === undefined ? finishedRun(config, resumeDir, commandAsRun('train')) : null;
   if (done) {
     // Not an error: the run is complete. Say so, and touch nothing.
@@ -224,7 +226,7 @@ export async function run(argv: string[]): Promise<number> {
   let result;
   try {
     result = await train({
-      config, resume: resumeDir !== null, extendTo, progress: !values.quiet && !values.json,
+      config, resume: resumeDir !== null, extendTo, stopAt, progress: !values.quiet && !values.json,
       command: commandAsRun('train'), detectAnomaly: values['detect-anomaly'] === true,
     });
   } finally {

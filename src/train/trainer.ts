@@ -46,6 +46,12 @@ export interface TrainOptions {
   extendTo?: number;
   /** Stop after this many completed steps without a final checkpoint, as a crash would (tests). */
   haltAt?: number;
+  /**
+   * Stop after this step, saving a checkpoint there, as Ctrl-C would; `resume`
+   * continues the run exactly. Trains a run in parts, or keeps the early
+   * checkpoints a probe needs (with `keepLast` large enough).
+   */
+  stopAt?: number;
   /** Print progress (default true). */
   progress?: boolean;
   /** How the user runs `untie train` ("untie train", "npx untie train"), for the resume hints it prints (default "untie train"). */
@@ -161,6 +167,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   let lock = resumeFrom ? takeLock(runDir) : null;
   try {
     const run = await setUpRun(cfg, runDir, resumeFrom, opts.extendTo);
+    if (opts.stopAt !== undefined) checkStopAt(opts.stopAt, run.state.step, cfg.train.budget > 0 ? null : run.schedule.steps);
     // ---- all inputs are good: claim the folder, then write
     if (!lock) {
       makeDirectory(runDir);
@@ -177,6 +184,13 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
 }
 
 /** The newest checkpoint to resume from (null for a new run), or an UntieError when there is none, or when a new run would overwrite one. */
+/** A stop step the run will reach: after its current step, before its end (a budget run's end is not a step). */
+function checkStopAt(stopAt: number, step: number, totalSteps: number | null): void {
+  if (!Number.isInteger(stopAt) || stopAt < 1) throw new UntieError(`--stop-at ${stopAt}: give the step to stop after, a whole number from 1`);
+  if (stopAt <= step) throw new UntieError(`--stop-at ${stopAt}: the run is already at step ${step}; give a later step, or leave --stop-at out to train to the end`);
+  if (totalSteps !== null && stopAt >= totalSteps) throw new UntieError(`--stop-at ${stopAt}: the run ends at step ${totalSteps} anyway; leave --stop-at out, or give an earlier step`);
+}
+
 function resumePoint(runDir: string, resume: boolean): { step: number; dir: string } | null {
   const ckpts = listCheckpoints(runDir);
   if (resume) {
@@ -398,9 +412,10 @@ async function runTraining(cfg: RunConfig, runDir: string, run: RunSetup, opts: 
         }
       }
       if (opts.haltAt !== undefined && state.step >= opts.haltAt) break;
-      if ((t.saveEvery > 0 && state.step % t.saveEvery === 0) || last || interrupted) saveNow();
-      if (interrupted) {
-        const stopped = `interrupted: saved checkpoint-${state.step}; continue with: ${resumeHint}`;
+      const stopHere = opts.stopAt !== undefined && state.step >= opts.stopAt;
+      if ((t.saveEvery > 0 && state.step % t.saveEvery === 0) || last || interrupted || stopHere) saveNow();
+      if (interrupted || stopHere) {
+        const stopped = `${interrupted ? 'interrupted' : `stopped after step ${state.step} (--stop-at)`}: saved checkpoint-${state.step}; continue with: ${resumeHint}`;
         if (opts.progress ?? true) progress.note(stopped);
         else warn(stopped); // said even with --quiet/--json: the user needs the way back
         break;
