@@ -87,8 +87,10 @@ async function run(argv: string[]): Promise<void> {
   const { steps, untieAt, seeds, outDir, only } = opts;
   const rows: string[] = [];
   let unigram: number | null = null;
-  const windows: [number, number][] = [[untieAt, untieAt + 25], [untieAt + 25, untieAt + 100], [untieAt + 100, steps]];
-  const evalSteps = [untieAt, untieAt + 50, untieAt + 100, steps];
+  // Windows and evaluations past the run's end are left out (a short run would show NaN columns).
+  const windows = ([[untieAt, untieAt + 25], [untieAt + 25, untieAt + 100], [untieAt + 100, steps]] as [number, number][])
+    .map(([a, b]): [number, number] => [a, Math.min(b, steps)]).filter(([a, b]) => b > a);
+  const evalSteps = [...[untieAt, untieAt + 50, untieAt + 100].filter((s) => s < steps), steps];
 
   console.log(`machine: ${machineName()}`);
   for (const [name, flags] of SETTINGS) {
@@ -119,8 +121,8 @@ async function run(argv: string[]): Promise<void> {
     }
     const avg = perSeed[0].map((_, i) => mean(perSeed.map((r) => r[i])));
     // The last validation loss of each seed, so the spread between seeds is in view.
-    const finals = perSeed.map((r) => r[3 + evalSteps.length - 1].toFixed(3)).join(', ');
-    rows.push(`| ${name} | ${avg.slice(0, 3 + evalSteps.length).map((v) => v.toFixed(3)).join(' | ')} | ${finals} | ${avg.slice(-3).map((v) => v.toFixed(2)).join(' / ')} |`);
+    const finals = perSeed.map((r) => r[windows.length + evalSteps.length - 1].toFixed(3)).join(', ');
+    rows.push(`| ${name} | ${avg.slice(0, windows.length + evalSteps.length).map((v) => v.toFixed(3)).join(' | ')} | ${finals} | ${avg.slice(-3).map((v) => v.toFixed(2)).join(' / ')} |`);
   }
 
   console.log(`\n${seeds.length} seed(s) (${seeds.join(', ')}), tiny preset, ${steps} steps, untie after step ${untieAt}; losses averaged over seeds.`);
