@@ -164,6 +164,21 @@ test('a point where only the baseline finished is left out; the paired chart is 
   });
 });
 
+test('markers: one label for an event of a variant within 2% of the axis across seeds, a line at each place; events further apart keep their own labels', () => {
+  const base = studyResults({ recordsDir: FIXTURE, cells, variants: ['baseline', 'albert', 'swe-f'], createdBy: 'test', machine: 'test' });
+  const withUntie = (steps: Record<number, number>) => ({
+    ...base,
+    runs: base.runs.map((r) => (r.variant === 'swe-f' ? { ...r, events: r.events.map((e) => (e.type === 'untie' ? { ...e, step: steps[r.seed] } : e)) } : r)),
+  });
+  const stepMarkers = (res: typeof base) => chartsOf(compareView(res, 'x').blocks).find((c) => c.id === 'p0-valLoss-step')!.markers!.filter((m) => m.label === '' || m.label.startsWith('swe-f'));
+  const reason = base.runs.find((r) => r.variant === 'swe-f')!.events.find((e) => e.type === 'untie')!.reason;
+  const what = `untie${reason ? ` (${reason})` : ''}`;
+  // 60-step runs: steps 10 and 11 are within 2% (1.2 steps) of each other, 10 and 40 are not.
+  assert.deepEqual(stepMarkers(withUntie({ 0: 10, 1: 11 })).map((m) => [m.x, m.label]), [[10, `swe-f s0,1: ${what}`], [11, '']]);
+  assert.deepEqual(stepMarkers(withUntie({ 0: 10, 1: 10 })).map((m) => [m.x, m.label]), [[10, `swe-f s0,1: ${what}`]]);
+  assert.deepEqual(stepMarkers(withUntie({ 0: 40, 1: 10 })).map((m) => [m.x, m.label]), [[10, `swe-f s1: ${what}`], [40, `swe-f s0: ${what}`]]);
+});
+
 test('the study\'s report renders in Chromium from the records alone, with the speed-up curve', { skip: chromiumMissing }, async () => {
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'untie-study-report-'));
   try {

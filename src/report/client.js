@@ -285,7 +285,7 @@
     rows ??= Math.max(6, Math.floor((0.4 * height) / (13 * px)));
     ctx.font = `${11 * px}px system-ui, sans-serif`;
     // Each label takes the first row where it clears every label already there
-    // (left to right), else the row whose labels end soonest.
+    // (left to right), else the row whose labels end soonest (moved right of them where it fits).
     const rowRight = new Array(rows).fill(-Infinity);
     const placed = markers.map((m) => {
       const x = toPx(m.x);
@@ -300,9 +300,17 @@
       ctx.beginPath(); ctx.moveTo(x, top); ctx.lineTo(x, top + height); ctx.stroke();
     }
     // Labels after every line, so that no line crosses a label's backing.
-    for (const { m, w, lx } of placed) {
+    for (const p of placed) {
+      const { m, w } = p;
+      if (m.label === '') continue; // a further place of an event labelled at its first
+      let lx = p.lx;
       let row = rowRight.findIndex((r) => lx >= r);
-      if (row < 0) row = rowRight.indexOf(Math.min(...rowRight));
+      if (row < 0) {
+        // Every row is taken here: the row that frees up first, the label moved right to clear it
+        // while it still fits in the plot (the line's colour ties it to its line), else over it.
+        row = rowRight.indexOf(Math.min(...rowRight));
+        if (rowRight[row] + w <= left + width) lx = rowRight[row];
+      }
       rowRight[row] = lx + w + 6 * px;
       const ly = top + (13 + 13 * row) * px;
       ctx.fillStyle = 'rgba(255,255,255,0.8)';
@@ -334,7 +342,7 @@
       box.dataset.points = JSON.stringify(counts);
       box.dataset.pointSizes = JSON.stringify(Object.fromEntries(current.series.map((s) => [s.label, pointSize(s, counts[s.label])])));
       box.dataset.markers = String((current.markers ?? []).length);
-      box.dataset.markerLabels = JSON.stringify((current.markers ?? []).map((m) => m.label));
+      box.dataset.markerLabels = JSON.stringify((current.markers ?? []).map((m) => m.label).filter((l) => l !== ''));
     };
 
     const build = () => {
@@ -564,7 +572,7 @@
       box.dataset.cells = String(cells);
       box.dataset.layer = layer?.name ?? '';
       box.dataset.markers = String((current.markers ?? []).length);
-      box.dataset.markerLabels = JSON.stringify((current.markers ?? []).map((m) => m.label));
+      box.dataset.markerLabels = JSON.stringify((current.markers ?? []).map((m) => m.label).filter((l) => l !== ''));
       if (!layer || cols.length === 0) {
         body.replaceChildren(el('div', 'no checks yet', 'chart-empty'));
         return;

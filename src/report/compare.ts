@@ -131,25 +131,44 @@ function evalSeries(runs: RunRecord[], x: 'step' | 'seconds', field: 'valLoss' |
 
 /** Untie/split events of every run, placed at their step or at the training second of that step. */
 function markers(runs: RunRecord[], x: 'step' | 'seconds'): Marker[] {
-  // The same event of a variant at the same x in several seeds is one marker naming its seeds (SWE-F unties at one step in every seed).
-  const byKey = new Map<string, { x: number; variant: Variant; what: string; seeds: number[] }>();
+  // One label for the same event of a variant in several seeds when they fall within 2% of the axis
+  // of each other (SWE-F unties at one step in every seed; on the seconds axis each seed's second
+  // differs a little): a line for each place, the label once, naming the seeds.
+  const groups = new Map<string, { x: number; seed: number }[]>();
+  const about = new Map<string, { variant: Variant; what: string }>();
+  let span = 0;
   for (const r of runs) {
+    for (const e of r.evals) {
+      const at = x === 'step' ? e.step : e.seconds;
+      if (Number.isFinite(at)) span = Math.max(span, at);
+    }
     for (const e of r.events) {
-      let at: number | null = e.step;
-      if (x === 'seconds') at = secondsAt(r, e.step);
+      const at = x === 'seconds' ? secondsAt(r, e.step) : e.step;
       if (at === null) continue;
       const what = `${e.type}${e.reason ? ` (${e.reason})` : ''}`;
-      const key = `${at}|${r.variant}|${what}`;
-      const m = byKey.get(key) ?? { x: at, variant: r.variant, what, seeds: [] };
-      m.seeds.push(r.seed);
-      byKey.set(key, m);
+      const key = `${r.variant}|${what}`;
+      about.set(key, { variant: r.variant, what });
+      groups.set(key, [...(groups.get(key) ?? []), { x: at, seed: r.seed }]);
     }
   }
   const seeded = new Set(runs.map((r) => r.seed)).size > 1;
-  return [...byKey.values()].map((m) => ({
-    x: m.x, color: VARIANT_COLOR[m.variant],
-    label: `${m.variant}${seeded ? ` s${seedList(m.seeds)}` : ''}: ${m.what}`,
-  }));
+  const near = 0.02 * span;
+  const out: Marker[] = [];
+  for (const [key, list] of groups) {
+    const { variant, what } = about.get(key)!;
+    list.sort((a, b) => a.x - b.x);
+    for (let i = 0; i < list.length; ) {
+      let j = i;
+      while (j + 1 < list.length && list[j + 1].x - list[i].x <= near) j++;
+      const cluster = list.slice(i, j + 1);
+      const places = [...new Set(cluster.map((e) => e.x))];
+      const color = VARIANT_COLOR[variant];
+      out.push({ x: places[0], color, label: `${variant}${seeded ? ` s${seedList(cluster.map((e) => e.seed))}` : ''}: ${what}` });
+      for (const at of places.slice(1)) out.push({ x: at, color, label: '' });
+      i = j + 1;
+    }
+  }
+  return out;
 }
 
 /** Seeds as a short list: 0,1,2,3,4 -> "0-4", 0,1,3 -> "0,1,3" (runs of three or more become a range). */
