@@ -163,21 +163,16 @@ function readRun(runDir: string): { evals: EvalPoint[]; untiedAt: number | null;
 }
 
 /**
- * Copies a finished run's records (its config and metrics, no checkpoints) for committing, naming
- * no folder of this machine: the config's output folder relative to the repository (when it is
- * inside it), a checkpoint by its name in the run folder.
+ * Copies a finished run's records (its config and metrics, no checkpoints) for committing. The
+ * config names its output folder relative to the repository when it is inside it, so the records
+ * name no folder of this machine (the metrics name checkpoints inside the run folder already).
  */
 function copyRecords(from: string, to: string): void {
   fs.mkdirSync(to, { recursive: true });
   const cfg = JSON.parse(fs.readFileSync(path.join(from, 'config.json'), 'utf8'));
   if (typeof cfg.outDir === 'string' && path.isAbsolute(cfg.outDir) && cfg.outDir.startsWith(root + path.sep)) cfg.outDir = path.relative(root, cfg.outDir);
   fs.writeFileSync(path.join(to, 'config.json'), JSON.stringify(cfg, null, 2) + '\n');
-  const lines = fs.readFileSync(path.join(from, 'metrics.jsonl'), 'utf8').split('\n').map((line) => {
-    if (!line.includes('"type":"checkpoint"')) return line;
-    const r = JSON.parse(line);
-    return typeof r.path === 'string' ? JSON.stringify({ ...r, path: path.basename(r.path) }) : line;
-  });
-  fs.writeFileSync(path.join(to, 'metrics.jsonl'), lines.join('\n'));
+  fs.copyFileSync(path.join(from, 'metrics.jsonl'), path.join(to, 'metrics.jsonl'));
 }
 
 /** True when the run's records hold its final evaluation (a finished run). */

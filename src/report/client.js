@@ -572,7 +572,7 @@
       box.dataset.cells = String(cells);
       box.dataset.layer = layer?.name ?? '';
       box.dataset.markers = String((current.markers ?? []).length);
-      box.dataset.markerLabels = JSON.stringify((current.markers ?? []).map((m) => m.label).filter((l) => l !== ''));
+      box.dataset.markerLabels = JSON.stringify((current.markers ?? []).map((m) => m.label));
       if (!layer || cols.length === 0) {
         body.replaceChildren(el('div', 'no checks yet', 'chart-empty'));
         return;

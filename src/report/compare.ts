@@ -134,8 +134,7 @@ function markers(runs: RunRecord[], x: 'step' | 'seconds'): Marker[] {
   // One label for the same event of a variant in several seeds when they fall within 2% of the axis
   // of each other (SWE-F unties at one step in every seed; on the seconds axis each seed's second
   // differs a little): a line for each place, the label once, naming the seeds.
-  const groups = new Map<string, { x: number; seed: number }[]>();
-  const about = new Map<string, { variant: Variant; what: string }>();
+  const groups = new Map<string, { variant: Variant; what: string; places: { x: number; seed: number }[] }>();
   let span = 0;
   for (const r of runs) {
     for (const e of r.evals) {
@@ -147,24 +146,24 @@ function markers(runs: RunRecord[], x: 'step' | 'seconds'): Marker[] {
       if (at === null) continue;
       const what = `${e.type}${e.reason ? ` (${e.reason})` : ''}`;
       const key = `${r.variant}|${what}`;
-      about.set(key, { variant: r.variant, what });
-      groups.set(key, [...(groups.get(key) ?? []), { x: at, seed: r.seed }]);
+      const g = groups.get(key) ?? { variant: r.variant, what, places: [] };
+      g.places.push({ x: at, seed: r.seed });
+      groups.set(key, g);
     }
   }
   const seeded = new Set(runs.map((r) => r.seed)).size > 1;
   const near = 0.02 * span;
   const out: Marker[] = [];
-  for (const [key, list] of groups) {
-    const { variant, what } = about.get(key)!;
-    list.sort((a, b) => a.x - b.x);
-    for (let i = 0; i < list.length; ) {
+  for (const { variant, what, places } of groups.values()) {
+    const color = VARIANT_COLOR[variant];
+    places.sort((a, b) => a.x - b.x);
+    for (let i = 0; i < places.length; ) {
       let j = i;
-      while (j + 1 < list.length && list[j + 1].x - list[i].x <= near) j++;
-      const cluster = list.slice(i, j + 1);
-      const places = [...new Set(cluster.map((e) => e.x))];
-      const color = VARIANT_COLOR[variant];
-      out.push({ x: places[0], color, label: `${variant}${seeded ? ` s${seedList(cluster.map((e) => e.seed))}` : ''}: ${what}` });
-      for (const at of places.slice(1)) out.push({ x: at, color, label: '' });
+      while (j + 1 < places.length && places[j + 1].x - places[i].x <= near) j++;
+      const cluster = places.slice(i, j + 1);
+      const xs = [...new Set(cluster.map((e) => e.x))];
+      out.push({ x: xs[0], color, label: `${variant}${seeded ? ` s${seedList(cluster.map((e) => e.seed))}` : ''}: ${what}` });
+      for (const at of xs.slice(1)) out.push({ x: at, color, label: '' });
       i = j + 1;
     }
   }

@@ -183,7 +183,6 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   }
 }
 
-/** The newest checkpoint to resume from (null for a new run), or an UntieError when there is none, or when a new run would overwrite one. */
 /** A stop step the run will reach: after its current step, before its end (a budget run's end is not a step). */
 function checkStopAt(stopAt: number, step: number, totalSteps: number | null): void {
   if (!Number.isInteger(stopAt) || stopAt < 1) throw new UntieError(`--stop-at ${stopAt}: give the step to stop after, a whole number from 1`);
@@ -191,6 +190,7 @@ function checkStopAt(stopAt: number, step: number, totalSteps: number | null): v
   if (totalSteps !== null && stopAt >= totalSteps) throw new UntieError(`--stop-at ${stopAt}: the run ends at step ${totalSteps} anyway; leave --stop-at out, or give an earlier step`);
 }
 
+/** The newest checkpoint to resume from (null for a new run), or an UntieError when there is none, or when a new run would overwrite one. */
 function resumePoint(runDir: string, resume: boolean): { step: number; dir: string } | null {
   const ckpts = listCheckpoints(runDir);
   if (resume) {
