@@ -317,6 +317,9 @@ test('criteria and the RNG take back their own saved state and refuse damaged on
   const never = parseCriterion('never', { totalSteps: 100 });
   never.setState(never.getState());
   refuse(never, { marks: 'x' });
+  refuse(never, { streak: 1 });
+  refuse(never, null as never);
+  never.setState({}); // a checkpoint from before never kept its marks
   const rng = new Rng(1);
   for (const bad of [[0, 0, 0, 0], [1, 2, 3], [1, 2, 3, -4], [1, 2, 3, 2 ** 32], ['a', 1, 2, 3]]) assert.throws(() => rng.setState(bad as never), UntieError);
 });

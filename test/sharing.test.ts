@@ -10,6 +10,7 @@ import { parseShare, planGroups, splitGroup } from '../src/sharing/plan.js';
 import { Rng } from '../src/tensor/rng.js';
 import { Tensor, backward } from '../src/tensor/tensor.js';
 import { UntieError } from '../src/errors.js';
+import { criterionOf, defaultRunConfig, resolveSchedule, type RunConfig } from '../src/train/config.js';
 
 const D = 4, L = 4;
 
@@ -106,6 +107,42 @@ test('after untie the layers diverge', () => {
   assert.equal(ctrl.tied, false);
   const w = weights(net);
   for (let l = 1; l < L; l++) assert.notDeepEqual(w[l], w[0], `layer ${l} still equals layer 0`);
+});
+
+test('SWE-F with a check interval logs the tied phase\'s agreement and trains exactly as without it', () => {
+  const phi = target(5);
+  const plain = setup('1x4', new FixedCriterion(6));
+  const observed = setup('1x4', new FixedCriterion(6, null, 2));
+  const checks: number[] = [];
+  for (let i = 0; i < 12; i++) {
+    assert.deepEqual(step(plain.net, plain.ctrl, plain.opt, phi, i).filter((e) => e.type === 'sharing_check'), []);
+    for (const e of step(observed.net, observed.ctrl, observed.opt, phi, i)) {
+      if (e.type !== 'sharing_check') continue;
+      checks.push(e.step);
+      assert.equal(e.pairs.length, L - 1);
+      for (const p of e.pairs) assert.ok(p.cosine > -1 && p.cosine <= 1 + 1e-6, `cosine ${p.cosine}`);
+      assert.equal(e.decision, e.step === 5 ? 'untie' : 'none');
+    }
+  }
+  assert.deepEqual(checks, [1, 3, 5], 'every 2nd update while tied (the untie comes after update index 5), none after');
+  assert.deepEqual(weights(observed.net), weights(plain.net), 'measuring changes no update');
+  assert.deepEqual(new FixedCriterion(6, null, 2).describe(), { kind: 'fixed', untieAt: 6, every: 2 });
+  assert.equal((parseCriterion('fraction:0.1', { totalSteps: 3000 }) as FixedCriterion).every, 15, 'the default interval: ~20 checks before 10% of the run');
+});
+
+test('a run\'s schedule keeps the check interval of SWE-F and never (the user\'s K, or the default), and an old schedule without one gets the default', () => {
+  const cfg = (untie: string, checkEvery: number): RunConfig => {
+    const d = defaultRunConfig();
+    return { ...d, train: { ...d.train, steps: 3000 }, sharing: { ...d.sharing, share: '1x12', untie, checkEvery } };
+  };
+  for (const untie of ['never', 'fraction:0.1', 'step:300']) {
+    assert.equal(resolveSchedule(cfg(untie, 0)).checkEvery, 15, untie);
+    assert.equal(resolveSchedule(cfg(untie, 7)).checkEvery, 7, untie);
+    assert.equal((criterionOf(cfg(untie, 7)) as FixedCriterion | NeverCriterion).every, 7, untie);
+    const old = { ...resolveSchedule(cfg(untie, 7)), checkEvery: null };
+    assert.equal((criterionOf(cfg(untie, 7), old) as FixedCriterion | NeverCriterion).every, 15, `${untie}: a schedule saved before the interval was kept`);
+  }
+  assert.equal((criterionOf(cfg('fraction:0.1', 0)) as FixedCriterion).untieAt, 300);
 });
 
 test('untie with copied optimizer state equals an untied model built from the same weights and state', () => {

@@ -47,7 +47,7 @@ const NUMERIC: Record<string, [keyof RunConfig, string, boolean, string]> = {
   'warmup-fraction': ['train', 'warmupFraction', false, 'linear warmup as a fraction of the run, used when --warmup is 0'],
   'untie-threshold': ['sharing', 'threshold', false, 'rho: adjacent-layer gradient cosine below which layers disagree'],
   'untie-patience': ['sharing', 'patience', true, 'C: consecutive checks below rho before untying'],
-  'check-every': ['sharing', 'checkEvery', true, 'K: steps between checks (0 = ~20 checks before 10% of the run)'],
+  'check-every': ['sharing', 'checkEvery', true, 'K: steps between checks (0 = ~20 checks before 10% of the run); SWE-F and never only log them while tied'],
   'untie-by': ['sharing', 'untieBy', false, 'adaptive/multi: untie by this fraction of the run at the latest (0 = no deadline)'],
 };
 

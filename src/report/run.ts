@@ -658,7 +658,7 @@ export function runView(run: RunData, opts: { now?: number } = {}): View {
       html: `<p>Untie criterion <code>${escapeHtml(String(configValue(run, 'sharing', 'untie') ?? '?'))}</code>. `
         + (checks > 0
           ? `${checks} check${checks > 1 ? 's' : ''} of the cosine between adjacent tied layers' gradients${rho !== undefined ? `; below ρ = ${formatNumber(rho)} counts as disagreeing (red in the heatmap)` : ''}. Choose a parameter tensor above the heatmap to see its own cosines.`
-          : 'No gradient checks were logged (only the adaptive and multi criteria measure them).')
+          : 'No gradient checks were logged: a run that untied before its first update makes none, and older versions of untie did not log them for SWE-F (step:N, fraction:F).')
         + '</p>' + eventsTable(run),
     }];
     if (checks > 0) sharing.push(cosineHeatmap(run), cosineChart(run));

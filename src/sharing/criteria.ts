@@ -91,31 +91,44 @@ export interface AdaptiveOptions {
 }
 
 /**
- * `never`: stay tied to the end (ALBERT-style when the plan ties layers).
- * Given a check interval it still measures (and the controller logs) the
- * adjacent layers' agreement, so an always-tied run shows how it evolves.
+ * Checks that only observe: the adjacent layers' agreement measured (and
+ * logged by the controller) every K updates while layers are tied, deciding
+ * nothing. Without a check interval, none.
  */
-export class NeverCriterion implements Criterion {
-  readonly kind = 'never';
-  private readonly marks: CheckMarks | null;
-  constructor(readonly every: number | null = null, everyFraction: number | null = null) {
+class Observed {
+  protected readonly marks: CheckMarks | null;
+  constructor(readonly kind: string, readonly every: number | null, everyFraction: number | null) {
     this.marks = every !== null ? new CheckMarks(every, everyFraction) : null;
   }
   wantsStats(step: number, progress?: number): boolean {
     return this.marks !== null && this.marks.due(step, progress);
+  }
+  getState(): Record<string, unknown> {
+    return this.marks ? { marks: this.marks.lastMark } : {};
+  }
+  /** A checkpoint from before these checks existed holds no marks: they start over. */
+  setState(state: Record<string, unknown>): void {
+    if (!this.marks) return noState(this.kind, state);
+    if (typeof state !== 'object' || state === null || Object.keys(state).some((k) => k !== 'marks')) throw new UntieError(`the saved criterion state ${JSON.stringify(state)?.slice(0, 80)} does not belong to the ${this.kind} criterion, which keeps only "marks"`);
+    this.marks.lastMark = markOf(state.marks ?? -1);
+  }
+}
+
+/**
+ * `never`: stay tied to the end (ALBERT-style when the plan ties layers).
+ * Given a check interval it still measures (and the controller logs) the
+ * adjacent layers' agreement, so an always-tied run shows how it evolves.
+ */
+export class NeverCriterion extends Observed implements Criterion {
+  declare readonly kind: 'never';
+  constructor(every: number | null = null, everyFraction: number | null = null) {
+    super('never', every, everyFraction);
   }
   decide(): Decision {
     return { action: 'none' };
   }
   describe() {
     return { kind: this.kind, every: this.every };
-  }
-  getState() {
-    return this.marks ? { marks: this.marks.lastMark } : {};
-  }
-  setState(state: Record<string, unknown>) {
-    if (this.marks) this.marks.lastMark = markOf(state.marks ?? -1);
-    else noState(this.kind, state);
   }
 }
 
@@ -142,14 +155,14 @@ export class CheckMarks {
  * layers start from one shared draw and never update tied; N = the run's
  * length: after the last update, so every update was tied). Budget runs
  * (`fraction` set): untie once that fraction of the budget has been spent.
+ * Given a check interval, the tied phase's agreement is measured and logged
+ * as with `never`; the decision never reads it.
  */
-export class FixedCriterion implements Criterion {
-  readonly kind = 'fixed';
-  constructor(readonly untieAt: number, readonly fraction: number | null = null) {
+export class FixedCriterion extends Observed implements Criterion {
+  declare readonly kind: 'fixed';
+  constructor(readonly untieAt: number, readonly fraction: number | null = null, every: number | null = null, everyFraction: number | null = null) {
+    super('fixed', every, everyFraction);
     if (!Number.isInteger(untieAt) || untieAt < 0) throw new UntieError(`--untie step:N needs a whole number of steps >= 0, got ${untieAt}`);
-  }
-  wantsStats(): boolean {
-    return false;
   }
   decide(step: number, groups: Groups, _stats: CheckStats | null = null, progress?: number): Decision {
     const tied = groups.some((g) => g.length > 1);
@@ -157,13 +170,7 @@ export class FixedCriterion implements Criterion {
     return tied && due ? { action: 'untie', reason: 'step' } : { action: 'none' };
   }
   describe() {
-    return { kind: this.kind, untieAt: this.untieAt, ...(this.fraction !== null ? { fraction: this.fraction } : {}) };
-  }
-  getState() {
-    return {};
-  }
-  setState(state: Record<string, unknown>) {
-    noState(this.kind, state);
+    return { kind: this.kind, untieAt: this.untieAt, ...(this.fraction !== null ? { fraction: this.fraction } : {}), ...(this.every !== null ? { every: this.every } : {}) };
   }
 }
 
@@ -362,12 +369,12 @@ export function parseCriterion(text: string, d: CriterionDefaults): Criterion {
   if (t === 'adaptive') return new AdaptiveCriterion(options);
   if (t === 'multi') return new MultiCriterion(options);
   const step = /^step:(\d+)$/.exec(t);
-  if (step) return new FixedCriterion(Number(step[1]));
+  if (step) return new FixedCriterion(Number(step[1]), null, options.every, options.everyFraction ?? null);
   const frac = /^fraction:([0-9]*\.?[0-9]+)$/.exec(t);
   if (frac) {
     const f = Number(frac[1]);
     if (!(f >= 0 && f <= 1)) throw new UntieError(`--untie fraction:F needs F in [0, 1], got ${f}`);
-    return new FixedCriterion(Math.round(f * d.totalSteps), d.budget ? f : null);
+    return new FixedCriterion(Math.round(f * d.totalSteps), d.budget ? f : null, options.every, options.everyFraction ?? null);
   }
   throw new UntieError(`--untie "${text}" is not one of: never, step:N, fraction:F, adaptive, multi`);
 }

@@ -9,7 +9,7 @@ import { BertForMaskedLM, defaultBertConfig, validateBertConfig, type BertConfig
 import { GptLMHeadModel, validateGptConfig, type GptConfig } from '../models/gpt.js';
 import { MODEL_KINDS, type ModelKind } from '../models/lm.js';
 import type { UntieOptimizer } from '../sharing/controller.js';
-import { AdaptiveCriterion, FixedCriterion, MultiCriterion, parseCriterion, type Criterion } from '../sharing/criteria.js';
+import { AdaptiveCriterion, defaultCheckEvery, FixedCriterion, MultiCriterion, NeverCriterion, parseCriterion, type Criterion } from '../sharing/criteria.js';
 import { parseStatistic } from '../sharing/statistics.js';
 import { parseGrowth, type GrowthOptions } from '../sharing/growth.js';
 import { parseShare, planGroups, type Groups } from '../sharing/plan.js';
@@ -198,7 +198,11 @@ export interface ResolvedSchedule {
   untieAt: number | null;
   /** SWE-A/SWE-M: untie after this many updates at the latest; null: no deadline (or another criterion). */
   untieDeadline: number | null;
-  /** SWE-A/SWE-M: updates between checks (K); null for other criteria. */
+  /**
+   * Updates between checks (K): SWE-A/SWE-M decide by them; SWE-F and
+   * `never` only log them while layers are tied. Null in schedules saved
+   * before SWE-F and `never` kept theirs (they use the default then).
+   */
   checkEvery: number | null;
 }
 
@@ -209,12 +213,13 @@ export function resolveSchedule(cfg: RunConfig, steps = cfg.train.steps): Resolv
     totalSteps: steps, threshold: s.threshold, patience: s.patience, every: s.checkEvery > 0 ? s.checkEvery : undefined, untieBy: s.untieBy,
   });
   const adaptive = criterion instanceof AdaptiveCriterion || criterion instanceof MultiCriterion ? criterion.options : null;
+  const observed = criterion instanceof FixedCriterion || criterion instanceof NeverCriterion ? criterion.every : null;
   return {
     steps,
     warmupSteps: warmupOf(cfg, steps),
     untieAt: criterion instanceof FixedCriterion ? criterion.untieAt : null,
     untieDeadline: adaptive ? adaptive.deadline ?? null : null,
-    checkEvery: adaptive ? adaptive.every : null,
+    checkEvery: adaptive ? adaptive.every : observed,
   };
 }
 
@@ -375,10 +380,11 @@ export function criterionOf(cfg: RunConfig, schedule: ResolvedSchedule = resolve
       every: s.checkEvery > 0 ? s.checkEvery : undefined, untieBy: s.untieBy, statistic, budget: true,
     });
   }
-  if (schedule.untieAt !== null) return new FixedCriterion(schedule.untieAt);
+  const every = schedule.checkEvery ?? defaultCheckEvery(schedule.steps);
+  if (schedule.untieAt !== null) return new FixedCriterion(schedule.untieAt, null, every);
   return parseCriterion(s.untie, {
     totalSteps: schedule.steps, threshold: s.threshold, patience: s.patience,
-    every: schedule.checkEvery ?? undefined, deadline: schedule.untieDeadline, statistic,
+    every, deadline: schedule.untieDeadline, statistic,
   });
 }
 
