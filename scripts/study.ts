@@ -409,8 +409,11 @@ async function compareStudy(args: NonNullable<ReturnType<typeof parseArgs>>, pla
     createdBy: `node --import tsx scripts/study.ts ${args.plan}`, machine, timing,
   });
   const { missing, ...results } = res;
-  // Committed: folders are named relative to the repository, never by this machine's paths.
-  const relative = (_key: string, v: unknown) => (typeof v === 'string' && (v === root || v.startsWith(root + path.sep)) ? path.relative(root, v) : v);
+  // Committed: folders are named relative to the repository, never by this machine's paths. Each check's
+  // per-tensor cosines stay in the records (metrics.jsonl) and the report: in results.json they were most of
+  // its size (a run tied to the end logs 200 checks of 11 pairs x 16 tensors), and the pooled ones are kept.
+  const relative = (key: string, v: unknown) =>
+    key === 'perTensor' ? undefined : typeof v === 'string' && (v === root || v.startsWith(root + path.sep)) ? path.relative(root, v) : v;
   fs.writeFileSync(path.join(args.records, 'results.json'), JSON.stringify({ plan: args.plan, about: plan.about, missing, ...results }, relative, 1) + '\n');
   console.log(`${args.plan}: ${plan.about}\n${formatSummary(res.summary, machine, res.threads)}`);
   if (!timing) console.log('seconds: as logged by runs that went side by side (not comparable); run with --time to measure each phase\'s cost alone');

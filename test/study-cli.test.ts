@@ -102,6 +102,12 @@ test('--list says which variants are recorded, and --rerun reproduces a record e
     assert.deepEqual(evals(lost), evals(path.join(FIXTURE, 'runs', 'albert-s0')));
     assert.deepEqual(read(lost).filter((e) => e.type === 'checkpoint').map((e) => e.path), ['checkpoint-60']);
     assert.ok(!fs.readFileSync(path.join(lost, 'metrics.jsonl'), 'utf8').includes(out), 'no folder of this machine in the metrics');
+    // results.json keeps each check's pooled cosines; the per-tensor ones stay in the records.
+    const written = fs.readFileSync(path.join(records, 'results.json'), 'utf8');
+    const albert = (JSON.parse(written) as { runs: { variant: string; seed: number; checks: { cosines: number[] }[] }[] }).runs.find((x) => x.variant === 'albert' && x.seed === 0)!;
+    assert.equal(albert.checks.length, 3, 'every 20th of 60 steps: the plan\'s --check-every, which never honours');
+    assert.ok(albert.checks.every((c) => c.cosines.length === 3 && c.cosines.every(Number.isFinite)));
+    assert.ok(!written.includes('perTensor'), 'no per-tensor cosines in results.json');
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
