@@ -196,17 +196,16 @@ export class SharingController {
     this.ownSquares.clear();
     this.sharedSquares.clear();
     this.repOwnGrads.clear();
-    for (const g of this.groups) {
-      if (g.length > 1) for (const pos of g) this.stack.layers[pos].forEach(([name, t]) => this.requireGrad(t, name, pos));
-    }
-    this.pendingStats = this.tied && this.criterion.wantsStats(step, progress) ? this.measure(step) : null;
     const K = kernels();
+    for (const g of this.groups) {
+      if (g.length > 1) for (const pos of g) this.stack.layers[pos].forEach(([name, t]) => this.ownSquares.set(t, K.sumSquares(this.requireGrad(t, name, pos))));
+    }
+    this.pendingStats = this.tied && this.criterion.wantsStats(step, progress) ? this.measure(step, this.ownSquares) : null;
     for (const g of this.groups) {
       if (g.length === 1) continue;
       const rep = this.stack.layers[g[0]];
       rep.forEach(([, t], j) => {
         const repGrad = t.grad!;
-        for (const pos of g) this.ownSquares.set(this.stack.layers[pos][j][1], K.sumSquares(this.stack.layers[pos][j][1].grad!));
         if (this.options.untieOptimizer === 'rescale') this.repOwnGrads.set(t, repGrad.slice());
         for (const pos of g.slice(1)) K.axpy(repGrad, this.stack.layers[pos][j][1].grad!, 1);
         if (this.options.sharedGrad === 'mean') K.scale(repGrad, 1 / g.length, repGrad);
@@ -280,11 +279,12 @@ export class SharingController {
   /**
    * Cosine similarities of adjacent group members' gradients, per tensor and
    * pooled: the pooled value is the cosine of the two layers' whole gradients
-   * (all tensors concatenated).
+   * (all tensors concatenated). `norms`: each member tensor's gradient
+   * energy (sum of squares) where already known this step; the rest are
+   * computed into it.
    */
-  measure(step: number): CheckStats {
+  measure(step: number, norms = new Map<Tensor, number>()): CheckStats {
     const K = kernels();
-    const norms = new Map<Tensor, number>();
     const sq = (t: Tensor, name: string, pos: number) => {
       let v = norms.get(t);
       if (v === undefined) norms.set(t, (v = K.sumSquares(this.requireGrad(t, name, pos))));
